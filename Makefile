@@ -1,0 +1,60 @@
+# luamig: a C core (libpq, graph, runner, op API) with Lua 5.4 revisions.
+#   make            build the luamig command and the luamig.core module
+#   make test       throwaway PostgreSQL + busted specs (normal and ASan/UBSan builds)
+#   make demo       private PostgreSQL under .demo/, upgrade the example project, show it
+
+LUA_VERSION ?= 5.4
+PG_BINDIR   ?= /usr/lib/postgresql/15/bin
+CC          ?= cc
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+PQ_INCDIR   ?= $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LUA_LIB     ?= -llua$(LUA_VERSION)
+PQ_LIB      ?= -lpq
+
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+CORE_SRC = src/conn.c src/sql.c src/ops.c src/graph.c src/target.c src/loader.c \
+           src/version_table.c src/lock.c src/config.c src/runner.c src/scaffold.c \
+           src/core.c
+CLI_SRC  = src/cli.c
+
+B  ?= build
+OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
+
+.PHONY: all asan test demo deps clean bench install
+all: $(B)/luamig $(B)/lib/luamig/core.so
+
+$(B)/obj/%.o: src/%.c include/luamig.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
+
+$(B)/lib/luamig/core.so: $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB)
+
+$(B)/luamig: $(OBJ) $(B)/obj/cli.o
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(B)/obj/cli.o $(LUA_LIB) $(PQ_LIB) -lm
+
+# The sanitizer build: only the command (a sanitized .so cannot load into a plain lua5.4).
+asan:
+	$(MAKE) B=build-asan CFLAGS="-O1 -g $(SAN)" build-asan/luamig
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps all asan
+	@bash scripts/test.sh
+
+demo: deps all
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf build build-asan
+
+# The seed project's targets (db-setup, db-migrate, db-migrate-create, db-migrate-rollback,
+# db-migrate-history, db-migrate-current, db-reset) on DATABASE_URL or the demo cluster.
+db-%: all
+	@bash scripts/db.sh $*

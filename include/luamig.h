@@ -1,0 +1,196 @@
+/*
+ * luamig.h: the C core's shared interface.
+ *
+ * The same objects build the Lua module (luamig.core) and the luamig command.
+ * Everything runs inside a lua_State: memory and handles are owned by Lua
+ * userdata with __gc, so a function may raise (luaL_error) at any point
+ * without leaking. Functions named luamig_* that take a lua_State may raise.
+ */
+#ifndef LUAMIG_H
+#define LUAMIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <libpq-fe.h>
+
+#define LUAMIG_VERSION "0.1.0"
+#define LUAMIG_MAX_IDENT 63          /* PostgreSQL's NAMEDATALEN - 1 */
+#define LUAMIG_REV_MAX 32            /* version_num varchar(32) */
+
+/* ---- conn.c: libpq connections, statements, errors with SQLSTATE ---- */
+
+#define LUAMIG_CONN_MT "luamig.conn"
+
+typedef struct luamig_conn {
+  PGconn *pg;                        /* NULL once closed */
+} luamig_conn;
+
+/* Pushes a connected handle. Raises "could not connect to <url>: <msg>"
+ * with the password masked. */
+luamig_conn *luamig_conn_connect(lua_State *L, const char *url);
+luamig_conn *luamig_conn_check(lua_State *L, int idx);
+void luamig_conn_close(luamig_conn *c);
+
+/* Runs one statement with text parameters (NULL entries are SQL NULL).
+ * Returns the number of rows it affected. Raises on a server error with
+ * "SQLSTATE: message (DETAIL: ...; HINT: ...); SQL: <statement>". */
+long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
+                 int nparams, const char *const *params);
+
+/* Like luamig_exec, but pushes the rows: an array of tables keyed by column
+ * name, values converted (int2/4/8 -> integer, float/numeric -> number,
+ * bool -> boolean, others -> string, NULL -> absent). Returns the row count. */
+int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
+                 int nparams, const char *const *params);
+
+/* Appends url to b with any password replaced by "***" (URL and key=value forms). */
+void luamig_redact_url(luaL_Buffer *b, const char *url);
+
+int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module functions */
+
+/* ---- sql.c: identifier quoting and statement text (pure: no connection) ---- */
+
+/* Appends name quoted by PostgreSQL's rules ("" doubled, wrapped in ").
+ * Raises when name is empty or longer than 63 bytes. */
+void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name);
+/* Appends schema.name (schema may be NULL) with both parts quoted. */
+void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
+                            const char *name);
+/* Appends s as a SQL string literal (offline scripts only; live runs send parameters). */
+void luamig_quote_literal(luaL_Buffer *b, const char *s);
+
+/* ---- ops.c: the op.* API given to revisions ---- */
+
+#define LUAMIG_OPCTX_MT "luamig.opctx"
+
+/* Where a revision's statements go: a live connection, or (conn == NULL)
+ * the script table kept as the context's user value, for --sql output. */
+typedef struct luamig_opctx {
+  luamig_conn *conn;
+  bool transactional;                /* false for revisions with transactional = false */
+} luamig_opctx;
+
+/* Pushes a new context (user value 1: script table, user value 2: the conn). */
+luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
+/* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
+void luamig_ops_push(lua_State *L, int ctx_idx);
+/* Sends one statement to the context's sink; params as in luamig_exec. */
+long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
+                 int nparams, const char *const *params);
+int luamig_open_ops(lua_State *L);
+
+/* ---- graph.c: the revision DAG (pure: no connection) ---- */
+
+#define LUAMIG_GRAPH_MT "luamig.graph"
+
+typedef struct luamig_rev {
+  char *id;
+  char *message;                     /* may be NULL */
+  char *path;                        /* file it came from */
+  char **down; int ndown;            /* down_revision ids as written */
+  char **depends; int ndepends;      /* depends_on ids as written */
+  char **labels; int nlabels;        /* branch_labels */
+  int *parents; int nparents;        /* resolved down_revision (indices) */
+  int *deps; int ndeps;              /* resolved depends_on */
+  int *children; int nchildren;      /* revisions whose down_revision names this one */
+  int *dependents; int ndependents;  /* revisions whose depends_on names this one */
+  int topo;                          /* position in g->order */
+  bool transactional;
+} luamig_rev;
+
+typedef struct luamig_graph {
+  luamig_rev *revs; int n, cap;
+  int *slots; size_t nslots;         /* open-addressing index: id -> rev + 1 */
+  int *heads; int nheads;            /* in file order */
+  int *bases; int nbases;
+  int *order;                        /* topological: parents and dependencies first */
+  bool linked;
+} luamig_graph;
+/* The graph userdata's user value 1 is an array: envs[i + 1] is the
+ * environment table of revs[i] (its upgrade/downgrade functions). */
+
+luamig_graph *luamig_graph_new(lua_State *L);                       /* pushes it */
+luamig_graph *luamig_graph_check(lua_State *L, int idx);
+/* Adds a revision; raises on a duplicate id. The pointer is valid until the next add. */
+luamig_rev *luamig_graph_add(lua_State *L, luamig_graph *g, const char *id,
+                             const char *path);
+/* Copies the string or array of strings at idx (nil: empty) into *list / *n. */
+void luamig_graph_strings(lua_State *L, int idx, const char *what,
+                          char ***list, int *n);
+char *luamig_graph_strdup(lua_State *L, const char *s);
+int luamig_graph_find(const luamig_graph *g, const char *id);       /* exact id, or -1 */
+/* Resolves down_revision/depends_on, children, heads, bases; raises on a
+ * missing parent or a cycle (naming it). */
+void luamig_graph_link(lua_State *L, luamig_graph *g);
+
+/* ---- loader.c: revision files -> graph entries, each in its own environment ---- */
+
+/* Pushes a linked graph of every *.lua file in the config's version dirs. */
+luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx);
+
+/* ---- target.c: target resolution and run plans (pure) ---- */
+
+typedef struct luamig_step {
+  int rev;                           /* index in the graph */
+  bool up;                           /* upgrade or downgrade */
+} luamig_step;
+
+/* Resolves TARGET against the graph and the current heads (cur, ncur) and
+ * pushes a plan userdata; returns its steps through *steps / *nsteps. */
+int luamig_plan(lua_State *L, luamig_graph *g, const int *cur, int ncur,
+                const char *target, bool up, luamig_step **steps);
+
+/* Resolves one target (as for upgrade/downgrade/history -r) into out
+ * (room for g->n + 1 entries); returns how many revisions; 0 means base. */
+int luamig_resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                   const char *target, bool up, int *out);
+
+/* Sets mark[i] = 1 for every revision reachable from `from` (self included)
+ * through parents and dependencies (toward_base) or children and dependents. */
+void luamig_mark_reach(lua_State *L, const luamig_graph *g, const int *from,
+                       int nfrom, int *mark, bool toward_base);
+
+/* ---- version_table.c, lock.c ---- */
+
+typedef struct luamig_vtable {
+  const char *schema;                /* NULL: the connection's search path */
+  const char *name;
+} luamig_vtable;
+
+/* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
+void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt);
+/* Pushes an array of the version_num rows (empty when the table is absent). */
+int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+/* Replaces the head rows `from` by `to`: an UPDATE when one replaces one (as
+ * Alembic does), else DELETEs and INSERTs; live, each must touch exactly one row. */
+void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                        const char *const *from, int nfrom,
+                        const char *const *to, int nto);
+
+/* Session-level advisory lock keyed by the version table's name: held for a
+ * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice. */
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+
+/* ---- config.c ---- */
+
+/* Reads opts (table at opts_idx: config=, url=, ...), the config file and .env;
+ * pushes the resolved config table: url, versions (array), version_table,
+ * version_table_schema, dir (of the config). */
+void luamig_config_load(lua_State *L, int opts_idx);
+
+/* ---- runner.c: commands shared by the CLI and the Lua API ---- */
+
+int luamig_open_runner(lua_State *L);
+
+/* ---- scaffold.c: init and revision (files for people) ---- */
+
+int luamig_open_scaffold(lua_State *L);
+
+/* core.c */
+int luaopen_luamig_core(lua_State *L);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * cli.c: the luamig command. Parses argv into the same options table the
+ * Lua API takes, calls the core's command, formats its result. All work runs
+ * inside one protected Lua call, so every error becomes one line on stderr
+ * and exit status 1, and every resource is released by its __gc/__close.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "luamig.h"
+
+typedef struct command {
+  const char *name;
+  int (*handler)(lua_State *L);      /* opts table at 1, positional args at 2 */
+  const char *usage;
+  const char *summary;
+} command;
+
+static bool quiet = false;
+
+/* ---- helpers ---- */
+
+/* Calls core[name](opts) and leaves its result at the top. */
+static void call_core(lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "luamig.core");
+  lua_getfield(L, -1, name);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+static int npositional(lua_State *L) { return (int)lua_rawlen(L, 2); }
+
+static const char *positional(lua_State *L, int i) {
+  lua_rawgeti(L, 2, i);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1);                     /* the args table keeps it */
+  return s;
+}
+
+static void at_most(lua_State *L, int n, const char *cmd) {
+  if (npositional(L) > n)
+    luaL_error(L, "%s: unexpected argument '%s' (see 'luamig %s --help')", cmd,
+               positional(L, n + 1), cmd);
+}
+
+static bool flag(lua_State *L, const char *name) {
+  lua_getfield(L, 1, name);
+  bool b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+static const char *field(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1);                     /* the table keeps it */
+  return s;
+}
+
+/* Progress from the runner: "Running upgrade a -> b, msg ... 3.1 ms". */
+static int cli_log(lua_State *L) {
+  const char *event = luaL_checkstring(L, 1), *text = luaL_checkstring(L, 2);
+  double ms = luaL_checknumber(L, 3);
+  if (quiet) return 0;
+  if (strcmp(event, "start") == 0) printf("%s ... ", text);
+  else if (strcmp(event, "done") == 0) printf("%.1f ms\n", ms);
+  else if (strcmp(event, "fail") == 0) printf("FAILED\n");
+  else printf("%s\n", text);
+  fflush(stdout);
+  return 0;
+}
+
+/* "a, b -> c (head) (current), message", as Alembic's history prints it. */
+static void print_line(lua_State *L, int rev) {
+  lua_getfield(L, rev, "down_revision");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) fputs("<base>", stdout);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  printf(" -> %s", field(L, rev, "revision"));
+  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, rev, marks[i]);
+    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
+    lua_pop(L, 1);
+  }
+  const char *msg = field(L, rev, "message");
+  printf(", %s\n", msg ? msg : "");
+}
+
+static void print_verbose(lua_State *L, int rev) {
+  printf("Rev: %s", field(L, rev, "revision"));
+  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, rev, marks[i]);
+    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
+    lua_pop(L, 1);
+  }
+  printf("\nParent: ");
+  lua_getfield(L, rev, "down_revision");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) fputs("<base>", stdout);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  const char *msg = field(L, rev, "message");
+  printf("\nPath: %s\n\n    %s\n\n", field(L, rev, "path"), msg ? msg : "");
+}
+
+/* ---- commands ---- */
+
+static int migrate(lua_State *L, const char *cmd) {
+  at_most(L, 1, cmd);
+  if (npositional(L) == 1) {
+    lua_pushstring(L, positional(L, 1));
+    lua_setfield(L, 1, "target");
+  }
+  lua_pushcfunction(L, cli_log);
+  lua_setfield(L, 1, "log");
+  call_core(L, cmd);
+  int n = (int)lua_rawlen(L, -1);
+  if (!quiet) {
+    if (n == 0) printf("Nothing to do: the database is already at the target.\n");
+    else printf("%s: %d revision%s.\n", strcmp(cmd, "upgrade") == 0 ? "Upgraded" : "Downgraded",
+                n, n == 1 ? "" : "s");
+  }
+  return 0;
+}
+
+static int cmd_upgrade(lua_State *L) { return migrate(L, "upgrade"); }
+
+static int cmd_downgrade(lua_State *L) {
+  if (npositional(L) == 0)
+    return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
+  return migrate(L, "downgrade");
+}
+
+static int cmd_current(lua_State *L) {
+  at_most(L, 0, "current");
+  call_core(L, "current");
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  bool verbose = flag(L, "verbose");
+  if (verbose) printf("Current revision(s):%s\n", n ? "" : " none (nothing applied)");
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    lua_getfield(L, rev, "unknown");
+    bool unknown = lua_toboolean(L, -1);
+    lua_getfield(L, rev, "head");
+    bool head = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    if (verbose && !unknown) print_verbose(L, rev);
+    else printf("%s%s%s\n", field(L, rev, "revision"), head ? " (head)" : "",
+                unknown ? " (unknown: no revision file has it)" : "");
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+static int list_revisions(lua_State *L, const char *core) {
+  call_core(L, core);
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    if (flag(L, "verbose")) print_verbose(L, lua_gettop(L));
+    else print_line(L, lua_gettop(L));
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+static int cmd_history(lua_State *L) {
+  at_most(L, 0, "history");
+  /* (current) marks need the database: shown when a URL is configured, or asked for */
+  if (!flag(L, "indicate_current")) {
+    lua_getfield(L, 1, "url");
+    bool url = lua_isstring(L, -1) || getenv("DATABASE_URL") != NULL;
+    lua_pop(L, 1);
+    lua_pushboolean(L, url);
+    lua_setfield(L, 1, "indicate_current");
+  }
+  return list_revisions(L, "history");
+}
+
+static int cmd_heads(lua_State *L) {
+  at_most(L, 0, "heads");
+  return list_revisions(L, "heads");
+}
+
+static int cmd_init(lua_State *L) {
+  at_most(L, 1, "init");
+  if (npositional(L) == 1) {
+    lua_pushstring(L, positional(L, 1));
+    lua_setfield(L, 1, "dir");
+  }
+  call_core(L, "init");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("Created %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  printf("Edit luamig.lua (or set DATABASE_URL), then: luamig revision -m \"first revision\"\n");
+  return 0;
+}
+
+static int cmd_revision(lua_State *L) {
+  at_most(L, 0, "revision");
+  call_core(L, "revision");
+  printf("Generating %s ... done\n", field(L, -1, "path"));
+  return 0;
+}
+
+static int cmd_help(lua_State *L);
+
+/* Alphabetical, like git's commands[]: help and "did you mean" read it. */
+static const command commands[] = {
+  { "current", cmd_current, "current [-v]", "Show the revision(s) the database is at" },
+  { "downgrade", cmd_downgrade, "downgrade TARGET",
+    "Revert revisions: -1, REV, REV-N, base" },
+  { "heads", cmd_heads, "heads [-v]", "Show the head revision(s) of the scripts" },
+  { "help", cmd_help, "help [COMMAND]", "Show help for luamig or one command" },
+  { "history", cmd_history, "history [-v] [-i] [-r START:END]",
+    "List revisions, newest first" },
+  { "init", cmd_init, "init [DIR]", "Create luamig.lua, versions/ and the revision template" },
+  { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV]",
+    "Create a new revision file on top of the head" },
+  { "upgrade", cmd_upgrade, "upgrade [TARGET]",
+    "Apply revisions up to TARGET: head (default), +N, REV, REV+N" },
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static const char global_usage[] =
+  "usage: luamig [-c FILE] [--url URL] [-q] COMMAND [ARGS]\n"
+  "\n"
+  "Options:\n"
+  "  -c, --config FILE   configuration file (default: luamig.lua)\n"
+  "  --url URL           database URL (default: url in the config, then $DATABASE_URL)\n"
+  "  -q, --quiet         no progress lines\n"
+  "  -h, --help          this help; 'luamig COMMAND --help' for one command\n"
+  "  --version           print the version\n";
+
+static const command *find_command(const char *name) {
+  for (int i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0) return &commands[i];
+  return NULL;
+}
+
+static void print_help(const command *c) {
+  if (c) {
+    printf("usage: luamig %s\n\n%s.\n", c->usage, c->summary);
+    return;
+  }
+  fputs(global_usage, stdout);
+  printf("\nCommands:\n");
+  for (int i = 0; i < NCOMMANDS; i++)
+    printf("  %-11s %s\n", commands[i].name, commands[i].summary);
+}
+
+static int cmd_help(lua_State *L) {
+  at_most(L, 1, "help");
+  const char *name = npositional(L) ? positional(L, 1) : NULL;
+  const command *c = name ? find_command(name) : NULL;
+  if (name && !c) return luaL_error(L, "help: no command '%s'", name);
+  print_help(c);
+  return 0;
+}
+
+static int edit_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b);
+  if (la > 30 || lb > 30) return 99;
+  int d[31][31];
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+      d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+  return d[la][lb];
+}
+
+/* ---- argument parsing ---- */
+
+typedef struct option {
+  const char *shortname, *longname, *key;
+  bool takes_value;
+} option;
+
+static const option options[] = {
+  { "-c", "--config", "config", true },
+  { NULL, "--url", "url", true },
+  { "-q", "--quiet", "quiet", false },
+  { "-h", "--help", "help", false },
+  { NULL, "--version", "version", false },
+  { "-v", "--verbose", "verbose", false },
+  { "-m", "--message", "message", true },
+  { NULL, "--rev-id", "rev_id", true },
+  { NULL, "--head", "head", true },
+  { "-r", "--rev-range", "range", true },
+  { "-i", "--indicate-current", "indicate_current", false },
+};
+
+/* A relative target such as "-1" is an argument, not an option. */
+static bool is_negative_number(const char *s) {
+  if (s[0] != '-' || s[1] == '\0') return false;
+  for (s++; *s; s++) if (*s < '0' || *s > '9') return false;
+  return true;
+}
+
+/* Fills opts (at 1) and args (at 2) from argv; returns the command name or NULL. */
+static const char *parse_args(lua_State *L, int argc, char **argv) {
+  const char *cmd = NULL;
+  int nargs = 0;
+  bool only_args = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (only_args || a[0] != '-' || a[1] == '\0' || is_negative_number(a)) {
+      if (cmd == NULL) cmd = a;
+      else { lua_pushstring(L, a); lua_rawseti(L, 2, ++nargs); }
+      continue;
+    }
+    if (strcmp(a, "--") == 0) { only_args = true; continue; }
+    const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const option *o = NULL;
+    for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+      const option *c = &options[k];
+      if ((c->shortname && strlen(c->shortname) == len && strncmp(a, c->shortname, len) == 0) ||
+          (strlen(c->longname) == len && strncmp(a, c->longname, len) == 0))
+        o = c;
+    }
+    if (o == NULL) luaL_error(L, "unknown option '%s' (see 'luamig --help')", a);
+    if (o->takes_value) {
+      const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      if (v == NULL) luaL_error(L, "option '%s' needs a value", a);
+      lua_pushstring(L, v);
+    } else {
+      if (eq) luaL_error(L, "option '%.*s' takes no value", (int)len, a);
+      lua_pushboolean(L, 1);
+    }
+    lua_setfield(L, 1, o->key);
+  }
+  return cmd;
+}
+
+static int cli_main(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  lua_settop(L, 0);
+  lua_newtable(L);                   /* 1: opts */
+  lua_newtable(L);                   /* 2: positional args */
+  const char *name = parse_args(L, argc, argv);
+  quiet = flag(L, "quiet");
+  if (flag(L, "version")) {
+    printf("luamig %s (%s, libpq %d)\n", LUAMIG_VERSION, LUA_RELEASE, PQlibVersion());
+    return 0;
+  }
+  if (name == NULL) {
+    print_help(NULL);
+    lua_pushinteger(L, flag(L, "help") ? 0 : 1);
+    return 1;
+  }
+  const command *c = find_command(name);
+  if (c == NULL) {
+    const char *best = NULL;
+    int bestd = 3;
+    for (int i = 0; i < NCOMMANDS; i++) {
+      int d = edit_distance(name, commands[i].name);
+      if (d < bestd) { bestd = d; best = commands[i].name; }
+    }
+    if (best) return luaL_error(L, "unknown command '%s'; did you mean '%s'?", name, best);
+    return luaL_error(L, "unknown command '%s' (see 'luamig --help')", name);
+  }
+  if (flag(L, "help")) {
+    print_help(c);
+    return 0;
+  }
+  int status = c->handler(L);
+  lua_pushinteger(L, status);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fputs("luamig: error: out of memory\n", stderr);
+    return 1;
+  }
+  luaL_openlibs(L);
+  luaL_requiref(L, "luamig.core", luaopen_luamig_core, 0);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, cli_main);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status;
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    fflush(stdout);
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luamig: error: %s\n", msg ? msg : "(error object is not a string)");
+    status = 1;
+  } else {
+    status = (int)lua_tointeger(L, -1);
+  }
+  lua_close(L);
+  return status;
+}

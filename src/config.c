@@ -1,0 +1,167 @@
+/*
+ * config.c: luamig.lua, .env and the options of one command, merged into one
+ * table. Precedence: explicit options (--url, API arguments) > luamig.lua >
+ * the environment (DATABASE_URL) > libpq's own defaults and PG* variables.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luamig.h"
+
+/* Directory part of path ("." when none), pushed. */
+static const char *push_dirname(lua_State *L, const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return lua_pushliteral(L, ".");
+  if (slash == path) return lua_pushliteral(L, "/");
+  return lua_pushlstring(L, path, (size_t)(slash - path));
+}
+
+/* Joins dir and a relative path (absolute paths and "." dirs stay as given). */
+static const char *push_joined(lua_State *L, const char *dir, const char *p) {
+  if (p[0] == '/' || strcmp(dir, ".") == 0) return lua_pushstring(L, p);
+  return lua_pushfstring(L, "%s/%s", dir, p);
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+    s[--n] = '\0';
+  return s;
+}
+
+/* KEY=value lines (optionally "export KEY=value", values optionally quoted);
+ * variables already in the environment win, as with every dotenv. */
+static void load_dotenv(lua_State *L, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return;
+  char line[4096];
+  int lineno = 0;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#') continue;
+    if (strncmp(s, "export ", 7) == 0) s = trim(s + 7);
+    char *eq = strchr(s, '=');
+    if (eq == NULL || eq == s) {
+      fclose(f);
+      luaL_error(L, "%s:%d: expected KEY=value", path, lineno);
+    }
+    *eq = '\0';
+    char *key = trim(s), *val = trim(eq + 1);
+    size_t n = strlen(val);
+    if (n >= 2 && (val[0] == '"' || val[0] == '\'') && val[n - 1] == val[0]) {
+      val[n - 1] = '\0';
+      val++;
+    }
+    if (getenv(key) == NULL) setenv(key, val, 0);
+  }
+  fclose(f);
+}
+
+/* Runs the config file in an environment that can read the standard
+ * libraries; pushes the table it returns. */
+static void run_config(lua_State *L, const char *path) {
+  if (luaL_loadfilex(L, path, "t") != LUA_OK) lua_error(L);
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) lua_error(L);
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: must return a table (return { url = ..., versions = \"versions\" })", path);
+}
+
+/* Copies field k from table `from` to `to` when `to` lacks it. */
+static void inherit(lua_State *L, int to, int from, const char *k) {
+  if (lua_getfield(L, to, k) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_getfield(L, from, k);
+    lua_setfield(L, to, k);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+void luamig_config_load(lua_State *L, int opts_idx) {
+  opts_idx = lua_absindex(L, opts_idx);
+  lua_newtable(L);
+  int cfg = lua_gettop(L);
+  /* explicit options first: they win over everything below */
+  static const char *const keys[] = { "url", "versions", "version_table",
+                                      "version_table_schema", NULL };
+  for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
+
+  lua_getfield(L, opts_idx, "config");
+  const char *given = lua_tostring(L, -1);
+  const char *path = given ? given : "luamig.lua";
+  const char *dir = push_dirname(L, path);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, cfg, "dir");
+  load_dotenv(L, push_joined(L, dir, ".env"));
+  lua_pop(L, 1);
+  if (access(path, F_OK) == 0) {
+    lua_pushstring(L, path);
+    lua_setfield(L, cfg, "config");
+    run_config(L, path);
+    for (int i = 0; keys[i]; i++) inherit(L, cfg, lua_gettop(L), keys[i]);
+    lua_pop(L, 1);
+  } else if (given) {
+    luaL_error(L, "config file '%s' not found", given);
+  } else if (getenv("DATABASE_URL") == NULL && lua_getfield(L, cfg, "url") == LUA_TNIL) {
+    luaL_error(L, "no luamig.lua here and no URL: run 'luamig init', pass -c FILE, "
+               "or set --url / DATABASE_URL");
+  }
+  lua_settop(L, cfg);
+
+  if (lua_getfield(L, cfg, "url") == LUA_TNIL) {
+    const char *env = getenv("DATABASE_URL");
+    if (env) { lua_pushstring(L, env); lua_setfield(L, cfg, "url"); }
+  } else if (!lua_isstring(L, -1)) {
+    luaL_error(L, "config: 'url' must be a string");
+  }
+  lua_pop(L, 1);
+
+  /* versions: a directory or a list of them, relative to the config's directory */
+  lua_getfield(L, cfg, "dir");
+  dir = lua_tostring(L, -1);
+  lua_newtable(L);
+  int t = lua_getfield(L, cfg, "versions");
+  if (t == LUA_TNIL) {
+    push_joined(L, dir, "versions");
+    lua_rawseti(L, -3, 1);
+  } else if (t == LUA_TSTRING) {
+    push_joined(L, dir, lua_tostring(L, -1));
+    lua_rawseti(L, -3, 1);
+  } else if (t == LUA_TTABLE) {
+    int n = (int)luaL_len(L, -1);
+    for (int i = 1; i <= n; i++) {
+      if (lua_geti(L, -1, i) != LUA_TSTRING)
+        luaL_error(L, "config: 'versions' must be a directory or a list of directories");
+      push_joined(L, dir, lua_tostring(L, -1));
+      lua_rawseti(L, -4, i);
+      lua_pop(L, 1);
+    }
+  } else {
+    luaL_error(L, "config: 'versions' must be a directory or a list of directories");
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, cfg, "versions");
+  lua_pop(L, 1);
+
+  if (lua_getfield(L, cfg, "version_table") == LUA_TNIL) {
+    lua_pushliteral(L, "luamig_version");
+    lua_setfield(L, cfg, "version_table");
+  } else if (lua_type(L, -1) != LUA_TSTRING) {
+    luaL_error(L, "config: 'version_table' must be a string");
+  }
+  lua_pop(L, 1);
+  t = lua_getfield(L, cfg, "version_table_schema");
+  if (t != LUA_TNIL && t != LUA_TSTRING)
+    luaL_error(L, "config: 'version_table_schema' must be a string");
+  lua_pop(L, 1);
+}

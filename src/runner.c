@@ -1,0 +1,341 @@
+/*
+ * runner.c: the commands shared by the CLI and the Lua API. Each takes one
+ * options table and returns Lua values; it prints nothing. Progress goes to
+ * opts.log(event, text, ms) when given ("start", "done", "fail", "info").
+ *
+ * A run: config -> graph -> connection -> lock -> current heads -> plan ->
+ * one transaction per revision (its statements and its version-table row
+ * together) -> unlock. The connection is a to-be-closed slot, so any error
+ * closes it, which rolls back the open transaction and drops the lock.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "luamig.h"
+
+typedef struct run {
+  lua_State *L;
+  int opts, cfg;                     /* stack slots */
+  int graph;
+  luamig_graph *g;
+  luamig_conn *c;                    /* NULL until connected */
+  luamig_vtable vt;
+} run;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void run_init(lua_State *L, run *r) {
+  memset(r, 0, sizeof *r);
+  r->L = L;
+  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  r->opts = 1;
+  luamig_config_load(L, 1);
+  r->cfg = lua_gettop(L);
+  lua_getfield(L, r->cfg, "version_table");
+  r->vt.name = lua_tostring(L, -1);  /* anchored by cfg */
+  lua_getfield(L, r->cfg, "version_table_schema");
+  r->vt.schema = lua_tostring(L, -1);
+  lua_pop(L, 2);
+  r->g = luamig_load_revisions(L, r->cfg);
+  r->graph = lua_gettop(L);
+}
+
+static void run_connect(run *r) {
+  lua_State *L = r->L;
+  lua_getfield(L, r->cfg, "url");
+  const char *url = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  r->c = luamig_conn_connect(L, url);
+  lua_toclose(L, -1);                /* closed on return and on any error */
+}
+
+static void log_event(run *r, const char *event, const char *text, double ms) {
+  lua_State *L = r->L;
+  if (lua_getfield(L, r->opts, "log") != LUA_TFUNCTION) { lua_pop(L, 1); return; }
+  lua_pushstring(L, event);
+  lua_pushstring(L, text);
+  lua_pushnumber(L, ms);
+  lua_call(L, 3, 0);
+}
+
+static int *scratch(lua_State *L, int n) {
+  int *p = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(int), 0);
+  memset(p, 0, (size_t)(n + 1) * sizeof(int));
+  return p;
+}
+
+/* Reads the version table into cur (indices); raises on an id no file has. */
+static int read_current(run *r, int *cur) {
+  lua_State *L = r->L;
+  int n = luamig_vtable_read(L, r->c, &r->vt);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, -1, i + 1);
+    const char *id = lua_tostring(L, -1);
+    int k = luamig_graph_find(r->g, id);
+    if (k < 0)
+      luaL_error(L, "Can't locate revision identified by '%s': the version table %s "
+                 "names it but no file in the versions directory has it (a file was "
+                 "removed, or the database belongs to another project; 'luamig stamp' "
+                 "fixes the table once you know the right revision)", id, r->vt.name);
+    cur[i] = k;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+static void push_rev_info(lua_State *L, const luamig_graph *g, int i) {
+  const luamig_rev *rv = &g->revs[i];
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, rv->id);
+  lua_setfield(L, -2, "revision");
+  lua_createtable(L, rv->ndown, 0);
+  for (int k = 0; k < rv->ndown; k++) {
+    lua_pushstring(L, rv->down[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "down_revision");
+  if (rv->message) { lua_pushstring(L, rv->message); lua_setfield(L, -2, "message"); }
+  lua_pushstring(L, rv->path);
+  lua_setfield(L, -2, "path");
+  lua_pushboolean(L, rv->nchildren == 0);
+  lua_setfield(L, -2, "head");
+  lua_pushboolean(L, rv->nparents == 0);
+  lua_setfield(L, -2, "base");
+  lua_pushboolean(L, rv->nchildren > 1);
+  lua_setfield(L, -2, "branchpoint");
+  lua_pushboolean(L, rv->nparents > 1);
+  lua_setfield(L, -2, "mergepoint");
+}
+
+/* "a, b" of the ids in list (or "" for base), pushed. */
+static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list, int n) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; i < n; i++) {
+    if (i) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, g->revs[list[i]].id);
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* One revision, one transaction: its statements and its version-table move. */
+static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *applied) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
+  const luamig_rev *rv = &g->revs[s->rev];
+  int top = lua_gettop(L);
+  int nrel = rv->nparents + rv->ndeps;
+  const char **from = lua_newuserdatauv(L, (size_t)(nrel + 1) * sizeof *from, 0);
+  const char **to = lua_newuserdatauv(L, (size_t)(nrel + 1) * sizeof *to, 0);
+  int nfrom = 0, nto = 0;
+
+  /* the line Alembic prints: "Running upgrade a -> b, message" */
+  const char *parents = push_ids(L, g, rv->parents, rv->nparents);
+  const char *line = s->up
+    ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
+                      rv->message ? rv->message : "")
+    : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents,
+                      rv->message ? rv->message : "");
+  if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
+  int lineidx = lua_gettop(L);
+  log_event(r, "start", line, 0);
+  double t0 = now_ms();
+
+  ctx->transactional = rv->transactional;
+  lua_getiuservalue(L, r->graph, 1);
+  lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
+  int env = lua_gettop(L);
+  luamig_ops_push(L, ctxidx);
+  lua_setfield(L, env, "op");
+  if (rv->transactional) luamig_emit(L, ctx, "BEGIN", 0, NULL);
+  lua_getfield(L, env, s->up ? "upgrade" : "downgrade");
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    const char *msg = luaL_tolstring(L, -1, NULL);
+    log_event(r, "fail", lua_tostring(L, lineidx), now_ms() - t0);
+    luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
+  }
+  lua_pushnil(L);
+  lua_setfield(L, env, "op");
+
+  if (s->up) {
+    for (int k = 0; k < nrel; k++) {
+      int p = k < rv->nparents ? rv->parents[k] : rv->deps[k - rv->nparents];
+      if (heads[p]) { heads[p] = 0; from[nfrom++] = g->revs[p].id; }
+    }
+    to[nto++] = rv->id;
+    heads[s->rev] = 1;
+    applied[s->rev] = 1;
+  } else {
+    from[nfrom++] = rv->id;
+    heads[s->rev] = 0;
+    applied[s->rev] = 0;
+    for (int k = 0; k < nrel; k++) {  /* a parent becomes a head again when nothing applied sits on it */
+      int p = k < rv->nparents ? rv->parents[k] : rv->deps[k - rv->nparents];
+      const luamig_rev *pr = &g->revs[p];
+      bool covered = heads[p] || !applied[p];
+      for (int j = 0; j < pr->nchildren && !covered; j++) covered = applied[pr->children[j]];
+      for (int j = 0; j < pr->ndependents && !covered; j++) covered = applied[pr->dependents[j]];
+      if (!covered) { heads[p] = 1; to[nto++] = pr->id; }
+    }
+  }
+  luamig_vtable_move(L, ctx, &r->vt, from, nfrom, to, nto);
+  if (rv->transactional) luamig_emit(L, ctx, "COMMIT", 0, NULL);
+  double ms = now_ms() - t0;
+  log_event(r, "done", lua_tostring(L, lineidx), ms);
+
+  /* result entry, appended to the results table just below the scratch */
+  lua_settop(L, top);
+  push_rev_info(L, g, s->rev);
+  lua_pushstring(L, s->up ? "upgrade" : "downgrade");
+  lua_setfield(L, -2, "direction");
+  lua_pushnumber(L, ms);
+  lua_setfield(L, -2, "ms");
+  lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
+}
+
+/* upgrade / downgrade: returns the list of steps run (empty when up to date). */
+static int migrate(lua_State *L, bool up) {
+  run r;
+  run_init(L, &r);
+  lua_getfield(L, r.opts, "target");
+  const char *target = lua_tostring(L, -1);
+  if (target == NULL && !up)
+    return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
+  if (target == NULL) target = "head";
+  run_connect(&r);
+  int connidx = lua_gettop(L);
+  luamig_lock_acquire(L, r.c, &r.vt);
+  luamig_opctx *ctx = luamig_opctx_new(L, connidx);
+  int ctxidx = lua_gettop(L);
+  luamig_vtable_ensure(L, ctx, &r.vt);
+
+  int *cur = scratch(L, r.g->n);
+  int ncur = read_current(&r, cur);
+  luamig_step *steps;
+  int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
+  int *heads = scratch(L, r.g->n), *applied = scratch(L, r.g->n);
+  for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
+  luamig_mark_reach(L, r.g, cur, ncur, applied, true);
+
+  lua_createtable(L, nsteps, 0);
+  int results = lua_gettop(L);
+  for (int i = 0; i < nsteps; i++) {
+    run_step(&r, ctxidx, &steps[i], heads, applied);
+    lua_settop(L, results);
+  }
+  luamig_lock_release(L, r.c, &r.vt);
+  return 1;
+}
+
+static int cmd_upgrade(lua_State *L) { return migrate(L, true); }
+static int cmd_downgrade(lua_State *L) { return migrate(L, false); }
+
+/* current: the version table's rows, with what the files say of them. */
+static int cmd_current(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  run_connect(&r);
+  int n = luamig_vtable_read(L, r.c, &r.vt);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -2, i);
+    int k = luamig_graph_find(r.g, lua_tostring(L, -1));
+    if (k >= 0) {
+      push_rev_info(L, r.g, k);
+    } else {
+      lua_createtable(L, 0, 2);
+      lua_pushvalue(L, -2);
+      lua_setfield(L, -2, "revision");
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "unknown");
+    }
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int cmd_heads(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  lua_createtable(L, r.g->nheads, 0);
+  for (int i = 0; i < r.g->nheads; i++) {
+    push_rev_info(L, r.g, r.g->heads[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* history: newest first; opts.range "START:END"; opts.indicate_current. */
+static int cmd_history(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  luamig_graph *g = r.g;
+  int *cur = scratch(L, g->n), ncur = 0;
+  int *iscur = scratch(L, g->n);
+  lua_getfield(L, r.opts, "indicate_current");
+  bool indicate = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (indicate) {
+    run_connect(&r);
+    ncur = read_current(&r, cur);
+    for (int i = 0; i < ncur; i++) iscur[cur[i]] = 1;
+  }
+  int *inrange = scratch(L, g->n);
+  lua_getfield(L, r.opts, "range");
+  const char *range = lua_tostring(L, -1);
+  if (range) {
+    const char *colon = strchr(range, ':');
+    if (colon == NULL)
+      return luaL_error(L, "history range '%s' must be START:END (either may be empty)", range);
+    const char *start = lua_pushlstring(L, range, (size_t)(colon - range));
+    const char *end = colon + 1;
+    int *ends = scratch(L, g->n), nend = 0;
+    int *starts = scratch(L, g->n), nstart = 0;
+    if (*end) nend = luamig_resolve(L, g, cur, ncur, end, true, ends);
+    else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
+    if (*start) nstart = luamig_resolve(L, g, cur, ncur, start, true, starts);
+    luamig_mark_reach(L, g, ends, nend, inrange, true);
+    if (nstart > 0) {
+      int *above = scratch(L, g->n);
+      luamig_mark_reach(L, g, starts, nstart, above, false);
+      for (int i = 0; i < g->n; i++) inrange[i] = inrange[i] && above[i];
+    }
+  } else {
+    for (int i = 0; i < g->n; i++) inrange[i] = 1;
+  }
+  lua_newtable(L);
+  int n = 0;
+  for (int k = g->n - 1; k >= 0; k--) {
+    int i = g->order[k];
+    if (!inrange[i]) continue;
+    push_rev_info(L, g, i);
+    lua_pushboolean(L, iscur[i]);
+    lua_setfield(L, -2, "current");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static const luaL_Reg runner_funcs[] = {
+  { "upgrade", cmd_upgrade },
+  { "downgrade", cmd_downgrade },
+  { "current", cmd_current },
+  { "heads", cmd_heads },
+  { "history", cmd_history },
+  { NULL, NULL }
+};
+
+int luamig_open_runner(lua_State *L) {
+  luaL_newlib(L, runner_funcs);
+  return 1;
+}

@@ -1,0 +1,260 @@
+/*
+ * scaffold.c: files luamig writes for people: `init` (a config, a versions
+ * directory, the revision template) and `revision` (a new revision file from
+ * the template, based on the current head).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "luamig.h"
+
+static const char default_template[] =
+  "-- ${message}\n"
+  "--\n"
+  "-- Revision ID: ${revision}\n"
+  "-- Revises: ${revises}\n"
+  "-- Create Date: ${create_date}\n"
+  "revision = \"${revision}\"\n"
+  "down_revision = ${down_revision}\n"
+  "message = ${message_literal}\n"
+  "\n"
+  "function upgrade()\n"
+  "end\n"
+  "\n"
+  "function downgrade()\n"
+  "end\n";
+
+static const char default_config[] =
+  "-- luamig configuration: a Lua file that returns a table.\n"
+  "return {\n"
+  "  -- url = \"postgresql://user@localhost/mydb\",  -- default: $DATABASE_URL, then libpq's PG* defaults\n"
+  "  versions = \"versions\",          -- directory (or list of directories) of revision files\n"
+  "  -- version_table = \"luamig_version\",\n"
+  "  -- version_table_schema = \"public\",\n"
+  "}\n";
+
+/* Writes text to path unless it exists; returns false when it existed. */
+static bool write_new(lua_State *L, const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0 && errno == EEXIST) return false;
+  if (fd < 0) luaL_error(L, "cannot create %s: %s", path, strerror(errno));
+  size_t len = strlen(text), off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0) {
+      int e = errno;
+      close(fd);
+      luaL_error(L, "cannot write %s: %s", path, strerror(e));
+    }
+    off += (size_t)w;
+  }
+  if (close(fd) != 0) luaL_error(L, "cannot write %s: %s", path, strerror(errno));
+  return true;
+}
+
+static void make_dir(lua_State *L, const char *path) {
+  if (mkdir(path, 0755) != 0 && errno != EEXIST)
+    luaL_error(L, "cannot create directory %s: %s", path, strerror(errno));
+}
+
+/* init: returns the list of files and directories it created. */
+static int cmd_init(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "dir");
+  const char *dir = luaL_optstring(L, -1, ".");
+  make_dir(L, dir);
+  lua_newtable(L);
+  int out = lua_gettop(L), n = 0;
+  const char *p = lua_pushfstring(L, "%s/luamig.lua", dir);
+  if (write_new(L, p, default_config)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
+  p = lua_pushfstring(L, "%s/versions", dir);
+  make_dir(L, p);
+  lua_rawseti(L, out, ++n);
+  p = lua_pushfstring(L, "%s/revision.lua.tmpl", dir);
+  if (write_new(L, p, default_template)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
+  return 1;
+}
+
+/* Pushes s as a Lua string literal. */
+static void push_lua_literal(lua_State *L, const char *s) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') { luaL_addchar(&b, '\\'); luaL_addchar(&b, *s); }
+    else if (*s == '\n') luaL_addstring(&b, "\\n");
+    else if ((unsigned char)*s < 32) { char e[8]; snprintf(e, sizeof e, "\\%d", *s); luaL_addstring(&b, e); }
+    else luaL_addchar(&b, *s);
+  }
+  luaL_addchar(&b, '"');
+  luaL_pushresult(&b);
+}
+
+/* Lowercase words joined by '_', at most 40 bytes: "Add email to users" -> add_email_to_users. */
+static void push_slug(lua_State *L, const char *msg) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t n = 0;
+  bool gap = false;
+  for (; *msg && n < 40; msg++) {
+    unsigned char ch = (unsigned char)*msg;
+    if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) {
+      if (gap && n > 0) { luaL_addchar(&b, '_'); n++; }
+      luaL_addchar(&b, (char)ch); n++; gap = false;
+    } else if (ch >= 'A' && ch <= 'Z') {
+      if (gap && n > 0) { luaL_addchar(&b, '_'); n++; }
+      luaL_addchar(&b, (char)(ch - 'A' + 'a')); n++; gap = false;
+    } else {
+      gap = true;
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static void push_new_id(lua_State *L) {
+  unsigned char raw[6];
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (f == NULL || fread(raw, 1, sizeof raw, f) != sizeof raw) {
+    if (f) fclose(f);
+    luaL_error(L, "cannot read /dev/urandom for a revision id");
+  }
+  fclose(f);
+  char hex[13];
+  for (int i = 0; i < 6; i++) snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+  lua_pushstring(L, hex);
+}
+
+/* Replaces ${name} by the string at the top of the stack in the text at idx. */
+static void substitute(lua_State *L, int idx, const char *name) {
+  const char *pat = lua_pushfstring(L, "${%s}", name);
+  luaL_gsub(L, lua_tostring(L, idx), pat, lua_tostring(L, -2));
+  lua_replace(L, idx);
+  lua_pop(L, 2);
+}
+
+/* revision: opts.message, opts.rev_id, opts.head (default: the single head). */
+static int cmd_revision(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luamig_config_load(L, 1);
+  int cfg = lua_gettop(L);
+  luamig_graph *g = luamig_load_revisions(L, cfg);
+  lua_getfield(L, 1, "message");
+  const char *msg = luaL_optstring(L, -1, "");
+  int msgidx = lua_gettop(L);
+
+  if (lua_getfield(L, 1, "rev_id") == LUA_TNIL) { lua_pop(L, 1); push_new_id(L); }
+  const char *id = lua_tostring(L, -1);
+  int ididx = lua_gettop(L);
+  size_t idlen = strlen(id);
+  if (idlen == 0 || idlen > LUAMIG_REV_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz"
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != idlen)
+    return luaL_error(L, "revision id '%s' must be 1 to %d letters, digits or '_'", id,
+                      LUAMIG_REV_MAX);
+  if (luamig_graph_find(g, id) >= 0)
+    return luaL_error(L, "revision id '%s' already exists in %s", id,
+                      g->revs[luamig_graph_find(g, id)].path);
+
+  int *parents = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+  int nparents;
+  lua_getfield(L, 1, "head");
+  const char *head = lua_tostring(L, -1);
+  if (head) {
+    nparents = luamig_resolve(L, g, NULL, 0, head, true, parents);
+  } else {
+    if (g->nheads > 1)
+      return luaL_error(L, "Multiple heads are present; please specify the head revision "
+                        "on which the new revision should be based (--head), or run "
+                        "'luamig merge heads' first");
+    nparents = g->nheads;
+    if (nparents) parents[0] = g->heads[0];
+  }
+  lua_pop(L, 1);
+
+  /* the template: revision.lua.tmpl beside the config, else the built-in one */
+  lua_getfield(L, cfg, "dir");
+  const char *tpath = lua_pushfstring(L, "%s/revision.lua.tmpl", lua_tostring(L, -1));
+  FILE *f = fopen(tpath, "rb");
+  if (f) {                           /* only an out-of-memory error can raise here */
+    luaL_Buffer tb;
+    luaL_buffinit(L, &tb);
+    size_t got;
+    char chunk[4096];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&tb, chunk, got);
+    fclose(f);
+    luaL_pushresult(&tb);
+  } else {
+    lua_pushstring(L, default_template);
+  }
+  int text = lua_gettop(L);
+
+  lua_pushvalue(L, ididx);
+  substitute(L, text, "revision");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; i < nparents; i++) {
+    if (i) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, g->revs[parents[i]].id);
+  }
+  luaL_pushresult(&b);
+  substitute(L, text, "revises");
+  if (nparents == 0) {
+    lua_pushliteral(L, "nil");
+  } else if (nparents == 1) {
+    lua_pushfstring(L, "\"%s\"", g->revs[parents[0]].id);
+  } else {
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "{ ");
+    for (int i = 0; i < nparents; i++) {
+      lua_pushfstring(L, "%s\"%s\"", i ? ", " : "", g->revs[parents[i]].id);
+      luaL_addvalue(&b);
+    }
+    luaL_addstring(&b, " }");
+    luaL_pushresult(&b);
+  }
+  substitute(L, text, "down_revision");
+  lua_pushstring(L, luaL_gsub(L, msg, "\n", " "));
+  lua_remove(L, -2);
+  substitute(L, text, "message");
+  push_lua_literal(L, msg);
+  substitute(L, text, "message_literal");
+  char date[32];
+  time_t t = time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  lua_pushstring(L, date);
+  substitute(L, text, "create_date");
+
+  lua_getfield(L, cfg, "versions");
+  lua_geti(L, -1, 1);
+  const char *dir = lua_tostring(L, -1);
+  push_slug(L, lua_tostring(L, msgidx));
+  const char *slug = lua_tostring(L, -1);
+  const char *path = *slug ? lua_pushfstring(L, "%s/%s_%s.lua", dir, id, slug)
+                           : lua_pushfstring(L, "%s/%s.lua", dir, id);
+  if (!write_new(L, path, lua_tostring(L, text)))
+    return luaL_error(L, "%s already exists", path);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "path");
+  lua_pushvalue(L, ididx);
+  lua_setfield(L, -2, "revision");
+  return 1;
+}
+
+static const luaL_Reg scaffold_funcs[] = {
+  { "init", cmd_init },
+  { "revision", cmd_revision },
+  { NULL, NULL }
+};
+
+int luamig_open_scaffold(lua_State *L) {
+  luaL_newlib(L, scaffold_funcs);
+  return 1;
+}

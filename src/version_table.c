@@ -1,0 +1,94 @@
+/*
+ * version_table.c: the table of applied heads (one row per head, like
+ * alembic_version). Statements go through the op context, so an offline
+ * --sql script carries exactly the version-table changes a live run makes.
+ */
+#include <string.h>
+
+#include "luamig.h"
+
+static void push_name(lua_State *L, const luamig_vtable *vt) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luamig_quote_qualified(L, &b, vt->schema, vt->name);
+  luaL_pushresult(&b);
+}
+
+void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "CREATE TABLE IF NOT EXISTS ");
+  luamig_quote_qualified(L, &b, vt->schema, vt->name);
+  luaL_addstring(&b, " (version_num varchar(32) NOT NULL, CONSTRAINT ");
+  lua_pushfstring(L, "%s_pkc", vt->name);
+  if (lua_rawlen(L, -1) > LUAMIG_MAX_IDENT) {  /* keep the name PostgreSQL would use */
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%.*s_pkc", LUAMIG_MAX_IDENT - 4, vt->name);
+  }
+  const char *pk = lua_tostring(L, -1);
+  luaL_Buffer q;                     /* quote the pk name outside b's stack slot */
+  luaL_buffinit(L, &q);
+  luamig_quote_ident(L, &q, pk);
+  luaL_pushresult(&q);
+  lua_remove(L, -2);
+  luaL_addvalue(&b);
+  luaL_addstring(&b, " PRIMARY KEY (version_num))");
+  luaL_pushresult(&b);
+  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+  lua_pop(L, 1);
+}
+
+int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
+  push_name(L, vt);
+  const char *name = lua_tostring(L, -1);
+  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "present");
+  bool present = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+  if (!present) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    return 0;
+  }
+  lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
+  int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
+  lua_newtable(L);                   /* flatten rows to an array of ids */
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -2, i);
+    lua_getfield(L, -1, "version_num");
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+  return n;
+}
+
+static void one_row(lua_State *L, luamig_opctx *ctx, long n, const char *what,
+                    const char *id) {
+  if (ctx->conn != NULL && n != 1)
+    luaL_error(L, "version table: %s of '%s' changed %d rows, expected 1 "
+               "(was the table changed by hand?)", what, id, (int)n);
+}
+
+void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                        const char *const *from, int nfrom,
+                        const char *const *to, int nto) {
+  push_name(L, vt);
+  const char *name = lua_tostring(L, -1);
+  if (nfrom == 1 && nto == 1) {
+    lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE version_num = $2", name);
+    const char *p[2] = { to[0], from[0] };
+    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 2, p), "update", from[0]);
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
+  for (int i = 0; i < nfrom; i++)
+    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 1, &from[i]), "delete", from[i]);
+  lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
+  for (int i = 0; i < nto; i++)
+    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 1, &to[i]), "insert", to[i]);
+  lua_pop(L, 3);
+}
