@@ -46,6 +46,13 @@ long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
 int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
                  int nparams, const char *const *params);
 
+/* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
+ * number, string) to text parameters. Numbers and booleans are replaced by their
+ * text in those slots, so every string stays anchored there; pushes the array (a
+ * userdata) and returns it. Raises on other types: an argument error when what is
+ * NULL, else "what: parameter N ...". */
+const char **luamig_params(lua_State *L, int first, int n, const char *what);
+
 /* Appends url to b with any password replaced by "***" (URL and key=value forms). */
 void luamig_redact_url(luaL_Buffer *b, const char *url);
 
@@ -61,6 +68,24 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
                             const char *name);
 /* Appends s as a SQL string literal (offline scripts only; live runs send parameters). */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
+/* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
+ * skipping quoted text and comments: the offline form of a parameterized statement. */
+void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
+                       int nparams, const char *const *params);
+/* Raises "<position>what: <formatted message>" (position of the Lua caller). */
+int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
+
+/* One DDL builder per op: reads the op's Lua arguments from stack index arg on
+ * (exactly as op.<name> receives them), validates them, and appends the statement
+ * (no ';') to b, which must be at the top of the stack. what ("op.add_column")
+ * prefixes errors. */
+typedef void (*luamig_sql_builder)(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 
 /* ---- ops.c: the op.* API given to revisions ---- */
 

@@ -112,12 +112,15 @@ static void load_file(lua_State *L, luamig_graph *g, int gidx, const char *path)
   const char *message = opt_string_field(L, env, "message", path);
   luamig_rev *r = luamig_graph_add(L, g, id, path);
   if (message) r->message = luamig_graph_strdup(L, message);
-  lua_getfield(L, env, "down_revision");
-  luamig_graph_strings(L, -1, lua_pushfstring(L, "%s: down_revision", path), &r->down, &r->ndown);
-  lua_getfield(L, env, "depends_on");
-  luamig_graph_strings(L, -1, lua_pushfstring(L, "%s: depends_on", path), &r->depends, &r->ndepends);
-  lua_getfield(L, env, "branch_labels");
-  luamig_graph_strings(L, -1, lua_pushfstring(L, "%s: branch_labels", path), &r->labels, &r->nlabels);
+  static const char *const lists[] = { "down_revision", "depends_on", "branch_labels" };
+  char ***dst[] = { &r->down, &r->depends, &r->labels };
+  int *cnt[] = { &r->ndown, &r->ndepends, &r->nlabels };
+  for (int i = 0; i < 3; i++) {
+    const char *what = lua_pushfstring(L, "%s: %s", path, lists[i]);
+    lua_getfield(L, env, lists[i]);
+    luamig_graph_strings(L, -1, what, dst[i], cnt[i]);
+    lua_pop(L, 2);
+  }
   int t = lua_getfield(L, env, "transactional");
   if (t != LUA_TNIL && t != LUA_TBOOLEAN)
     luaL_error(L, "%s: 'transactional' must be a boolean", path);

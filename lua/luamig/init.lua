@@ -1,0 +1,50 @@
+-- luamig: the Lua API, for apps that migrate at start-up and for tools.
+-- A thin face over luamig.core: the same C core, lock and semantics as the
+-- luamig command. Expected failures (the database, the files) come back as
+-- nil, message; a wrong call (not an options table) raises.
+--
+--   local luamig = require "luamig"
+--   local steps, err = luamig.upgrade{ config = "luamig.lua", target = "head" }
+local core = require "luamig.core"
+
+local luamig = { version = core.version }
+
+-- The core reports progress as (event, text, ms); apps want finished lines.
+local function line_logger(log)
+  return function(event, text, ms)
+    if event == "done" then
+      log(("%s (%.1f ms)"):format(text, ms))
+    elseif event == "fail" then
+      log(text .. " FAILED")
+    elseif event == "info" then
+      log(text)
+    end
+  end
+end
+
+local function command(name)
+  return function(opts)
+    opts = opts or {}
+    if type(opts) ~= "table" then
+      error(("luamig.%s: expected an options table, got %s"):format(name, type(opts)), 2)
+    end
+    local call = {}
+    for k, v in pairs(opts) do call[k] = v end
+    if opts.log ~= nil then
+      if type(opts.log) ~= "function" then
+        error(("luamig.%s: log must be a function"):format(name), 2)
+      end
+      call.log = line_logger(opts.log)
+    end
+    local ok, result = pcall(core[name], call)
+    if not ok then return nil, tostring(result) end
+    return result
+  end
+end
+
+for _, name in ipairs { "upgrade", "downgrade", "current", "heads", "history",
+                        "revision", "init" } do
+  luamig[name] = command(name)
+end
+
+return luamig

@@ -1,0 +1,500 @@
+/*
+ * conn.c: libpq connections, statements, and errors with SQLSTATE.
+ *
+ * Modelled on liolib.c: the handle is a userdata created closed (pg == NULL)
+ * with its metatable set before PQconnectdbParams, and one idempotent close
+ * serves __gc, __close and close(). A PGresult is held by a small userdata
+ * from the moment it exists, so a raise at any point (out of memory while
+ * converting rows) cannot leak it; errors are built on the Lua stack, the
+ * result is cleared, then lua_error.
+ *
+ * Statements without parameters go through PQexec (the simple protocol, which
+ * also runs a script of several statements); with parameters, PQexecParams
+ * with every parameter as text.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luamig.h"
+
+#define RESULT_MT "luamig.result"
+#define ERR_SQL_MAX 1024               /* bytes of a statement quoted in an error */
+
+/* Type OIDs from pg_type.h (a server header). */
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23,
+       OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
+
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Appends s on one line: whitespace runs become one space, the ends are
+ * trimmed; past max bytes (0: no limit) it stops at a character boundary with "...". */
+static void add_collapsed(luaL_Buffer *b, const char *s, size_t max) {
+  bool space = false, any = false;
+  size_t used = 0;
+  for (; *s; s++) {
+    if (is_space(*s)) { space = true; continue; }
+    if (max && used >= max && ((unsigned char)*s & 0xC0) != 0x80) {
+      luaL_addstring(b, " ...");
+      return;
+    }
+    if (space && any) luaL_addchar(b, ' ');
+    space = false;
+    any = true;
+    luaL_addchar(b, *s);
+    used++;
+  }
+}
+
+/* ---- the connection handle ---- */
+
+static luamig_conn *newconn(lua_State *L);
+
+void luamig_conn_close(luamig_conn *c) {
+  if (c != NULL && c->pg != NULL) {
+    PGconn *pg = c->pg;
+    c->pg = NULL;                    /* closed first: never finished twice */
+    PQfinish(pg);
+  }
+}
+
+luamig_conn *luamig_conn_connect(lua_State *L, const char *url) {
+  /* dbname last and expanded: settings in the URL win over these defaults */
+  static const char *const keys[] = {
+    "connect_timeout", "fallback_application_name", "dbname", NULL
+  };
+  const char *const vals[] = { "10", "luamig", (url && *url) ? url : NULL, NULL };
+  luamig_conn *c = newconn(L);
+  c->pg = PQconnectdbParams(keys, vals, 1);
+  if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
+  if (PQstatus(c->pg) != CONNECTION_OK) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "could not connect to ");
+    if (url && *url) luamig_redact_url(&b, url);
+    else luaL_addstring(&b, "the default server (PG* environment)");
+    luaL_addstring(&b, ": ");
+    add_collapsed(&b, PQerrorMessage(c->pg), 0);
+    luaL_pushresult(&b);
+    luamig_conn_close(c);
+    lua_error(L);
+  }
+  return c;
+}
+
+/* Like liolib's tofile: a closed handle is an error for everything but close. */
+luamig_conn *luamig_conn_check(lua_State *L, int idx) {
+  luamig_conn *c = luaL_checkudata(L, idx, LUAMIG_CONN_MT);
+  if (c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
+  return c;
+}
+
+/* ---- statements ---- */
+
+typedef struct holder { PGresult *res; } holder;
+
+static int holder_gc(lua_State *L) {
+  holder *h = lua_touserdata(L, 1);
+  if (h->res != NULL) {
+    PGresult *res = h->res;
+    h->res = NULL;
+    PQclear(res);
+  }
+  return 0;
+}
+
+static void holder_clear(holder *h) {
+  PQclear(h->res);
+  h->res = NULL;
+}
+
+/* Pushes the one-line error for a failed statement; h->res may be NULL. */
+static void push_error(lua_State *L, luamig_conn *c, holder *h, const char *sql) {
+  const PGresult *res = h->res;
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+  const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+  bool lost = PQstatus(c->pg) == CONNECTION_BAD;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (state == NULL && lost) state = "08006";   /* connection_failure */
+  if (state) { luaL_addstring(&b, state); luaL_addstring(&b, ": "); }
+  if (lost) luaL_addstring(&b, "connection to the server was lost: ");
+  if (primary == NULL) {             /* a client-side failure: libpq's own message */
+    primary = res ? PQresultErrorMessage(res) : "";
+    if (*primary == '\0') primary = PQerrorMessage(c->pg);
+    if (*primary == '\0') primary = "unknown error";
+  }
+  add_collapsed(&b, primary, 0);
+  if (detail || hint) {
+    luaL_addstring(&b, " (");
+    if (detail) { luaL_addstring(&b, "DETAIL: "); add_collapsed(&b, detail, 0); }
+    if (detail && hint) luaL_addstring(&b, "; ");
+    if (hint) { luaL_addstring(&b, "HINT: "); add_collapsed(&b, hint, 0); }
+    luaL_addchar(&b, ')');
+  }
+  luaL_addstring(&b, "; SQL: ");
+  add_collapsed(&b, sql, ERR_SQL_MAX);
+  luaL_pushresult(&b);
+}
+
+/* A COPY we cannot feed or read: end it so the connection stays usable. */
+static void abandon_copy(luamig_conn *c, ExecStatusType st) {
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_BOTH)
+    PQputCopyEnd(c->pg, "luamig does not run COPY FROM STDIN");
+  if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+    char *buf;
+    while (PQgetCopyData(c->pg, &buf, 0) > 0) PQfreemem(buf);
+  }
+  PGresult *r;
+  while ((r = PQgetResult(c->pg)) != NULL) PQclear(r);
+}
+
+/* Runs sql; pushes a holder of its successful result, or raises. */
+static holder *run(lua_State *L, luamig_conn *c, const char *sql, int nparams,
+                   const char *const *params) {
+  if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
+  holder *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->res = NULL;
+  if (luaL_newmetatable(L, RESULT_MT)) {
+    lua_pushcfunction(L, holder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  h->res = nparams > 0
+    ? PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
+    : PQexec(c->pg, sql);
+  ExecStatusType st = h->res ? PQresultStatus(h->res) : PGRES_FATAL_ERROR;
+  switch (st) {
+  case PGRES_COMMAND_OK: case PGRES_TUPLES_OK: case PGRES_EMPTY_QUERY:
+    return h;
+  case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
+    holder_clear(h);
+    abandon_copy(c, st);
+    lua_pushfstring(L, "COPY to or from the client is not supported; SQL: %s", sql);
+    lua_error(L);
+    return NULL;
+  default:
+    push_error(L, c, h, sql);
+    holder_clear(h);
+    lua_error(L);
+    return NULL;
+  }
+}
+
+long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
+                 int nparams, const char *const *params) {
+  holder *h = run(L, c, sql, nparams, params);
+  const char *n = PQcmdTuples(h->res);
+  long count = *n ? strtol(n, NULL, 10) : 0;
+  holder_clear(h);
+  lua_pop(L, 1);
+  return count;
+}
+
+/* Pushes one field as the Lua value its type suggests. */
+static void push_field(lua_State *L, Oid type, const char *v, int len) {
+  switch (type) {
+  case OID_INT2: case OID_INT4: case OID_INT8:
+    if (lua_stringtonumber(L, v) == 0) lua_pushlstring(L, v, (size_t)len);
+    return;
+  case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC:
+    if (lua_stringtonumber(L, v) != 0) {
+      lua_Number d = lua_tonumber(L, -1);    /* "10" is still a float here */
+      lua_pop(L, 1);
+      lua_pushnumber(L, d);
+    } else if (strcmp(v, "NaN") == 0) {
+      lua_pushnumber(L, (lua_Number)NAN);
+    } else if (strcmp(v, "Infinity") == 0 || strcmp(v, "-Infinity") == 0) {
+      lua_pushnumber(L, v[0] == '-' ? -(lua_Number)HUGE_VAL : (lua_Number)HUGE_VAL);
+    } else {
+      lua_pushlstring(L, v, (size_t)len);
+    }
+    return;
+  case OID_BOOL:
+    lua_pushboolean(L, v[0] == 't');
+    return;
+  default:
+    lua_pushlstring(L, v, (size_t)len);
+  }
+}
+
+int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
+                 int nparams, const char *const *params) {
+  holder *h = run(L, c, sql, nparams, params);
+  const PGresult *res = h->res;
+  int nrows = PQntuples(res), ncols = PQnfields(res);
+  lua_createtable(L, nrows, 0);
+  for (int r = 0; r < nrows; r++) {
+    lua_createtable(L, 0, ncols);
+    for (int f = 0; f < ncols; f++) {
+      if (PQgetisnull(res, r, f)) continue;
+      push_field(L, PQftype(res, f), PQgetvalue(res, r, f), PQgetlength(res, r, f));
+      lua_setfield(L, -2, PQfname(res, f));
+    }
+    lua_rawseti(L, -2, r + 1);
+  }
+  holder_clear(h);
+  lua_remove(L, -2);
+  return nrows;
+}
+
+/* ---- parameters from Lua ---- */
+
+/* Pushes a number as PostgreSQL input text: integral values without ".0",
+ * others in the fewest digits that read back the same. */
+static void push_number_text(lua_State *L, int idx) {
+  lua_Integer i;
+  if (lua_isinteger(L, idx)) {
+    lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+    return;
+  }
+  lua_Number d = lua_tonumber(L, idx);
+  if (isnan(d)) { lua_pushliteral(L, "NaN"); return; }
+  if (isinf(d)) { lua_pushstring(L, d > 0 ? "Infinity" : "-Infinity"); return; }
+  if (lua_numbertointeger(d, &i) && (lua_Number)i == d) {
+    lua_pushfstring(L, "%I", (LUAI_UACINT)i);
+    return;
+  }
+  char buf[64];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, (double)d);
+    if (strtod(buf, NULL) == (double)d) break;
+  }
+  lua_pushstring(L, buf);
+}
+
+const char **luamig_params(lua_State *L, int first, int n, const char *what) {
+  static const char expected[] = "nil, boolean, number or string";
+  first = lua_absindex(L, first);
+  if (n > 65535) {
+    if (what) luaL_error(L, "%s: too many parameters (%d; at most 65535)", what, n);
+    luaL_error(L, "too many parameters (%d; at most 65535)", n);
+  }
+  for (int i = 0; i < n; i++) {
+    int idx = first + i;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      break;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+      lua_replace(L, idx);
+      break;
+    case LUA_TNUMBER:
+      push_number_text(L, idx);
+      lua_replace(L, idx);
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (strlen(s) < len) {
+        if (what) luamig_op_error(L, what, "parameter %d contains a NUL byte", i + 1);
+        luaL_argerror(L, idx, "contains a NUL byte");
+      }
+      break;
+    }
+    default:
+      if (what) luamig_op_error(L, what, "parameter %d must be nil, a boolean, a number or "
+                                "a string (got %s)", i + 1, luaL_typename(L, idx));
+      luaL_typeerror(L, idx, expected);
+    }
+  }
+  const char **p = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *p, 0);
+  for (int i = 0; i < n; i++) p[i] = lua_tostring(L, first + i);  /* NULL for nil */
+  return p;
+}
+
+/* ---- redaction ---- */
+
+static bool starts_with(const char *s, const char *prefix) {
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* postgresql://user:secret@host/db?password=secret&... */
+static void redact_uri(luaL_Buffer *b, const char *url) {
+  const char *p = strstr(url, "://") + 3;
+  const char *at = p + strcspn(p, "@/");   /* libpq's own scan for the credentials */
+  if (*at == '@') {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (colon != NULL) {
+      luaL_addlstring(b, url, (size_t)(colon + 1 - url));
+      luaL_addstring(b, "***");
+      url = at;
+    }
+  }
+  const char *q = strchr(url, '?');
+  if (q == NULL) { luaL_addstring(b, url); return; }
+  luaL_addlstring(b, url, (size_t)(q + 1 - url));
+  for (p = q + 1; *p; ) {
+    size_t len = strcspn(p, "&");
+    if (len >= 9 && strncmp(p, "password=", 9) == 0) luaL_addstring(b, "password=***");
+    else luaL_addlstring(b, p, len);
+    p += len;
+    if (*p == '&') { luaL_addchar(b, '&'); p++; }
+  }
+}
+
+/* host=x password='se cret' dbname=y: libpq's key = value syntax. */
+static void redact_conninfo(luaL_Buffer *b, const char *s) {
+  const char *p = s;
+  while (*p) {
+    while (is_space(*p)) p++;
+    const char *key = p;
+    while (*p && *p != '=' && !is_space(*p)) p++;
+    size_t keylen = (size_t)(p - key);
+    while (is_space(*p)) p++;
+    if (*p != '=') break;            /* malformed: libpq will refuse it anyway */
+    p++;
+    while (is_space(*p)) p++;
+    const char *val = p;
+    if (*p == '\'') {
+      for (p++; *p && *p != '\''; p++)
+        if (*p == '\\' && p[1]) p++;
+      if (*p) p++;
+    } else {
+      for (; *p && !is_space(*p); p++)
+        if (*p == '\\' && p[1]) p++;
+    }
+    if (keylen == 8 && strncmp(key, "password", 8) == 0) {
+      luaL_addlstring(b, s, (size_t)(val - s));
+      luaL_addstring(b, "***");
+      s = p;
+    }
+  }
+  luaL_addstring(b, s);
+}
+
+void luamig_redact_url(luaL_Buffer *b, const char *url) {
+  if (url == NULL) return;
+  if (starts_with(url, "postgresql://") || starts_with(url, "postgres://"))
+    redact_uri(b, url);
+  else if (strchr(url, '=') != NULL)
+    redact_conninfo(b, url);
+  else
+    luaL_addstring(b, url);
+}
+
+/* ---- the Lua face ---- */
+
+/* conn:exec(sql, ...) -> affected rows */
+static int conn_exec(lua_State *L) {
+  luamig_conn *c = luamig_conn_check(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  luaL_argcheck(L, strlen(sql) == len, 2, "SQL contains a NUL byte");
+  int n = lua_gettop(L) - 2;
+  const char **p = luamig_params(L, 3, n, NULL);
+  lua_pushinteger(L, luamig_exec(L, c, sql, n, p));
+  return 1;
+}
+
+/* conn:query(sql, ...) -> array of rows */
+static int conn_query(lua_State *L) {
+  luamig_conn *c = luamig_conn_check(L, 1);
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  luaL_argcheck(L, strlen(sql) == len, 2, "SQL contains a NUL byte");
+  int n = lua_gettop(L) - 2;
+  const char **p = luamig_params(L, 3, n, NULL);
+  luamig_query(L, c, sql, n, p);
+  return 1;
+}
+
+/* close(), __gc and __close: idempotent */
+static int conn_close(lua_State *L) {
+  luamig_conn_close(luaL_checkudata(L, 1, LUAMIG_CONN_MT));
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  luamig_conn *c = luaL_checkudata(L, 1, LUAMIG_CONN_MT);
+  if (c->pg == NULL)
+    lua_pushliteral(L, "luamig.conn (closed)");
+  else if (PQstatus(c->pg) != CONNECTION_OK)
+    lua_pushliteral(L, "luamig.conn (lost)");
+  else
+    lua_pushfstring(L, "luamig.conn (%s@%s:%s/%s)", PQuser(c->pg), PQhost(c->pg),
+                    PQport(c->pg), PQdb(c->pg));
+  return 1;
+}
+
+static const luaL_Reg meth[] = {
+  { "exec", conn_exec },
+  { "query", conn_query },
+  { "close", conn_close },
+  { NULL, NULL }
+};
+
+static const luaL_Reg metameth[] = {
+  { "__index", NULL },               /* placeholder: the methods table */
+  { "__gc", conn_close },
+  { "__close", conn_close },
+  { "__tostring", conn_tostring },
+  { NULL, NULL }
+};
+
+/* Pushes the connection metatable, creating it on first use (so a handle made
+ * before luamig_open_conn still gets its __gc). */
+static void pushmeta(lua_State *L) {
+  if (luaL_newmetatable(L, LUAMIG_CONN_MT)) {
+    luaL_setfuncs(L, metameth, 0);
+    luaL_newlibtable(L, meth);
+    luaL_setfuncs(L, meth, 0);
+    lua_setfield(L, -2, "__index");
+  }
+}
+
+static luamig_conn *newconn(lua_State *L) {
+  luamig_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->pg = NULL;                      /* closed until PQconnectdbParams returns */
+  pushmeta(L);
+  lua_setmetatable(L, -2);
+  return c;
+}
+
+/* connect([url]) -> conn */
+static int mod_connect(lua_State *L) {
+  const char *url = luaL_optstring(L, 1, NULL);
+  luamig_conn_connect(L, url);
+  return 1;
+}
+
+/* redact(url) -> url with passwords as *** */
+static int mod_redact(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luamig_redact_url(&b, url);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* quote_ident(name) -> "name" */
+static int mod_quote_ident(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, strlen(name) == len, 1, "contains a NUL byte");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luamig_quote_ident(L, &b, name);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static const luaL_Reg connlib[] = {
+  { "connect", mod_connect },
+  { "redact", mod_redact },
+  { "quote_ident", mod_quote_ident },
+  { NULL, NULL }
+};
+
+int luamig_open_conn(lua_State *L) {
+  pushmeta(L);
+  lua_pop(L, 1);
+  luaL_newlib(L, connlib);
+  return 1;
+}
