@@ -187,7 +187,8 @@ typedef struct luamig_vtable {
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt);
-/* Pushes an array of the version_num rows (empty when the table is absent). */
+/* Pushes an array of the version_num rows; returns their count, or -1 (and an
+ * empty array) when the table does not exist yet. */
 int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* Replaces the head rows `from` by `to`: an UPDATE when one replaces one (as
  * Alembic does), else DELETEs and INSERTs; live, each must touch exactly one row. */

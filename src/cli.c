@@ -67,6 +67,7 @@ static const char *field(lua_State *L, int t, const char *k) {
 static int cli_log(lua_State *L) {
   const char *event = luaL_checkstring(L, 1), *text = luaL_checkstring(L, 2);
   double ms = luaL_checknumber(L, 3);
+  if (strcmp(event, "sql") == 0) { printf("%s\n", text); return 0; }  /* even when quiet */
   if (quiet) return 0;
   if (strcmp(event, "start") == 0) printf("%s ... ", text);
   else if (strcmp(event, "done") == 0) printf("%.1f ms\n", ms);
@@ -132,7 +133,7 @@ static int migrate(lua_State *L, const char *cmd) {
   lua_setfield(L, 1, "log");
   call_core(L, cmd);
   int n = (int)lua_rawlen(L, -1);
-  if (!quiet) {
+  if (!quiet && !flag(L, "sql")) {
     if (n == 0) printf("Nothing to do: the database is already at the target.\n");
     else printf("%s: %d revision%s.\n", strcmp(cmd, "upgrade") == 0 ? "Upgraded" : "Downgraded",
                 n, n == 1 ? "" : "s");
@@ -195,9 +196,18 @@ static int cmd_history(lua_State *L) {
   return list_revisions(L, "history");
 }
 
+/* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
 static int cmd_heads(lua_State *L) {
   at_most(L, 0, "heads");
-  return list_revisions(L, "heads");
+  if (flag(L, "verbose")) return list_revisions(L, "heads");
+  call_core(L, "heads");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s (head)\n", field(L, -1, "revision"));
+    lua_pop(L, 1);
+  }
+  return 0;
 }
 
 static int cmd_init(lua_State *L) {
@@ -224,22 +234,173 @@ static int cmd_revision(lua_State *L) {
   return 0;
 }
 
+static int cmd_stamp(lua_State *L) {
+  at_most(L, 1, "stamp");
+  if (npositional(L) == 0) return luaL_error(L, "stamp needs a target: a revision, heads or base");
+  lua_pushstring(L, positional(L, 1));
+  lua_setfield(L, 1, "target");
+  lua_pushcfunction(L, cli_log);
+  lua_setfield(L, 1, "log");
+  call_core(L, "stamp");
+  return 0;
+}
+
+/* status: exit 0 at head, 3 with revisions pending (for CI), 1 on error. */
+static int cmd_status(lua_State *L) {
+  at_most(L, 0, "status");
+  call_core(L, "status");
+  int res = lua_gettop(L);
+  lua_getfield(L, res, "current");
+  int ncur = (int)lua_rawlen(L, -1);
+  printf("Current: ");
+  if (ncur == 0) printf("<base> (nothing applied)");
+  for (int i = 1; i <= ncur; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", field(L, -1, "revision"));
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, res, "pending");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) {
+    printf("\nUp to date: no pending revisions.\n");
+    return 0;
+  }
+  printf("\nPending: %d revision%s\n", n, n == 1 ? "" : "s");
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("  ");
+    print_line(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  return 3;
+}
+
+static void print_list_field(lua_State *L, int t, const char *k, const char *label) {
+  lua_getfield(L, t, k);
+  int n = (int)lua_rawlen(L, -1);
+  if (n > 0) {
+    printf("%s", label);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    printf("\n");
+  }
+  lua_pop(L, 1);
+}
+
+static int cmd_show(lua_State *L) {
+  at_most(L, 1, "show");
+  if (npositional(L) == 1) {
+    lua_pushstring(L, positional(L, 1));
+    lua_setfield(L, 1, "target");
+  }
+  call_core(L, "show");
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    printf("Rev: %s", field(L, rev, "revision"));
+    static const char *const marks[] = { "head", "branchpoint", "mergepoint" };
+    for (int k = 0; k < 3; k++) {
+      lua_getfield(L, rev, marks[k]);
+      if (lua_toboolean(L, -1)) printf(" (%s)", marks[k]);
+      lua_pop(L, 1);
+    }
+    printf("\n");
+    lua_getfield(L, rev, "down_revision");
+    bool base = lua_rawlen(L, -1) == 0;
+    lua_pop(L, 1);
+    if (base) printf("Parent: <base>\n");
+    else print_list_field(L, rev, "down_revision", "Parent: ");
+    print_list_field(L, rev, "children", "Children: ");
+    print_list_field(L, rev, "depends_on", "Depends on: ");
+    print_list_field(L, rev, "branch_labels", "Branch names: ");
+    printf("Path: %s\n", field(L, rev, "path"));
+    lua_getfield(L, rev, "transactional");
+    if (!lua_toboolean(L, -1)) printf("Transactional: no\n");
+    lua_pop(L, 1);
+    const char *doc = field(L, rev, "doc");
+    if (doc && *doc) {
+      printf("\n");
+      for (const char *p = doc; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        printf("    %.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+      }
+    }
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+/* branches: "a1b2 (branchpoint)" then "    -> child (head), message". */
+static int cmd_branches(lua_State *L) {
+  at_most(L, 0, "branches");
+  if (flag(L, "verbose")) {
+    call_core(L, "branches");
+    int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, res, i);
+      print_verbose(L, lua_gettop(L));
+      lua_settop(L, res);
+    }
+    return 0;
+  }
+  call_core(L, "branches");
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    const char *msg = field(L, rev, "message");
+    printf("%s (branchpoint), %s\n", field(L, rev, "revision"), msg ? msg : "");
+    lua_getfield(L, rev, "children");
+    int nc = (int)lua_rawlen(L, -1);
+    for (int k = 1; k <= nc; k++) {
+      lua_rawgeti(L, -1, k);
+      printf("    -> %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+static int cmd_merge(lua_State *L) {
+  lua_pushvalue(L, 2);
+  lua_setfield(L, 1, "revisions");
+  call_core(L, "merge");
+  printf("Generating %s ... done\n", field(L, -1, "path"));
+  return 0;
+}
+
 static int cmd_help(lua_State *L);
 
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
 static const command commands[] = {
+  { "branches", cmd_branches, "branches [-v]", "Show the branch points" },
   { "current", cmd_current, "current [-v]", "Show the revision(s) the database is at" },
-  { "downgrade", cmd_downgrade, "downgrade TARGET",
-    "Revert revisions: -1, REV, REV-N, base" },
+  { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]",
+    "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base" },
   { "heads", cmd_heads, "heads [-v]", "Show the head revision(s) of the scripts" },
   { "help", cmd_help, "help [COMMAND]", "Show help for luamig or one command" },
   { "history", cmd_history, "history [-v] [-i] [-r START:END]",
     "List revisions, newest first" },
   { "init", cmd_init, "init [DIR]", "Create luamig.lua, versions/ and the revision template" },
-  { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV]",
+  { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
+    "Create a merge revision joining two or more heads" },
+  { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV [--splice]]\n"
+    "         [--branch-label NAME] [--depends-on REV]... [--version-path DIR]",
     "Create a new revision file on top of the head" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET]",
-    "Apply revisions up to TARGET: head (default), +N, REV, REV+N" },
+  { "show", cmd_show, "show REV", "Show one revision: header, parents, children, path, doc" },
+  { "stamp", cmd_stamp, "stamp [--purge] [--sql] TARGET",
+    "Set the version table to TARGET without running revisions" },
+  { "status", cmd_status, "status",
+    "Pending revisions; exit 0 at head, 3 when some are pending" },
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO]",
+    "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -313,6 +474,12 @@ static const option options[] = {
   { NULL, "--head", "head", true },
   { "-r", "--rev-range", "range", true },
   { "-i", "--indicate-current", "indicate_current", false },
+  { NULL, "--sql", "sql", false },
+  { NULL, "--purge", "purge", false },
+  { NULL, "--splice", "splice", false },
+  { NULL, "--branch-label", "branch_label", true },
+  { NULL, "--depends-on", "depends_on", true },   /* repeatable: gathered in a list */
+  { NULL, "--version-path", "version_path", true },
 };
 
 /* A relative target such as "-1" is an argument, not an option. */
@@ -348,7 +515,16 @@ static const char *parse_args(lua_State *L, int argc, char **argv) {
     if (o->takes_value) {
       const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
       if (v == NULL) luaL_error(L, "option '%s' needs a value", a);
-      lua_pushstring(L, v);
+      if (strcmp(o->key, "depends_on") == 0) {
+        if (lua_getfield(L, 1, o->key) != LUA_TTABLE) {
+          lua_pop(L, 1);
+          lua_newtable(L);
+        }
+        lua_pushstring(L, v);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      } else {
+        lua_pushstring(L, v);
+      }
     } else {
       if (eq) luaL_error(L, "option '%.*s' takes no value", (int)len, a);
       lua_pushboolean(L, 1);

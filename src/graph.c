@@ -224,6 +224,21 @@ void luamig_graph_link(lua_State *L, luamig_graph *g) {
     r->parents = r->deps = r->children = r->dependents = NULL;
     r->nparents = r->ndeps = r->nchildren = r->ndependents = 0;
   }
+  for (int i = 0; i < g->n; i++) {   /* a label names one revision, never an id */
+    luamig_rev *r = &g->revs[i];
+    for (int j = 0; j < r->nlabels; j++) {
+      int other = resolve_ref(g, r->labels[j], true);
+      if (other != i)
+        luaL_error(L, "branch label '%s' of revision %s (%s) is already %s %s (%s)",
+                   r->labels[j], r->id, r->path,
+                   luamig_graph_find(g, r->labels[j]) >= 0 ? "the id of" : "claimed by",
+                   g->revs[other].id, g->revs[other].path);
+      for (int k = 0; k < j; k++)
+        if (strcmp(r->labels[k], r->labels[j]) == 0)
+          luaL_error(L, "revision %s (%s) lists branch label '%s' twice", r->id, r->path,
+                     r->labels[j]);
+    }
+  }
   for (int i = 0; i < g->n; i++) {
     luamig_rev *r = &g->revs[i];
     for (int j = 0; j < r->ndown; j++) {

@@ -8,6 +8,7 @@
  * together) -> unlock. The connection is a to-be-closed slot, so any error
  * closes it, which rolls back the open transaction and drops the lock.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,16 +65,26 @@ static void log_event(run *r, const char *event, const char *text, double ms) {
   lua_call(L, 3, 0);
 }
 
+static bool opt_flag(lua_State *L, int opts, const char *name) {
+  lua_getfield(L, opts, name);
+  bool b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
 static int *scratch(lua_State *L, int n) {
   int *p = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(int), 0);
   memset(p, 0, (size_t)(n + 1) * sizeof(int));
   return p;
 }
 
-/* Reads the version table into cur (indices); raises on an id no file has. */
-static int read_current(run *r, int *cur) {
+/* Reads the version table into cur (indices); raises on an id no file has.
+ * *present tells whether the table exists. */
+static int read_current(run *r, int *cur, bool *present) {
   lua_State *L = r->L;
   int n = luamig_vtable_read(L, r->c, &r->vt);
+  if (present) *present = n >= 0;
+  if (n < 0) n = 0;
   for (int i = 0; i < n; i++) {
     lua_geti(L, -1, i + 1);
     const char *id = lua_tostring(L, -1);
@@ -81,13 +92,29 @@ static int read_current(run *r, int *cur) {
     if (k < 0)
       luaL_error(L, "Can't locate revision identified by '%s': the version table %s "
                  "names it but no file in the versions directory has it (a file was "
-                 "removed, or the database belongs to another project; 'luamig stamp' "
-                 "fixes the table once you know the right revision)", id, r->vt.name);
+                 "removed, or the database belongs to another project; 'luamig stamp "
+                 "--purge REV' fixes the table once you know the right revision)",
+                 id, r->vt.name);
     cur[i] = k;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
   return n;
+}
+
+/* Offline: hands the statements gathered so far to the log as "sql" events. */
+static void drain_script(run *r, int ctxidx) {
+  lua_State *L = r->L;
+  lua_getiuservalue(L, ctxidx, 1);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    log_event(r, "sql", lua_tostring(L, -1), 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_setiuservalue(L, ctxidx, 1);
 }
 
 static void push_rev_info(lua_State *L, const luamig_graph *g, int i) {
@@ -147,7 +174,8 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
                       rv->message ? rv->message : "");
   if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
   int lineidx = lua_gettop(L);
-  log_event(r, "start", line, 0);
+  if (ctx->conn == NULL) log_event(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
+  else log_event(r, "start", line, 0);
   double t0 = now_ms();
 
   ctx->transactional = rv->transactional;
@@ -190,7 +218,8 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
   luamig_vtable_move(L, ctx, &r->vt, from, nfrom, to, nto);
   if (rv->transactional) luamig_emit(L, ctx, "COMMIT", 0, NULL);
   double ms = now_ms() - t0;
-  log_event(r, "done", lua_tostring(L, lineidx), ms);
+  if (ctx->conn == NULL) drain_script(r, ctxidx);
+  else log_event(r, "done", lua_tostring(L, lineidx), ms);
 
   /* result entry, appended to the results table just below the scratch */
   lua_settop(L, top);
@@ -202,24 +231,56 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
   lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
 }
 
-/* upgrade / downgrade: returns the list of steps run (empty when up to date). */
+/* Connects and takes the lock, or (opts.sql) prepares an offline script;
+ * pushes the op context and returns its stack index. */
+static int open_context(run *r, bool offline) {
+  lua_State *L = r->L;
+  int connidx = 0;
+  if (!offline) {
+    run_connect(r);
+    connidx = lua_gettop(L);
+    luamig_lock_acquire(L, r->c, &r->vt);
+  }
+  luamig_opctx_new(L, connidx);
+  return lua_gettop(L);
+}
+
+/* upgrade / downgrade: returns the list of steps run (empty when up to date).
+ * Offline (opts.sql), TARGET may be FROM:TO and the statements go to the log. */
 static int migrate(lua_State *L, bool up) {
   run r;
   run_init(L, &r);
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
+  bool offline = opt_flag(L, r.opts, "sql");
   if (target == NULL && !up)
     return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
   if (target == NULL) target = "head";
-  run_connect(&r);
-  int connidx = lua_gettop(L);
-  luamig_lock_acquire(L, r.c, &r.vt);
-  luamig_opctx *ctx = luamig_opctx_new(L, connidx);
-  int ctxidx = lua_gettop(L);
-  luamig_vtable_ensure(L, ctx, &r.vt);
+  const char *from = NULL;
+  const char *colon = strchr(target, ':');
+  if (colon && !offline)
+    return luaL_error(L, "a FROM:TO range ('%s') is for offline mode: add --sql", target);
+  if (colon) {
+    from = lua_pushlstring(L, target, (size_t)(colon - target));
+    target = colon + 1;
+  } else if (offline && !up) {
+    return luaL_error(L, "offline downgrade needs a start revision: "
+                      "luamig downgrade FROM:TO --sql");
+  }
+  int ctxidx = open_context(&r, offline);
+  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
 
   int *cur = scratch(L, r.g->n);
-  int ncur = read_current(&r, cur);
+  int ncur = 0;
+  bool present = false;
+  if (offline) {
+    if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, up, cur);
+    if (up) luamig_vtable_ensure(L, ctx, &r.vt);
+    drain_script(&r, ctxidx);
+  } else {
+    ncur = read_current(&r, cur, &present);
+    if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
+  }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
   int *heads = scratch(L, r.g->n), *applied = scratch(L, r.g->n);
@@ -232,7 +293,115 @@ static int migrate(lua_State *L, bool up) {
     run_step(&r, ctxidx, &steps[i], heads, applied);
     lua_settop(L, results);
   }
-  luamig_lock_release(L, r.c, &r.vt);
+  if (!offline) luamig_lock_release(L, r.c, &r.vt);
+  return 1;
+}
+
+/* Every revision in the same line of descent as one of revs (ancestors and
+ * descendants), marked in mark. */
+static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, int n,
+                         int *mark) {
+  int *down = scratch(L, g->n);      /* two walks: the second must not stop at marks of the first */
+  luamig_mark_reach(L, g, revs, n, mark, true);
+  luamig_mark_reach(L, g, revs, n, down, false);
+  for (int i = 0; i < g->n; i++) mark[i] = mark[i] || down[i];
+  lua_pop(L, 1);
+}
+
+/* stamp: sets the version table to TARGET without running any revision. A
+ * target on a current line of descent moves that row; others are added;
+ * opts.purge empties the table first (even of ids no file has). */
+static int cmd_stamp(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  lua_getfield(L, r.opts, "target");
+  const char *target = lua_tostring(L, -1);
+  if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
+  bool purge = opt_flag(L, r.opts, "purge"), offline = opt_flag(L, r.opts, "sql");
+  luamig_graph *g = r.g;
+  int ctxidx = open_context(&r, offline);
+  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
+  int *cur = scratch(L, g->n), ncur = 0;
+  bool present = false;
+  if (!offline && purge) {          /* ids no file has are fine: they go */
+    present = luamig_vtable_read(L, r.c, &r.vt) >= 0;
+    lua_pop(L, 1);
+  } else if (!offline) {
+    ncur = read_current(&r, cur, &present);
+  }
+  if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
+  int *dest = scratch(L, g->n);
+  int ndest = luamig_resolve(L, g, cur, ncur, target, true, dest);
+
+  luamig_emit(L, ctx, "BEGIN", 0, NULL);
+  if (purge) {
+    lua_pushliteral(L, "DELETE FROM ");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luamig_quote_qualified(L, &b, r.vt.schema, r.vt.name);
+    luaL_pushresult(&b);
+    lua_concat(L, 2);
+    luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+    lua_pop(L, 1);
+  }
+  int *keep = scratch(L, g->n), *lineage = scratch(L, g->n);
+  mark_lineage(L, g, dest, ndest, lineage);
+  const char **from = lua_newuserdatauv(L, (size_t)(ncur + 1) * sizeof *from, 0);
+  const char **to = lua_newuserdatauv(L, (size_t)(ndest + 1) * sizeof *to, 0);
+  int nfrom = 0, nto = 0;
+  for (int i = 0; i < ncur; i++) {   /* rows on a stamped line give way */
+    if (ndest > 0 && !lineage[cur[i]]) keep[cur[i]] = 1;
+    else from[nfrom++] = g->revs[cur[i]].id;
+  }
+  for (int i = 0; i < ndest; i++)
+    if (!keep[dest[i]]) {
+      bool already = false;
+      for (int k = 0; k < nfrom; k++) already = already || strcmp(from[k], g->revs[dest[i]].id) == 0;
+      if (already) {                 /* stamping a row onto itself: nothing to change */
+        for (int k = 0; k < nfrom; k++)
+          if (strcmp(from[k], g->revs[dest[i]].id) == 0) from[k] = from[--nfrom];
+      } else {
+        to[nto++] = g->revs[dest[i]].id;
+      }
+    }
+  const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
+                                     push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
+  log_event(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
+  luamig_vtable_move(L, ctx, &r.vt, from, nfrom, to, nto);
+  luamig_emit(L, ctx, "COMMIT", 0, NULL);
+  if (offline) drain_script(&r, ctxidx);
+  else luamig_lock_release(L, r.c, &r.vt);
+  lua_createtable(L, ndest, 0);
+  for (int i = 0; i < ndest; i++) {
+    push_rev_info(L, g, dest[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* status: what the database is at and what is pending up to the heads;
+ * returns { current = {...}, pending = {...} } (pending in upgrade order). */
+static int cmd_status(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  run_connect(&r);
+  int *cur = scratch(L, r.g->n);
+  int ncur = read_current(&r, cur, NULL);
+  luamig_step *steps;
+  int nsteps = luamig_plan(L, r.g, cur, ncur, "heads", true, &steps);
+  lua_createtable(L, 0, 2);
+  lua_createtable(L, ncur, 0);
+  for (int i = 0; i < ncur; i++) {
+    push_rev_info(L, r.g, cur[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "current");
+  lua_createtable(L, nsteps, 0);
+  for (int i = 0; i < nsteps; i++) {
+    push_rev_info(L, r.g, steps[i].rev);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "pending");
   return 1;
 }
 
@@ -245,6 +414,7 @@ static int cmd_current(lua_State *L) {
   run_init(L, &r);
   run_connect(&r);
   int n = luamig_vtable_read(L, r.c, &r.vt);
+  if (n < 0) n = 0;
   lua_createtable(L, n, 0);
   for (int i = 1; i <= n; i++) {
     lua_geti(L, -2, i);
@@ -287,7 +457,7 @@ static int cmd_history(lua_State *L) {
   lua_pop(L, 1);
   if (indicate) {
     run_connect(&r);
-    ncur = read_current(&r, cur);
+    ncur = read_current(&r, cur, NULL);
     for (int i = 0; i < ncur; i++) iscur[cur[i]] = 1;
   }
   int *inrange = scratch(L, g->n);
@@ -326,7 +496,84 @@ static int cmd_history(lua_State *L) {
   return 1;
 }
 
+/* Pushes the list of ids at list as an array. */
+static void push_id_list(lua_State *L, const luamig_graph *g, const int *list, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, g->revs[list[i]].id);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* Adds children, depends_on, branch_labels and the file's leading comment to
+ * the rev info at the top. */
+static void add_details(lua_State *L, const luamig_graph *g, int i) {
+  const luamig_rev *rv = &g->revs[i];
+  push_id_list(L, g, rv->children, rv->nchildren);
+  lua_setfield(L, -2, "children");
+  push_id_list(L, g, rv->deps, rv->ndeps);
+  lua_setfield(L, -2, "depends_on");
+  lua_createtable(L, rv->nlabels, 0);
+  for (int k = 0; k < rv->nlabels; k++) {
+    lua_pushstring(L, rv->labels[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "branch_labels");
+  lua_pushboolean(L, rv->transactional);
+  lua_setfield(L, -2, "transactional");
+  FILE *f = fopen(rv->path, "r");   /* the doc: the comment block the file opens with */
+  if (f == NULL) return;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char line[1024];
+  while (fgets(line, sizeof line, f) && strncmp(line, "--", 2) == 0) {
+    const char *text = line + 2;
+    if (*text == ' ') text++;
+    luaL_addstring(&b, text);
+  }
+  fclose(f);
+  luaL_pushresult(&b);
+  lua_setfield(L, -2, "doc");
+}
+
+/* show: one revision (any target form that names one) in full. */
+static int cmd_show(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  lua_getfield(L, r.opts, "target");
+  const char *target = luaL_optstring(L, -1, "head");
+  int *dest = scratch(L, r.g->n);
+  int n = luamig_resolve(L, r.g, NULL, 0, target, true, dest);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    push_rev_info(L, r.g, dest[i]);
+    add_details(L, r.g, dest[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* branches: the branch points, each with its children. */
+static int cmd_branches(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  lua_newtable(L);
+  int n = 0;
+  for (int k = 0; k < r.g->n; k++) {
+    int i = r.g->order[k];
+    if (r.g->revs[i].nchildren < 2) continue;
+    push_rev_info(L, r.g, i);
+    add_details(L, r.g, i);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
 static const luaL_Reg runner_funcs[] = {
+  { "stamp", cmd_stamp },
+  { "status", cmd_status },
+  { "show", cmd_show },
+  { "branches", cmd_branches },
   { "upgrade", cmd_upgrade },
   { "downgrade", cmd_downgrade },
   { "current", cmd_current },

@@ -21,6 +21,8 @@ static const char default_template[] =
   "-- Create Date: ${create_date}\n"
   "revision = \"${revision}\"\n"
   "down_revision = ${down_revision}\n"
+  "branch_labels = ${branch_labels}\n"
+  "depends_on = ${depends_on}\n"
   "message = ${message_literal}\n"
   "\n"
   "function upgrade()\n"
@@ -161,12 +163,41 @@ static int cmd_revision(lua_State *L) {
                       g->revs[luamig_graph_find(g, id)].path);
 
   int *parents = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
-  int nparents;
-  lua_getfield(L, 1, "head");
-  const char *head = lua_tostring(L, -1);
-  if (head) {
+  int nparents = 0;
+  if (lua_getfield(L, 1, "merge") == LUA_TTABLE) {
+    /* merge: every named revision (or "heads") must be a head */
+    int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+    int nargs = (int)luaL_len(L, -2);
+    for (int a = 1; a <= nargs; a++) {
+      lua_geti(L, -2, a);
+      const char *t = luaL_checkstring(L, -1);
+      int k = luamig_resolve(L, g, NULL, 0, t, true, one);
+      lua_pop(L, 1);
+      for (int j = 0; j < k; j++) {
+        if (g->revs[one[j]].nchildren > 0)
+          return luaL_error(L, "revision %s is not a head: merge joins heads (see "
+                            "'luamig heads')", g->revs[one[j]].id);
+        bool dup = false;
+        for (int x = 0; x < nparents; x++) dup = dup || parents[x] == one[j];
+        if (!dup) parents[nparents++] = one[j];
+      }
+    }
+    if (nparents < 2)
+      return luaL_error(L, "nothing to merge: a merge needs at least two heads, %s %d",
+                        nparents == 1 ? "there is" : "there are", nparents);
+    lua_pop(L, 1);
+  } else if (lua_getfield(L, 1, "head"), lua_isstring(L, -1)) {
+    const char *head = lua_tostring(L, -1);
     nparents = luamig_resolve(L, g, NULL, 0, head, true, parents);
+    bool splice = (lua_getfield(L, 1, "splice"), lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    for (int j = 0; j < nparents && !splice; j++)
+      if (g->revs[parents[j]].nchildren > 0)
+        return luaL_error(L, "Revision %s is not a head revision; please specify --splice "
+                          "to create a new branch from this revision", g->revs[parents[j]].id);
+    lua_pop(L, 1);
   } else {
+    lua_pop(L, 1);
     if (g->nheads > 1)
       return luaL_error(L, "Multiple heads are present; please specify the head revision "
                         "on which the new revision should be based (--head), or run "
@@ -175,6 +206,61 @@ static int cmd_revision(lua_State *L) {
     if (nparents) parents[0] = g->heads[0];
   }
   lua_pop(L, 1);
+
+  /* branch_labels and depends_on, as Lua list literals (or nil) */
+  luaL_Buffer lb;
+  int nlabels = 0;
+  luaL_buffinit(L, &lb);
+  if (lua_getfield(L, 1, "branch_label") != LUA_TNIL) {
+    const char *label = luaL_checkstring(L, -1);
+    if (luamig_graph_find(g, label) >= 0)
+      return luaL_error(L, "branch label '%s' is a revision id", label);
+    for (int k = 0; k < g->n; k++)
+      for (int j = 0; j < g->revs[k].nlabels; j++)
+        if (strcmp(g->revs[k].labels[j], label) == 0)
+          return luaL_error(L, "branch label '%s' is already used by revision %s (%s)",
+                            label, g->revs[k].id, g->revs[k].path);
+    lua_pop(L, 1);
+    luaL_addstring(&lb, "{ ");
+    push_lua_literal(L, label);
+    luaL_addvalue(&lb);
+    luaL_addstring(&lb, " }");
+    nlabels = 1;
+  } else {
+    lua_pop(L, 1);
+  }
+  if (nlabels == 0) luaL_addstring(&lb, "nil");
+  luaL_pushresult(&lb);
+  int labels_idx = lua_gettop(L);
+  lua_newtable(L);                   /* depends_on as resolved ids */
+  int deps = lua_gettop(L), ndeps = 0;
+  if (lua_getfield(L, 1, "depends_on") != LUA_TNIL) {
+    if (lua_isstring(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_rawseti(L, -2, 1); }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+    int nd = (int)luaL_len(L, -2);
+    for (int a = 1; a <= nd; a++) {
+      lua_geti(L, -2, a);
+      int k = luamig_resolve(L, g, NULL, 0, luaL_checkstring(L, -1), true, one);
+      lua_pop(L, 1);
+      for (int j = 0; j < k; j++) {
+        lua_pushfstring(L, "%s\"%s\"", ndeps ? ", " : "", g->revs[one[j]].id);
+        lua_rawseti(L, deps, ++ndeps);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (ndeps == 0) {
+    lua_pushliteral(L, "nil");
+  } else {
+    lua_pushliteral(L, "{ ");
+    for (int i = 1; i <= ndeps; i++) lua_rawgeti(L, deps, i);
+    lua_pushliteral(L, " }");
+    lua_concat(L, ndeps + 2);
+  }
+  lua_replace(L, deps);
+  int deps_idx = deps;
 
   /* the template: revision.lua.tmpl beside the config, else the built-in one */
   lua_getfield(L, cfg, "dir");
@@ -218,6 +304,10 @@ static int cmd_revision(lua_State *L) {
     luaL_pushresult(&b);
   }
   substitute(L, text, "down_revision");
+  lua_pushvalue(L, labels_idx);
+  substitute(L, text, "branch_labels");
+  lua_pushvalue(L, deps_idx);
+  substitute(L, text, "depends_on");
   lua_pushstring(L, luaL_gsub(L, msg, "\n", " "));
   lua_remove(L, -2);
   substitute(L, text, "message");
@@ -231,9 +321,30 @@ static int cmd_revision(lua_State *L) {
   lua_pushstring(L, date);
   substitute(L, text, "create_date");
 
+  /* --version-path: one of the configured version directories */
   lua_getfield(L, cfg, "versions");
   lua_geti(L, -1, 1);
   const char *dir = lua_tostring(L, -1);
+  if (lua_getfield(L, 1, "version_path") != LUA_TNIL) {
+    const char *want = luaL_checkstring(L, -1);
+    const char *found = NULL;
+    int nd = (int)luaL_len(L, -3);
+    for (int i = 1; i <= nd && !found; i++) {
+      lua_geti(L, -3, i);
+      const char *d = lua_tostring(L, -1);
+      size_t wl = strlen(want);
+      while (wl > 1 && want[wl - 1] == '/') wl--;
+      const char *tail = d + strlen(d) >= d + wl ? d + strlen(d) - wl : d;
+      if (strcmp(d, want) == 0 || (strncmp(tail, want, wl) == 0 && (tail == d || tail[-1] == '/')))
+        found = d;
+      lua_pop(L, 1);                 /* the versions list keeps it */
+    }
+    if (!found)
+      return luaL_error(L, "version path '%s' is not one of the versions directories in "
+                        "the config", want);
+    dir = found;
+  }
+  lua_pop(L, 1);
   push_slug(L, lua_tostring(L, msgidx));
   const char *slug = lua_tostring(L, -1);
   const char *path = *slug ? lua_pushfstring(L, "%s/%s_%s.lua", dir, id, slug)
@@ -248,8 +359,30 @@ static int cmd_revision(lua_State *L) {
   return 1;
 }
 
+/* merge: a revision whose down_revision lists the heads named in
+ * opts.revisions (default: all heads). */
+static int cmd_merge(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getfield(L, 1, "revisions") == LUA_TNIL || luaL_len(L, -1) == 0) {
+    lua_newtable(L);
+    lua_pushliteral(L, "heads");
+    lua_rawseti(L, -2, 1);
+  } else {
+    lua_pushvalue(L, -1);
+  }
+  lua_setfield(L, 1, "merge");
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "message") == LUA_TNIL) {
+    lua_pushliteral(L, "merge heads");
+    lua_setfield(L, 1, "message");
+  }
+  lua_pop(L, 1);
+  return cmd_revision(L);
+}
+
 static const luaL_Reg scaffold_funcs[] = {
   { "init", cmd_init },
+  { "merge", cmd_merge },
   { "revision", cmd_revision },
   { NULL, NULL }
 };

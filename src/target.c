@@ -96,9 +96,24 @@ static long split_relative(const char *t, size_t *baselen) {
   return t[i - 1] == '-' ? -n : n;
 }
 
-/* Walks |steps| revisions up (children) or down (parents) from a single revision. */
-static void walk(lua_State *L, const luamig_graph *g, revset *s, long steps,
-                 const char *target) {
+/* The branch a "LABEL@..." target narrows to: the labelled revision and
+ * everything built on it. */
+typedef struct branch {
+  int root;                          /* -1: no label */
+  int *in;                           /* in[i]: revs[i] is root or descends from it */
+} branch;
+
+static int find_label(const luamig_graph *g, const char *label) {
+  for (int k = 0; k < g->n; k++)
+    for (int j = 0; j < g->revs[k].nlabels; j++)
+      if (strcmp(g->revs[k].labels[j], label) == 0) return k;
+  return -1;
+}
+
+/* Walks |steps| revisions up (children) or down (parents) from a single
+ * revision, staying inside the branch when there is one. */
+static void walk(lua_State *L, const luamig_graph *g, const branch *br, revset *s,
+                 long steps, const char *target) {
   long want = steps < 0 ? -steps : steps;
   for (long i = 0; i < want; i++) {
     if (s->n > 1)
@@ -106,14 +121,20 @@ static void walk(lua_State *L, const luamig_graph *g, revset *s, long steps,
                  "name a revision instead", steps > 0 ? "upgrade" : "downgrade",
                  target, g->revs[s->v[0]].id);
     if (steps > 0) {
+      if (s->n == 0 && br->root >= 0) {   /* the branch's first revision */
+        s->v[0] = br->root; s->n = 1;
+        continue;
+      }
       const int *next = s->n ? g->revs[s->v[0]].children : g->bases;
-      int nnext = s->n ? g->revs[s->v[0]].nchildren : g->nbases;
-      if (nnext == 0)
+      int nnext = s->n ? g->revs[s->v[0]].nchildren : g->nbases, pick = -1, count = 0;
+      for (int k = 0; k < nnext; k++)
+        if (br->root < 0 || br->in[next[k]]) { pick = next[k]; count++; }
+      if (count == 0)
         luaL_error(L, "Relative revision %s didn't produce %d migrations", target, (int)want);
-      if (nnext > 1)
-        luaL_error(L, "Ambiguous upgrade at '%s': %s has %d children; name a revision",
-                   target, s->n ? g->revs[s->v[0]].id : "base", nnext);
-      s->v[0] = next[0]; s->n = 1;
+      if (count > 1)
+        luaL_error(L, "Ambiguous upgrade at '%s': %s has %d children; use LABEL@+N "
+                   "or name a revision", target, s->n ? g->revs[s->v[0]].id : "base", count);
+      s->v[0] = pick; s->n = 1;
     } else {
       if (s->n == 0)
         luaL_error(L, "Relative revision %s didn't produce %d migrations (that is below base)",
@@ -125,40 +146,68 @@ static void walk(lua_State *L, const luamig_graph *g, revset *s, long steps,
   }
 }
 
-/* Resolves a target to the set of revisions that should be the heads after the run. */
+/* Keeps the members of s inside the branch (all of them without a label). */
+static void narrow(const branch *br, revset *s) {
+  if (br->root < 0) return;
+  int n = 0;
+  for (int i = 0; i < s->n; i++) if (br->in[s->v[i]]) s->v[n++] = s->v[i];
+  s->n = n;
+}
+
+/* Resolves a target to the set of revisions that should be the heads after
+ * the run; *root is set to the branch root for "LABEL@base" (what a
+ * downgrade must stay inside), else -1. */
 static void resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
-                    const char *target, bool up, revset *out) {
+                    const char *target, bool up, revset *out, int *root) {
+  int top = lua_gettop(L);
+  branch br = { -1, NULL };
+  const char *at = luamig_graph_find(g, target) >= 0 ? NULL : strchr(target, '@');
+  const char *spec = target;
+  *root = -1;
+  if (at) {
+    const char *label = lua_pushlstring(L, target, (size_t)(at - target));
+    br.root = find_label(g, label);
+    if (br.root < 0) br.root = resolve_id(L, g, label);   /* REV@head works too */
+    br.in = lua_newuserdatauv(L, (size_t)g->n * sizeof(int) + 1, 0);
+    memset(br.in, 0, (size_t)g->n * sizeof(int));
+    luamig_mark_reach(L, g, &br.root, 1, br.in, false);
+    spec = at + 1;
+  }
   size_t baselen;
-  long rel = luamig_graph_find(g, target) >= 0 ? 0 : split_relative(target, &baselen);
-  if (rel == 0) baselen = strlen(target);
-  lua_pushlstring(L, target, baselen);
-  const char *base = lua_tostring(L, -1);
-  if (strchr(base, '@'))
-    luaL_error(L, "branch targets such as '%s' are not supported yet", target);
+  long rel = luamig_graph_find(g, spec) >= 0 ? 0 : split_relative(spec, &baselen);
+  if (rel == 0) baselen = strlen(spec);
+  const char *base = lua_pushlstring(L, spec, baselen);
   out->n = 0;
   if (baselen == 0 || strcmp(base, "current") == 0) {
-    if (rel != 0 && ncur > 1)
-      luaL_error(L, "Ambiguous %s from multiple current revisions (%d heads applied); "
-                 "name a revision", up ? "upgrade" : "downgrade", ncur);
     for (int i = 0; i < ncur; i++) out->v[out->n++] = cur[i];
+    narrow(&br, out);
+    if (rel != 0 && out->n > 1)
+      luaL_error(L, "Ambiguous %s from multiple current revisions (%d heads applied); "
+                 "use LABEL@%s or name a revision", up ? "upgrade" : "downgrade",
+                 out->n, spec);
   } else if (strcmp(base, "base") == 0) {
-    /* empty set */
-  } else if (strcmp(base, "head") == 0) {
-    if (g->nheads > 1) multiple_heads(L, g, target);
+    if (br.root >= 0) {              /* below the branch's first revision */
+      const luamig_rev *r = &g->revs[br.root];
+      for (int k = 0; k < r->nparents; k++) out->v[out->n++] = r->parents[k];
+      *root = br.root;
+    }
+  } else if (strcmp(base, "head") == 0 || strcmp(base, "heads") == 0) {
     for (int i = 0; i < g->nheads; i++) out->v[out->n++] = g->heads[i];
-  } else if (strcmp(base, "heads") == 0) {
-    for (int i = 0; i < g->nheads; i++) out->v[out->n++] = g->heads[i];
+    narrow(&br, out);
+    if (base[4] == '\0' && out->n > 1) multiple_heads(L, g, target);
   } else {
-    out->v[out->n++] = resolve_id(L, g, base);
+    int k = br.root < 0 ? find_label(g, base) : -1;       /* a plain label: its revision */
+    out->v[out->n++] = k >= 0 ? k : resolve_id(L, g, base);
   }
-  lua_pop(L, 1);
-  if (rel != 0) walk(L, g, out, rel, target);
+  if (rel != 0) walk(L, g, &br, out, rel, target);
+  lua_settop(L, top);
 }
 
 int luamig_resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
                    const char *target, bool up, int *out) {
   revset r = { out, 0 };
-  resolve(L, g, cur, ncur, target, up, &r);
+  int root;
+  resolve(L, g, cur, ncur, target, up, &r, &root);
   return r.n;
 }
 
@@ -167,7 +216,8 @@ int luamig_plan(lua_State *L, luamig_graph *g, const int *cur, int ncur,
   luamig_step *s = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof *s, 0);
   int top = lua_gettop(L);           /* the result stays; scratch above it goes */
   revset dest = { scratch(L, g->n + 1), 0 };
-  resolve(L, g, cur, ncur, target, up, &dest);
+  int root;
+  resolve(L, g, cur, ncur, target, up, &dest, &root);
   int *applied = scratch(L, g->n), *keep = scratch(L, g->n);
   int *chosen = scratch(L, g->n), nchosen = 0;
   luamig_mark_reach(L, g, cur, ncur, applied, true);
@@ -196,7 +246,10 @@ int luamig_plan(lua_State *L, luamig_graph *g, const int *cur, int ncur,
         luaL_error(L, "Destination %s is not a valid downgrade target from the current "
                    "head(s): it is not applied", g->revs[dest.v[i]].id);
     int *below = NULL;
-    if (dest.n > 0) {                /* only what was built on top of the destination */
+    if (root >= 0) {                 /* LABEL@base: that branch only */
+      below = scratch(L, g->n);
+      luamig_mark_reach(L, g, &root, 1, below, false);
+    } else if (dest.n > 0) {         /* only what was built on top of the destination */
       below = scratch(L, g->n);
       luamig_mark_reach(L, g, dest.v, dest.n, below, false);
     }

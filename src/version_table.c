@@ -49,7 +49,7 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
   if (!present) {
     lua_pop(L, 1);
     lua_newtable(L);
-    return 0;
+    return -1;
   }
   lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
   int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
