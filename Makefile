@@ -17,7 +17,7 @@ CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 CORE_SRC = src/conn.c src/sql.c src/ops.c src/graph.c src/target.c src/loader.c \
-           src/version_table.c src/lock.c src/config.c src/runner.c src/scaffold.c \
+           src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/scaffold.c \
            src/core.c
 CLI_SRC  = src/cli.c
 
@@ -58,3 +58,34 @@ clean:
 # db-migrate-history, db-migrate-current, db-reset) on DATABASE_URL or the demo cluster.
 db-%: all
 	@bash scripts/db.sh $*
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the command, the luamig module (Lua files and
+# luamig/core.so), the man page and the bash/zsh completions. LIBDIR and LUADIR are Lua's
+# module directories under PREFIX (the names LuaRocks passes to `make install`).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+INSTALL     ?= install
+LUA_FILES    = $(wildcard lua/luamig/*.lua)
+
+.PHONY: uninstall
+install: all
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)/luamig" "$(DESTDIR)$(LUADIR)/luamig" \
+	  "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASHCOMPDIR)" "$(DESTDIR)$(ZSHCOMPDIR)"
+	$(INSTALL) -m 755 $(B)/luamig "$(DESTDIR)$(BINDIR)/luamig"
+	$(INSTALL) -m 755 $(B)/lib/luamig/core.so "$(DESTDIR)$(LIBDIR)/luamig/core.so"
+	$(INSTALL) -m 644 $(LUA_FILES) "$(DESTDIR)$(LUADIR)/luamig/"
+	$(INSTALL) -m 644 docs/luamig.1 "$(DESTDIR)$(MANDIR)/man1/luamig.1"
+	$(INSTALL) -m 644 completions/luamig.bash "$(DESTDIR)$(BASHCOMPDIR)/luamig"
+	$(INSTALL) -m 644 completions/_luamig "$(DESTDIR)$(ZSHCOMPDIR)/_luamig"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/luamig" "$(DESTDIR)$(LIBDIR)/luamig/core.so" \
+	  $(LUA_FILES:lua/luamig/%="$(DESTDIR)$(LUADIR)/luamig/%") \
+	  "$(DESTDIR)$(MANDIR)/man1/luamig.1" "$(DESTDIR)$(BASHCOMPDIR)/luamig" \
+	  "$(DESTDIR)$(ZSHCOMPDIR)/_luamig"
+	rmdir "$(DESTDIR)$(LIBDIR)/luamig" "$(DESTDIR)$(LUADIR)/luamig" 2>/dev/null || true

@@ -183,6 +183,7 @@ void luamig_mark_reach(lua_State *L, const luamig_graph *g, const int *from,
 typedef struct luamig_vtable {
   const char *schema;                /* NULL: the connection's search path */
   const char *name;
+  const char *log_name;              /* the audit log beside it */
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
@@ -196,10 +197,27 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
                         const char *const *from, int nfrom,
                         const char *const *to, int nto);
 
+/* The audit log: one row per applied or reverted revision (id, direction,
+ * file checksum, time, duration, user, luamig version), written in the
+ * revision's own transaction so a failed revision leaves no row. */
+void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt);
+void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                       const char *rev, bool up, const char *checksum, double ms);
+/* Pushes { [revision] = { direction =, checksum = } } of each revision's
+ * latest log row (empty when the log does not exist). */
+void luamig_log_latest(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+
 /* Session-level advisory lock keyed by the version table's name: held for a
- * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice. */
-void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+ * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
+ * Waits up to wait_s seconds, then raises naming the holder (pid, application). */
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
+                         double wait_s);
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+
+/* ---- sha256.c: checksums of revision files for the audit log ---- */
+
+void luamig_sha256_hex(const void *data, size_t n, char out[65]);
+bool luamig_sha256_file(const char *path, char out[65]);   /* false if unreadable */
 
 /* ---- config.c ---- */
 

@@ -69,7 +69,7 @@ describe("luamig #cli", function()
     assert.matches("Running upgrade  %-> aaa111, Create log %.%.%. [%d.]+ ms", out)
     assert.matches("Running upgrade aaa111 %-> bbb222, Create one", out)
     assert.matches("Running upgrade bbb222 %-> ccc333, Create two", out)
-    assert.equal("luamig_version,t_log,t_one,t_two", tables(db))
+    assert.equal("luamig_log,luamig_version,t_log,t_one,t_two", tables(db))
     assert.equal("ccc333", versions(db))
     -- a second run finds nothing to do and changes nothing
     code, out = run(dir, "upgrade")
@@ -114,7 +114,7 @@ describe("luamig #cli", function()
     assert.equal("ccc333", versions(db))
     assert.equal(0, (run(dir, "downgrade", "-1")))
     assert.equal("bbb222", versions(db))
-    assert.equal("luamig_version,t_log,t_one", tables(db))
+    assert.equal("luamig_log,luamig_version,t_log,t_one", tables(db))
     assert.equal(0, (run(dir, "downgrade", "aa")))          -- a unique prefix
     assert.equal("aaa111", versions(db))
     assert.equal(0, (run(dir, "upgrade", "aaa111+2")))
@@ -127,7 +127,7 @@ describe("luamig #cli", function()
     assert.equal(0, code)
     assert.matches("Running downgrade aaa111 %-> , Create log", out)
     -- base deletes the rows but keeps the table, as Alembic does
-    assert.equal("luamig_version", tables(db))
+    assert.equal("luamig_log,luamig_version", tables(db))
     assert.equal("0", h.psql(db, "SELECT count(*) FROM luamig_version"))
   end)
 
@@ -170,7 +170,7 @@ describe("luamig #cli", function()
     assert.matches("ALTER TABLE nope ADD COLUMN x int", err)
     assert.equal(1, select(2, err:gsub("\n", "")), "one line: " .. err)
     assert.equal("ccc333", versions(db))
-    assert.equal("luamig_version,t_log,t_one,t_two", tables(db))   -- no t_half
+    assert.equal("luamig_log,luamig_version,t_log,t_one,t_two", tables(db))   -- no t_half
   end)
 
   it("applies nothing twice when two runs race: the lock serialises them", function()

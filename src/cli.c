@@ -68,6 +68,11 @@ static int cli_log(lua_State *L) {
   const char *event = luaL_checkstring(L, 1), *text = luaL_checkstring(L, 2);
   double ms = luaL_checknumber(L, 3);
   if (strcmp(event, "sql") == 0) { printf("%s\n", text); return 0; }  /* even when quiet */
+  if (strcmp(event, "warn") == 0) {
+    fflush(stdout);
+    fprintf(stderr, "luamig: warning: %s\n", text);
+    return 0;
+  }
   if (quiet) return 0;
   if (strcmp(event, "start") == 0) printf("%s ... ", text);
   else if (strcmp(event, "done") == 0) printf("%.1f ms\n", ms);
@@ -376,6 +381,30 @@ static int cmd_merge(lua_State *L) {
   return 0;
 }
 
+/* verify: exit 0 when every applied file is as it was applied (or without
+ * --strict), 1 with --strict when some changed or are missing. */
+static int cmd_verify(lua_State *L) {
+  at_most(L, 0, "verify");
+  call_core(L, "verify");
+  int res = lua_gettop(L), found = 0;
+  lua_getfield(L, res, "changed");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
+    lua_rawgeti(L, -1, i);
+    printf("changed: %s (%s): the file was edited after it was applied\n",
+           field(L, -1, "revision"), field(L, -1, "path"));
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, res, "missing");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
+    lua_rawgeti(L, -1, i);
+    printf("missing: %s: applied to the database, but no revision file has it\n",
+           lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (found == 0) printf("OK: every applied revision matches its file.\n");
+  return found > 0 && flag(L, "strict") ? 1 : 0;
+}
+
 static int cmd_help(lua_State *L);
 
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
@@ -399,6 +428,8 @@ static const command commands[] = {
     "Set the version table to TARGET without running revisions" },
   { "status", cmd_status, "status",
     "Pending revisions; exit 0 at head, 3 when some are pending" },
+  { "verify", cmd_verify, "verify [--strict]",
+    "Check applied revisions against their files (checksums in the audit log)" },
   { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
@@ -475,6 +506,8 @@ static const option options[] = {
   { "-r", "--rev-range", "range", true },
   { "-i", "--indicate-current", "indicate_current", false },
   { NULL, "--sql", "sql", false },
+  { NULL, "--strict", "strict", false },
+  { NULL, "--lock-wait", "lock_wait", true },
   { NULL, "--purge", "purge", false },
   { NULL, "--splice", "splice", false },
   { NULL, "--branch-label", "branch_label", true },

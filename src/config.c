@@ -93,7 +93,9 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   int cfg = lua_gettop(L);
   /* explicit options first: they win over everything below */
   static const char *const keys[] = { "url", "versions", "version_table",
-                                      "version_table_schema", NULL };
+                                      "version_table_schema", "log_table", "lock_wait",
+                                      "lock_timeout", "statement_timeout", "lock_retries",
+                                      NULL };
   for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
 
   lua_getfield(L, opts_idx, "config");
@@ -164,4 +166,34 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   if (t != LUA_TNIL && t != LUA_TSTRING)
     luaL_error(L, "config: 'version_table_schema' must be a string");
   lua_pop(L, 1);
+
+  /* safety settings: strings are PostgreSQL durations ("5s", "500ms") */
+  static const struct { const char *key, *def; int type; } defaults[] = {
+    { "log_table", "luamig_log", LUA_TSTRING },
+    { "lock_timeout", "5s", LUA_TSTRING },
+    { "statement_timeout", NULL, LUA_TSTRING },
+    { "lock_retries", "3", LUA_TNUMBER },
+    { "lock_wait", "60", LUA_TNUMBER },
+  };
+  for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+    t = lua_getfield(L, cfg, defaults[i].key);
+    if (t == LUA_TNIL && defaults[i].def) {
+      lua_pushstring(L, defaults[i].def);
+      if (defaults[i].type == LUA_TNUMBER) lua_pushnumber(L, lua_tonumber(L, -1));
+      lua_setfield(L, cfg, defaults[i].key);
+      lua_settop(L, cfg);
+      continue;
+    }
+    if (t != LUA_TNIL && defaults[i].type == LUA_TNUMBER) {
+      if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0)
+        luaL_error(L, "config: '%s' must be a number of %s, not '%s'", defaults[i].key,
+                   strcmp(defaults[i].key, "lock_wait") == 0 ? "seconds" : "retries",
+                   luaL_tolstring(L, -1, NULL));
+      lua_pushnumber(L, lua_tonumber(L, -1));
+      lua_setfield(L, cfg, defaults[i].key);
+    } else if (t != LUA_TNIL && t != LUA_TSTRING) {
+      luaL_error(L, "config: '%s' must be a string such as \"5s\"", defaults[i].key);
+    }
+    lua_settop(L, cfg);
+  }
 }

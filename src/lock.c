@@ -1,34 +1,84 @@
 /*
  * lock.c: one PostgreSQL advisory lock per version table. Session-level, so
  * it outlives the per-revision transactions and is dropped by the server if
- * the process dies.
+ * the process dies. The wait is bounded by lock_timeout (advisory lock waits
+ * honour it), so a stuck holder gives a clear error instead of a hang.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "luamig.h"
 
 /* A stable 64-bit key: FNV-1a of "luamig:" + schema + "." + table. */
-static void push_key(lua_State *L, const luamig_vtable *vt) {
+static int64_t lock_key(const luamig_vtable *vt) {
   uint64_t h = 1469598103934665603ull;
   const char *parts[] = { "luamig:", vt->schema ? vt->schema : "", ".", vt->name };
   for (int i = 0; i < 4; i++)
     for (const char *s = parts[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", (long long)(int64_t)h);
-  lua_pushstring(L, buf);
+  return (int64_t)h;
 }
 
-void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
-  push_key(L, vt);
-  const char *key = lua_tostring(L, -1);
-  luamig_exec(L, c, "SELECT pg_advisory_lock($1::bigint)", 1, &key);
-  lua_pop(L, 1);
+static const char *push_key(lua_State *L, const luamig_vtable *vt) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%lld", (long long)lock_key(vt));
+  return lua_pushstring(L, buf);
+}
+
+/* Runs SELECT pg_advisory_lock in a protected call, so a lock timeout can be
+ * turned into an error that names the holder. */
+static int try_lock(lua_State *L) {
+  luamig_conn *c = lua_touserdata(L, 1);
+  const char *params[2] = { lua_tostring(L, 2), lua_tostring(L, 3) };
+  luamig_exec(L, c, "SELECT set_config('lock_timeout', $1, false)", 1, &params[1]);
+  luamig_exec(L, c, "SELECT pg_advisory_lock($1::bigint)", 1, &params[0]);
+  return 0;
+}
+
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
+                         double wait_s) {
+  int top = lua_gettop(L);
+  const char *key = push_key(L, vt);
+  lua_pushcfunction(L, try_lock);
+  lua_pushlightuserdata(L, c);
+  lua_pushstring(L, key);
+  /* 0 would mean "wait forever" to PostgreSQL: wait at least 1 ms */
+  lua_pushfstring(L, "%dms", wait_s * 1000 < 1 ? 1 : (int)(wait_s * 1000));
+  int status = lua_pcall(L, 3, 0, 0);
+  const char *reset = "0";
+  luamig_exec(L, c, "SELECT set_config('lock_timeout', $1, false)", 1, &reset);
+  if (status == LUA_OK) { lua_settop(L, top); return; }
+  if (strstr(lua_tostring(L, -1), "55P03") == NULL) lua_error(L);
+
+  /* timed out: name who holds it (the key's high and low halves are classid and objid) */
+  uint64_t k = (uint64_t)lock_key(vt);
+  char hi[16], lo[16];
+  snprintf(hi, sizeof hi, "%u", (unsigned)(k >> 32));
+  snprintf(lo, sizeof lo, "%u", (unsigned)(k & 0xffffffffu));
+  const char *p[2] = { hi, lo };
+  int n = luamig_query(L, c,
+    "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "
+    "coalesce(a.state, '?') AS state, coalesce(a.usename, '?') AS usr "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid "
+    "AND l.objid = $2::oid AND l.objsubid = 1", 2, p);
+  if (n == 0)
+    luaL_error(L, "could not take the migration lock within %.0f s (its holder has just "
+               "gone: run again)", wait_s);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "pid");
+  lua_getfield(L, -2, "app");
+  lua_getfield(L, -3, "state");
+  lua_getfield(L, -4, "usr");
+  luaL_error(L, "could not take the migration lock within %.0f s: it is held by pid %s "
+             "(application '%s', user %s, %s); another migration is running, or that "
+             "session is stuck (--lock-wait SECONDS waits longer)", wait_s,
+             lua_tostring(L, -4), lua_tostring(L, -3), lua_tostring(L, -1),
+             lua_tostring(L, -2));
 }
 
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
-  push_key(L, vt);
-  const char *key = lua_tostring(L, -1);
+  const char *key = push_key(L, vt);
   luamig_exec(L, c, "SELECT pg_advisory_unlock($1::bigint)", 1, &key);
   lua_pop(L, 1);
 }

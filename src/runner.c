@@ -21,6 +21,10 @@ typedef struct run {
   luamig_graph *g;
   luamig_conn *c;                    /* NULL until connected */
   luamig_vtable vt;
+  const char *lock_timeout;          /* per revision, e.g. "5s" (NULL: server default) */
+  const char *statement_timeout;
+  int lock_retries;
+  double lock_wait;                  /* seconds to wait for the migration lock */
 } run;
 
 static double now_ms(void) {
@@ -42,7 +46,17 @@ static void run_init(lua_State *L, run *r) {
   r->vt.name = lua_tostring(L, -1);  /* anchored by cfg */
   lua_getfield(L, r->cfg, "version_table_schema");
   r->vt.schema = lua_tostring(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, r->cfg, "log_table");
+  r->vt.log_name = lua_tostring(L, -1);
+  lua_getfield(L, r->cfg, "lock_timeout");
+  r->lock_timeout = lua_tostring(L, -1);
+  lua_getfield(L, r->cfg, "statement_timeout");
+  r->statement_timeout = lua_tostring(L, -1);
+  lua_getfield(L, r->cfg, "lock_retries");
+  r->lock_retries = (int)lua_tointeger(L, -1);
+  lua_getfield(L, r->cfg, "lock_wait");
+  r->lock_wait = lua_tonumber(L, -1);
+  lua_pop(L, 7);
   r->g = luamig_load_revisions(L, r->cfg);
   r->graph = lua_gettop(L);
 }
@@ -153,7 +167,95 @@ static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list
   return lua_tostring(L, -1);
 }
 
-/* One revision, one transaction: its statements and its version-table move. */
+/* One try at one revision: its transaction, timeouts, statements, version
+ * row and audit row. Runs under lua_pcall so a lock timeout can be retried;
+ * its arguments are the attempt, the op context and the revision's environment. */
+typedef struct attempt {
+  run *r;
+  const luamig_step *s;
+  const char **from, **to;
+  int nfrom, nto;
+  const char *checksum;
+  double t0;
+} attempt;
+
+/* SET [LOCAL] name = 'value' (SET takes no parameters: the value is a quoted literal). */
+static void set_setting(lua_State *L, luamig_opctx *ctx, const char *name, const char *value,
+                        bool local) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "SET %s%s = ", local ? "LOCAL " : "", name);
+  luaL_addvalue(&b);
+  luamig_quote_literal(&b, value);
+  luaL_pushresult(&b);
+  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+  lua_pop(L, 1);
+}
+
+static int run_attempt(lua_State *L) {
+  attempt *a = lua_touserdata(L, 1);
+  run *r = a->r;
+  luamig_opctx *ctx = lua_touserdata(L, 2);
+  const int env = 3;
+  const luamig_rev *rv = &r->g->revs[a->s->rev];
+  bool tx = rv->transactional;
+  if (tx) luamig_emit(L, ctx, "BEGIN", 0, NULL);
+  if (r->lock_timeout) set_setting(L, ctx, "lock_timeout", r->lock_timeout, tx);
+  if (r->statement_timeout) set_setting(L, ctx, "statement_timeout", r->statement_timeout, tx);
+  luamig_ops_push(L, 2);
+  lua_setfield(L, env, "op");
+  lua_getfield(L, env, a->s->up ? "upgrade" : "downgrade");
+  lua_call(L, 0, 0);
+  lua_pushnil(L);
+  lua_setfield(L, env, "op");
+  luamig_vtable_move(L, ctx, &r->vt, a->from, a->nfrom, a->to, a->nto);
+  luamig_log_record(L, ctx, &r->vt, rv->id, a->s->up, a->checksum, now_ms() - a->t0);
+  if (tx) {
+    luamig_emit(L, ctx, "COMMIT", 0, NULL);
+  } else {                           /* session settings: put them back */
+    if (r->lock_timeout) luamig_emit(L, ctx, "RESET lock_timeout", 0, NULL);
+    if (r->statement_timeout) luamig_emit(L, ctx, "RESET statement_timeout", 0, NULL);
+  }
+  return 0;
+}
+
+/* After a lock timeout: the oldest other transactions holding table locks here. */
+static const char *push_blockers(lua_State *L, luamig_conn *c) {
+  int n = luamig_query(L, c,
+    "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "
+    "coalesce(a.state, '?') AS state, "
+    "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120) AS query "
+    "FROM pg_stat_activity a WHERE a.datname = current_database() "
+    "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL AND EXISTS ("
+    "SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted) "
+    "ORDER BY a.xact_start LIMIT 3", 0, NULL);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -1, i);
+    lua_getfield(L, -1, "pid");
+    lua_getfield(L, -2, "app");
+    lua_getfield(L, -3, "state");
+    lua_getfield(L, -4, "query");
+    lua_pushfstring(L, "%spid %s (application '%s', %s): %s", i > 1 ? "; " : "",
+                    lua_tostring(L, -4), lua_tostring(L, -3), lua_tostring(L, -2),
+                    lua_tostring(L, -1));
+    lua_replace(L, -6);
+    lua_pop(L, 4);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
+static void sleep_ms(double ms) {
+  struct timespec ts = { (time_t)(ms / 1000), (long)((ms - (double)(time_t)(ms / 1000) * 1000) * 1e6) };
+  nanosleep(&ts, NULL);
+}
+
+/* One revision, one transaction: its statements and its version-table move,
+ * retried with back-off when it times out waiting for a table lock. */
 static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *applied) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
@@ -176,24 +278,11 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
   int lineidx = lua_gettop(L);
   if (ctx->conn == NULL) log_event(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
   else log_event(r, "start", line, 0);
-  double t0 = now_ms();
+  char checksum[65];
+  if (!luamig_sha256_file(rv->path, checksum))
+    luaL_error(L, "cannot read %s (revision %s)", rv->path, rv->id);
 
-  ctx->transactional = rv->transactional;
-  lua_getiuservalue(L, r->graph, 1);
-  lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
-  int env = lua_gettop(L);
-  luamig_ops_push(L, ctxidx);
-  lua_setfield(L, env, "op");
-  if (rv->transactional) luamig_emit(L, ctx, "BEGIN", 0, NULL);
-  lua_getfield(L, env, s->up ? "upgrade" : "downgrade");
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-    const char *msg = luaL_tolstring(L, -1, NULL);
-    log_event(r, "fail", lua_tostring(L, lineidx), now_ms() - t0);
-    luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
-  }
-  lua_pushnil(L);
-  lua_setfield(L, env, "op");
-
+  /* the version-table move: heads out, heads in */
   if (s->up) {
     for (int k = 0; k < nrel; k++) {
       int p = k < rv->nparents ? rv->parents[k] : rv->deps[k - rv->nparents];
@@ -215,9 +304,35 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
       if (!covered) { heads[p] = 1; to[nto++] = pr->id; }
     }
   }
-  luamig_vtable_move(L, ctx, &r->vt, from, nfrom, to, nto);
-  if (rv->transactional) luamig_emit(L, ctx, "COMMIT", 0, NULL);
-  double ms = now_ms() - t0;
+
+  ctx->transactional = rv->transactional;
+  lua_getiuservalue(L, r->graph, 1);
+  lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
+  int env = lua_gettop(L);
+  attempt a = { r, s, from, to, nfrom, nto, checksum, now_ms() };
+  for (int tries = 0;; tries++) {
+    lua_pushcfunction(L, run_attempt);
+    lua_pushlightuserdata(L, &a);
+    lua_pushvalue(L, ctxidx);
+    lua_pushvalue(L, env);
+    if (lua_pcall(L, 3, 0, 0) == LUA_OK) break;
+    const char *msg = luaL_tolstring(L, -1, NULL);
+    bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
+    if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
+    if (lock_timeout && tries < r->lock_retries) {
+      double wait = 500.0 * (1 << tries);
+      log_event(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
+                "retrying in %.1f s", rv->id, tries + 1, r->lock_retries + 1, wait / 1000), 0);
+      lua_pop(L, 3);
+      sleep_ms(wait);
+      continue;
+    }
+    if (lock_timeout)
+      msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
+    log_event(r, "fail", lua_tostring(L, lineidx), now_ms() - a.t0);
+    luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
+  }
+  double ms = now_ms() - a.t0;
   if (ctx->conn == NULL) drain_script(r, ctxidx);
   else log_event(r, "done", lua_tostring(L, lineidx), ms);
 
@@ -231,6 +346,94 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
   lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
 }
 
+/* Compares the audit log with the files: pushes { changed = {...}, missing =
+ * {...} }: applied revisions whose file changed since, and revisions the log
+ * says are applied that no file has. */
+static int push_findings(run *r, const int *cur, int ncur) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  int *applied = scratch(L, g->n);
+  luamig_mark_reach(L, g, cur, ncur, applied, true);
+  luamig_log_latest(L, r->c, &r->vt);
+  int latest = lua_gettop(L), nfound = 0;
+  lua_createtable(L, 0, 2);
+  int res = lua_gettop(L);
+  lua_newtable(L);
+  int nchanged = 0;
+  for (int k = 0; k < g->n; k++) {
+    int i = g->order[k];
+    if (!applied[i]) continue;
+    if (lua_getfield(L, latest, g->revs[i].id) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_getfield(L, -1, "checksum");
+    char sum[65];
+    bool readable = luamig_sha256_file(g->revs[i].path, sum);
+    if (lua_isstring(L, -1) && (!readable || strcmp(sum, lua_tostring(L, -1)) != 0)) {
+      push_rev_info(L, g, i);
+      lua_rawseti(L, -4, ++nchanged);
+    }
+    lua_pop(L, 2);
+  }
+  lua_setfield(L, res, "changed");
+  lua_newtable(L);
+  int nmissing = 0;
+  lua_pushnil(L);
+  while (lua_next(L, latest)) {
+    lua_getfield(L, -1, "direction");
+    if (strcmp(lua_tostring(L, -1), "upgrade") == 0 &&
+        luamig_graph_find(g, lua_tostring(L, -3)) < 0) {
+      lua_pushvalue(L, -3);
+      lua_rawseti(L, -5, ++nmissing);
+    }
+    lua_pop(L, 2);
+  }
+  lua_setfield(L, res, "missing");
+  nfound = nchanged + nmissing;
+  lua_replace(L, latest);
+  lua_settop(L, latest);
+  lua_remove(L, -2);                 /* the applied marks */
+  return nfound;
+}
+
+/* Reports findings through the log as warnings; with opts.strict they are an error. */
+static void warn_findings(run *r, int nfound) {
+  lua_State *L = r->L;
+  int res = lua_gettop(L);
+  lua_getfield(L, res, "changed");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
+    lua_rawgeti(L, -1, i);
+    lua_getfield(L, -1, "revision");
+    lua_getfield(L, -2, "path");
+    log_event(r, "warn", lua_pushfstring(L, "revision %s (%s) was changed after it was applied",
+              lua_tostring(L, -2), lua_tostring(L, -1)), 0);
+    lua_pop(L, 4);
+  }
+  lua_getfield(L, res, "missing");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
+    lua_rawgeti(L, -1, i);
+    log_event(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
+              lua_tostring(L, -1)), 0);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, res);
+  if (nfound > 0 && opt_flag(L, r->opts, "strict"))
+    luaL_error(L, "%d revision file%s changed or missing since they were applied "
+               "(see 'luamig verify'); --strict refuses to go on", nfound, nfound == 1 ? "" : "s");
+}
+
+/* verify: the audit log against the files. */
+static int cmd_verify(lua_State *L) {
+  run r;
+  run_init(L, &r);
+  run_connect(&r);
+  int *cur = scratch(L, r.g->n);
+  int ncur = read_current(&r, cur, NULL);
+  push_findings(&r, cur, ncur);
+  return 1;
+}
+
 /* Connects and takes the lock, or (opts.sql) prepares an offline script;
  * pushes the op context and returns its stack index. */
 static int open_context(run *r, bool offline) {
@@ -239,7 +442,7 @@ static int open_context(run *r, bool offline) {
   if (!offline) {
     run_connect(r);
     connidx = lua_gettop(L);
-    luamig_lock_acquire(L, r->c, &r->vt);
+    luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
   luamig_opctx_new(L, connidx);
   return lua_gettop(L);
@@ -275,11 +478,17 @@ static int migrate(lua_State *L, bool up) {
   bool present = false;
   if (offline) {
     if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, up, cur);
-    if (up) luamig_vtable_ensure(L, ctx, &r.vt);
+    if (up) {
+      luamig_vtable_ensure(L, ctx, &r.vt);
+      luamig_log_ensure(L, ctx, &r.vt);
+    }
     drain_script(&r, ctxidx);
   } else {
     ncur = read_current(&r, cur, &present);
     if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
+    luamig_log_ensure(L, ctx, &r.vt);
+    warn_findings(&r, push_findings(&r, cur, ncur));
+    lua_pop(L, 1);
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
@@ -571,6 +780,7 @@ static int cmd_branches(lua_State *L) {
 
 static const luaL_Reg runner_funcs[] = {
   { "stamp", cmd_stamp },
+  { "verify", cmd_verify },
   { "status", cmd_status },
   { "show", cmd_show },
   { "branches", cmd_branches },

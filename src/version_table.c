@@ -3,6 +3,7 @@
  * alembic_version). Statements go through the op context, so an offline
  * --sql script carries exactly the version-table changes a live run makes.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -91,4 +92,68 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
   for (int i = 0; i < nto; i++)
     one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 1, &to[i]), "insert", to[i]);
   lua_pop(L, 3);
+}
+
+/* ---- the audit log ---- */
+
+static void push_log_name(lua_State *L, const luamig_vtable *vt) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luamig_quote_qualified(L, &b, vt->schema, vt->log_name);
+  luaL_pushresult(&b);
+}
+
+void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
+  push_log_name(L, vt);
+  const char *name = lua_tostring(L, -1);
+  if (ctx->conn != NULL) {           /* check first: IF NOT EXISTS would print a NOTICE */
+    luamig_query(L, ctx->conn, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
+    lua_geti(L, -1, 1);
+    lua_getfield(L, -1, "present");
+    bool present = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+    if (present) { lua_pop(L, 1); return; }
+  }
+  lua_pushfstring(L, "CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
+                  "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
+                  "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision, "
+                  "db_user text NOT NULL DEFAULT current_user, luamig_version text)", name);
+  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+  lua_pop(L, 2);
+}
+
+void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                       const char *rev, bool up, const char *checksum, double ms) {
+  push_log_name(L, vt);
+  lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, duration_ms, "
+                  "luamig_version) VALUES ($1, $2, $3, $4, $5)", lua_tostring(L, -1));
+  char dur[32];
+  snprintf(dur, sizeof dur, "%.3f", ms);
+  const char *p[5] = { rev, up ? "upgrade" : "downgrade", checksum, dur, LUAMIG_VERSION };
+  luamig_emit(L, ctx, lua_tostring(L, -1), 5, p);
+  lua_pop(L, 2);
+}
+
+void luamig_log_latest(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
+  push_log_name(L, vt);
+  const char *name = lua_tostring(L, -1);
+  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "present");
+  bool present = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+  lua_newtable(L);
+  if (!present) { lua_remove(L, -2); return; }
+  lua_pushfstring(L, "SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
+                  "ORDER BY revision, id DESC", name);
+  int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -1, i);
+    lua_getfield(L, -1, "revision");
+    lua_pushvalue(L, -2);
+    lua_settable(L, -6);             /* result[revision] = row */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  lua_remove(L, -2);
 }
