@@ -63,16 +63,16 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid "
     "AND l.objid = $2::oid AND l.objsubid = 1", 2, p);
   if (n == 0)
-    luaL_error(L, "could not take the migration lock within %.0f s (its holder has just "
-               "gone: run again)", wait_s);
+    luaL_error(L, "could not take the migration lock within %d s (its holder has just "
+               "gone: run again)", (int)(wait_s + 0.5));
   lua_geti(L, -1, 1);
   lua_getfield(L, -1, "pid");
   lua_getfield(L, -2, "app");
   lua_getfield(L, -3, "state");
   lua_getfield(L, -4, "usr");
-  luaL_error(L, "could not take the migration lock within %.0f s: it is held by pid %s "
+  luaL_error(L, "could not take the migration lock within %d s: it is held by pid %s "
              "(application '%s', user %s, %s); another migration is running, or that "
-             "session is stuck (--lock-wait SECONDS waits longer)", wait_s,
+             "session is stuck (--lock-wait SECONDS waits longer)", (int)(wait_s + 0.5),
              lua_tostring(L, -4), lua_tostring(L, -3), lua_tostring(L, -1),
              lua_tostring(L, -2));
 }

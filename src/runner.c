@@ -68,6 +68,11 @@ static void run_connect(run *r) {
   lua_pop(L, 1);
   r->c = luamig_conn_connect(L, url);
   lua_toclose(L, -1);                /* closed on return and on any error */
+  /* PostgreSQL 14+ notices a dead client during a long statement and rolls
+   * back at once, so a killed run frees its locks in a second, not when the
+   * statement ends. */
+  luamig_exec(L, r->c, "SELECT set_config('client_connection_check_interval', '1000', false) "
+              "WHERE current_setting('server_version_num')::int >= 140000", 0, NULL);
 }
 
 static void log_event(run *r, const char *event, const char *text, double ms) {
@@ -229,10 +234,10 @@ static const char *push_blockers(lua_State *L, luamig_conn *c) {
     "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL AND EXISTS ("
     "SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted) "
     "ORDER BY a.xact_start LIMIT 3", 0, NULL);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+  int rows = lua_gettop(L);
+  lua_pushliteral(L, "");
   for (int i = 1; i <= n; i++) {
-    lua_geti(L, -1, i);
+    lua_geti(L, rows, i);
     lua_getfield(L, -1, "pid");
     lua_getfield(L, -2, "app");
     lua_getfield(L, -3, "state");
@@ -240,12 +245,13 @@ static const char *push_blockers(lua_State *L, luamig_conn *c) {
     lua_pushfstring(L, "%spid %s (application '%s', %s): %s", i > 1 ? "; " : "",
                     lua_tostring(L, -4), lua_tostring(L, -3), lua_tostring(L, -2),
                     lua_tostring(L, -1));
-    lua_replace(L, -6);
+    lua_replace(L, -6);              /* over the row */
     lua_pop(L, 4);
-    luaL_addvalue(&b);
+    lua_concat(L, 2);
   }
-  luaL_pushresult(&b);
-  lua_remove(L, -2);
+  if (n == 0) lua_pushliteral(L, "(no other transaction holds a table lock now)");
+  if (n == 0) lua_concat(L, 2);
+  lua_remove(L, rows);
   return lua_tostring(L, -1);
 }
 
@@ -321,8 +327,10 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
     if (lock_timeout && tries < r->lock_retries) {
       double wait = 500.0 * (1 << tries);
+      char secs[16];
+      snprintf(secs, sizeof secs, "%.1f", wait / 1000);
       log_event(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
-                "retrying in %.1f s", rv->id, tries + 1, r->lock_retries + 1, wait / 1000), 0);
+                "retrying in %s s", rv->id, tries + 1, r->lock_retries + 1, secs), 0);
       lua_pop(L, 3);
       sleep_ms(wait);
       continue;
