@@ -225,10 +225,49 @@ bool luamig_sha256_file(const char *path, char out[65]);   /* false if unreadabl
  * pushes the resolved config table: url, versions (array), version_table,
  * version_table_schema, dir (of the config). */
 void luamig_config_load(lua_State *L, int opts_idx);
+/* Pushes the KEY=value pairs of a .env file as a table (the first of a key
+ * wins); returns their count, or -1 (empty table) when the file is unreadable.
+ * Raises "path:N: expected KEY=value" on a malformed line. */
+int luamig_dotenv_parse(lua_State *L, const char *path);
 
-/* ---- runner.c: commands shared by the CLI and the Lua API ---- */
+/* ---- runner.c: upgrade, downgrade, stamp; the run shared with report.c ---- */
+
+/* One command's state: its options, config, graph and connection live on
+ * the Lua stack (slots below); the pointers stay valid while they do. */
+typedef struct luamig_run {
+  lua_State *L;
+  int opts, cfg;                     /* stack slots */
+  int graph;
+  luamig_graph *g;
+  luamig_conn *c;                    /* NULL until connected */
+  luamig_vtable vt;
+  const char *lock_timeout;          /* per revision, e.g. "5s" (NULL: server default) */
+  const char *statement_timeout;
+  int lock_retries;
+  double lock_wait;                  /* seconds to wait for the migration lock */
+} luamig_run;
+
+
+/* Options (table at 1) -> config -> graph, all pushed. */
+void luamig_run_init(lua_State *L, luamig_run *r);
+/* Connects (a to-be-closed slot) and prepares the session. */
+void luamig_run_connect(luamig_run *r);
+/* Progress to opts.log(event, text, ms): "start", "done", "fail", "info", "warn", "sql". */
+void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms);
+bool luamig_opt_flag(lua_State *L, int opts, const char *name);
+int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on the stack */
+/* Reads the version table into cur (indices); raises on an id no file has. */
+int luamig_read_current(luamig_run *r, int *cur, bool *present);
+/* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
+void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
+/* Pushes { changed = {...}, missing = {...} } from the audit log; returns their count. */
+int luamig_push_findings(luamig_run *r, const int *cur, int ncur);
 
 int luamig_open_runner(lua_State *L);
+
+/* ---- report.c: current, heads, history, show, branches, status, verify ---- */
+
+int luamig_open_report(lua_State *L);
 
 /* ---- scaffold.c: init and revision (files for people) ---- */
 

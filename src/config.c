@@ -32,14 +32,16 @@ static char *trim(char *s) {
   return s;
 }
 
-/* KEY=value lines (optionally "export KEY=value", values optionally quoted);
- * variables already in the environment win, as with every dotenv. */
-static void load_dotenv(lua_State *L, const char *path) {
+/* KEY=value lines (optionally "export KEY=value", values optionally quoted),
+ * pushed as a table; the first line of a key wins. Returns the number of keys,
+ * or -1 (with an empty table) when the file cannot be opened. */
+int luamig_dotenv_parse(lua_State *L, const char *path) {
+  lua_newtable(L);
   FILE *f = fopen(path, "r");
-  if (f == NULL) return;
+  if (f == NULL) return -1;
   char line[4096];
-  int lineno = 0;
-  while (fgets(line, sizeof line, f)) {
+  int lineno = 0, n = 0;
+  while (fgets(line, sizeof line, f)) {   /* memory errors are the only raise below */
     lineno++;
     char *s = trim(line);
     if (*s == '\0' || *s == '#') continue;
@@ -51,14 +53,32 @@ static void load_dotenv(lua_State *L, const char *path) {
     }
     *eq = '\0';
     char *key = trim(s), *val = trim(eq + 1);
-    size_t n = strlen(val);
-    if (n >= 2 && (val[0] == '"' || val[0] == '\'') && val[n - 1] == val[0]) {
-      val[n - 1] = '\0';
+    size_t len = strlen(val);
+    if (len >= 2 && (val[0] == '"' || val[0] == '\'') && val[len - 1] == val[0]) {
+      val[len - 1] = '\0';
       val++;
     }
-    if (getenv(key) == NULL) setenv(key, val, 0);
+    if (lua_getfield(L, -1, key) == LUA_TNIL) {
+      lua_pushstring(L, val);
+      lua_setfield(L, -3, key);
+      n++;
+    }
+    lua_pop(L, 1);
   }
   fclose(f);
+  return n;
+}
+
+/* Variables already in the environment win, as with every dotenv. */
+static void load_dotenv(lua_State *L, const char *path) {
+  luamig_dotenv_parse(L, path);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    const char *key = lua_tostring(L, -2);
+    if (getenv(key) == NULL) setenv(key, lua_tostring(L, -1), 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 /* Runs the config file in an environment that can read the standard

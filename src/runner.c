@@ -14,26 +14,13 @@
 
 #include "luamig.h"
 
-typedef struct run {
-  lua_State *L;
-  int opts, cfg;                     /* stack slots */
-  int graph;
-  luamig_graph *g;
-  luamig_conn *c;                    /* NULL until connected */
-  luamig_vtable vt;
-  const char *lock_timeout;          /* per revision, e.g. "5s" (NULL: server default) */
-  const char *statement_timeout;
-  int lock_retries;
-  double lock_wait;                  /* seconds to wait for the migration lock */
-} run;
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void run_init(lua_State *L, run *r) {
+void luamig_run_init(lua_State *L, luamig_run *r) {
   memset(r, 0, sizeof *r);
   r->L = L;
   if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
@@ -61,7 +48,7 @@ static void run_init(lua_State *L, run *r) {
   r->graph = lua_gettop(L);
 }
 
-static void run_connect(run *r) {
+void luamig_run_connect(luamig_run *r) {
   lua_State *L = r->L;
   lua_getfield(L, r->cfg, "url");
   const char *url = lua_tostring(L, -1);
@@ -75,7 +62,7 @@ static void run_connect(run *r) {
               "WHERE current_setting('server_version_num')::int >= 140000", 0, NULL);
 }
 
-static void log_event(run *r, const char *event, const char *text, double ms) {
+void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms) {
   lua_State *L = r->L;
   if (lua_getfield(L, r->opts, "log") != LUA_TFUNCTION) { lua_pop(L, 1); return; }
   lua_pushstring(L, event);
@@ -84,14 +71,14 @@ static void log_event(run *r, const char *event, const char *text, double ms) {
   lua_call(L, 3, 0);
 }
 
-static bool opt_flag(lua_State *L, int opts, const char *name) {
+bool luamig_opt_flag(lua_State *L, int opts, const char *name) {
   lua_getfield(L, opts, name);
   bool b = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return b;
 }
 
-static int *scratch(lua_State *L, int n) {
+int *luamig_scratch(lua_State *L, int n) {
   int *p = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(int), 0);
   memset(p, 0, (size_t)(n + 1) * sizeof(int));
   return p;
@@ -99,7 +86,7 @@ static int *scratch(lua_State *L, int n) {
 
 /* Reads the version table into cur (indices); raises on an id no file has.
  * *present tells whether the table exists. */
-static int read_current(run *r, int *cur, bool *present) {
+int luamig_read_current(luamig_run *r, int *cur, bool *present) {
   lua_State *L = r->L;
   int n = luamig_vtable_read(L, r->c, &r->vt);
   if (present) *present = n >= 0;
@@ -122,13 +109,13 @@ static int read_current(run *r, int *cur, bool *present) {
 }
 
 /* Offline: hands the statements gathered so far to the log as "sql" events. */
-static void drain_script(run *r, int ctxidx) {
+static void drain_script(luamig_run *r, int ctxidx) {
   lua_State *L = r->L;
   lua_getiuservalue(L, ctxidx, 1);
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    log_event(r, "sql", lua_tostring(L, -1), 0);
+    luamig_run_log(r, "sql", lua_tostring(L, -1), 0);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -136,7 +123,7 @@ static void drain_script(run *r, int ctxidx) {
   lua_setiuservalue(L, ctxidx, 1);
 }
 
-static void push_rev_info(lua_State *L, const luamig_graph *g, int i) {
+void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i) {
   const luamig_rev *rv = &g->revs[i];
   lua_createtable(L, 0, 8);
   lua_pushstring(L, rv->id);
@@ -176,7 +163,7 @@ static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list
  * row and audit row. Runs under lua_pcall so a lock timeout can be retried;
  * its arguments are the attempt, the op context and the revision's environment. */
 typedef struct attempt {
-  run *r;
+  luamig_run *r;
   const luamig_step *s;
   const char **from, **to;
   int nfrom, nto;
@@ -199,7 +186,7 @@ static void set_setting(lua_State *L, luamig_opctx *ctx, const char *name, const
 
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
-  run *r = a->r;
+  luamig_run *r = a->r;
   luamig_opctx *ctx = lua_touserdata(L, 2);
   const int env = 3;
   const luamig_rev *rv = &r->g->revs[a->s->rev];
@@ -262,7 +249,7 @@ static void sleep_ms(double ms) {
 
 /* One revision, one transaction: its statements and its version-table move,
  * retried with back-off when it times out waiting for a table lock. */
-static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *applied) {
+static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads, int *applied) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
@@ -282,8 +269,8 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
                       rv->message ? rv->message : "");
   if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
   int lineidx = lua_gettop(L);
-  if (ctx->conn == NULL) log_event(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
-  else log_event(r, "start", line, 0);
+  if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
+  else luamig_run_log(r, "start", line, 0);
   char checksum[65];
   if (!luamig_sha256_file(rv->path, checksum))
     luaL_error(L, "cannot read %s (revision %s)", rv->path, rv->id);
@@ -329,7 +316,7 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
       double wait = 500.0 * (1 << tries);
       char secs[16];
       snprintf(secs, sizeof secs, "%.1f", wait / 1000);
-      log_event(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
+      luamig_run_log(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
                 "retrying in %s s", rv->id, tries + 1, r->lock_retries + 1, secs), 0);
       lua_pop(L, 3);
       sleep_ms(wait);
@@ -337,16 +324,16 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
     }
     if (lock_timeout)
       msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
-    log_event(r, "fail", lua_tostring(L, lineidx), now_ms() - a.t0);
+    luamig_run_log(r, "fail", lua_tostring(L, lineidx), now_ms() - a.t0);
     luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
   }
   double ms = now_ms() - a.t0;
   if (ctx->conn == NULL) drain_script(r, ctxidx);
-  else log_event(r, "done", lua_tostring(L, lineidx), ms);
+  else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
 
   /* result entry, appended to the results table just below the scratch */
   lua_settop(L, top);
-  push_rev_info(L, g, s->rev);
+  luamig_push_rev_info(L, g, s->rev);
   lua_pushstring(L, s->up ? "upgrade" : "downgrade");
   lua_setfield(L, -2, "direction");
   lua_pushnumber(L, ms);
@@ -357,10 +344,10 @@ static void run_step(run *r, int ctxidx, const luamig_step *s, int *heads, int *
 /* Compares the audit log with the files: pushes { changed = {...}, missing =
  * {...} }: applied revisions whose file changed since, and revisions the log
  * says are applied that no file has. */
-static int push_findings(run *r, const int *cur, int ncur) {
+int luamig_push_findings(luamig_run *r, const int *cur, int ncur) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
-  int *applied = scratch(L, g->n);
+  int *applied = luamig_scratch(L, g->n);
   luamig_mark_reach(L, g, cur, ncur, applied, true);
   luamig_log_latest(L, r->c, &r->vt);
   int latest = lua_gettop(L), nfound = 0;
@@ -379,7 +366,7 @@ static int push_findings(run *r, const int *cur, int ncur) {
     char sum[65];
     bool readable = luamig_sha256_file(g->revs[i].path, sum);
     if (lua_isstring(L, -1) && (!readable || strcmp(sum, lua_tostring(L, -1)) != 0)) {
-      push_rev_info(L, g, i);
+      luamig_push_rev_info(L, g, i);
       lua_rawseti(L, -4, ++nchanged);
     }
     lua_pop(L, 2);
@@ -406,7 +393,7 @@ static int push_findings(run *r, const int *cur, int ncur) {
 }
 
 /* Reports findings through the log as warnings; with opts.strict they are an error. */
-static void warn_findings(run *r, int nfound) {
+static void warn_findings(luamig_run *r, int nfound) {
   lua_State *L = r->L;
   int res = lua_gettop(L);
   lua_getfield(L, res, "changed");
@@ -414,41 +401,30 @@ static void warn_findings(run *r, int nfound) {
     lua_rawgeti(L, -1, i);
     lua_getfield(L, -1, "revision");
     lua_getfield(L, -2, "path");
-    log_event(r, "warn", lua_pushfstring(L, "revision %s (%s) was changed after it was applied",
+    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s (%s) was changed after it was applied",
               lua_tostring(L, -2), lua_tostring(L, -1)), 0);
     lua_pop(L, 4);
   }
   lua_getfield(L, res, "missing");
   for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
     lua_rawgeti(L, -1, i);
-    log_event(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
+    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
               lua_tostring(L, -1)), 0);
     lua_pop(L, 2);
   }
   lua_settop(L, res);
-  if (nfound > 0 && opt_flag(L, r->opts, "strict"))
+  if (nfound > 0 && luamig_opt_flag(L, r->opts, "strict"))
     luaL_error(L, "%d revision file%s changed or missing since they were applied "
                "(see 'luamig verify'); --strict refuses to go on", nfound, nfound == 1 ? "" : "s");
 }
 
-/* verify: the audit log against the files. */
-static int cmd_verify(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  run_connect(&r);
-  int *cur = scratch(L, r.g->n);
-  int ncur = read_current(&r, cur, NULL);
-  push_findings(&r, cur, ncur);
-  return 1;
-}
-
 /* Connects and takes the lock, or (opts.sql) prepares an offline script;
  * pushes the op context and returns its stack index. */
-static int open_context(run *r, bool offline) {
+static int open_context(luamig_run *r, bool offline) {
   lua_State *L = r->L;
   int connidx = 0;
   if (!offline) {
-    run_connect(r);
+    luamig_run_connect(r);
     connidx = lua_gettop(L);
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
@@ -459,11 +435,11 @@ static int open_context(run *r, bool offline) {
 /* upgrade / downgrade: returns the list of steps run (empty when up to date).
  * Offline (opts.sql), TARGET may be FROM:TO and the statements go to the log. */
 static int migrate(lua_State *L, bool up) {
-  run r;
-  run_init(L, &r);
+  luamig_run r;
+  luamig_run_init(L, &r);
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
-  bool offline = opt_flag(L, r.opts, "sql");
+  bool offline = luamig_opt_flag(L, r.opts, "sql");
   if (target == NULL && !up)
     return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
   if (target == NULL) target = "head";
@@ -481,7 +457,7 @@ static int migrate(lua_State *L, bool up) {
   int ctxidx = open_context(&r, offline);
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
 
-  int *cur = scratch(L, r.g->n);
+  int *cur = luamig_scratch(L, r.g->n);
   int ncur = 0;
   bool present = false;
   if (offline) {
@@ -492,15 +468,15 @@ static int migrate(lua_State *L, bool up) {
     }
     drain_script(&r, ctxidx);
   } else {
-    ncur = read_current(&r, cur, &present);
+    ncur = luamig_read_current(&r, cur, &present);
     if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
     luamig_log_ensure(L, ctx, &r.vt);
-    warn_findings(&r, push_findings(&r, cur, ncur));
+    warn_findings(&r, luamig_push_findings(&r, cur, ncur));
     lua_pop(L, 1);
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
-  int *heads = scratch(L, r.g->n), *applied = scratch(L, r.g->n);
+  int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);
 
@@ -518,7 +494,7 @@ static int migrate(lua_State *L, bool up) {
  * descendants), marked in mark. */
 static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, int n,
                          int *mark) {
-  int *down = scratch(L, g->n);      /* two walks: the second must not stop at marks of the first */
+  int *down = luamig_scratch(L, g->n);      /* two walks: the second must not stop at marks of the first */
   luamig_mark_reach(L, g, revs, n, mark, true);
   luamig_mark_reach(L, g, revs, n, down, false);
   for (int i = 0; i < g->n; i++) mark[i] = mark[i] || down[i];
@@ -529,25 +505,25 @@ static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, i
  * target on a current line of descent moves that row; others are added;
  * opts.purge empties the table first (even of ids no file has). */
 static int cmd_stamp(lua_State *L) {
-  run r;
-  run_init(L, &r);
+  luamig_run r;
+  luamig_run_init(L, &r);
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
-  bool purge = opt_flag(L, r.opts, "purge"), offline = opt_flag(L, r.opts, "sql");
+  bool purge = luamig_opt_flag(L, r.opts, "purge"), offline = luamig_opt_flag(L, r.opts, "sql");
   luamig_graph *g = r.g;
   int ctxidx = open_context(&r, offline);
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
-  int *cur = scratch(L, g->n), ncur = 0;
+  int *cur = luamig_scratch(L, g->n), ncur = 0;
   bool present = false;
   if (!offline && purge) {          /* ids no file has are fine: they go */
     present = luamig_vtable_read(L, r.c, &r.vt) >= 0;
     lua_pop(L, 1);
   } else if (!offline) {
-    ncur = read_current(&r, cur, &present);
+    ncur = luamig_read_current(&r, cur, &present);
   }
   if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
-  int *dest = scratch(L, g->n);
+  int *dest = luamig_scratch(L, g->n);
   int ndest = luamig_resolve(L, g, cur, ncur, target, true, dest);
 
   luamig_emit(L, ctx, "BEGIN", 0, NULL);
@@ -561,7 +537,7 @@ static int cmd_stamp(lua_State *L) {
     luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
     lua_pop(L, 1);
   }
-  int *keep = scratch(L, g->n), *lineage = scratch(L, g->n);
+  int *keep = luamig_scratch(L, g->n), *lineage = luamig_scratch(L, g->n);
   mark_lineage(L, g, dest, ndest, lineage);
   const char **from = lua_newuserdatauv(L, (size_t)(ncur + 1) * sizeof *from, 0);
   const char **to = lua_newuserdatauv(L, (size_t)(ndest + 1) * sizeof *to, 0);
@@ -583,220 +559,26 @@ static int cmd_stamp(lua_State *L) {
     }
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
                                      push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
-  log_event(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
+  luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
   luamig_vtable_move(L, ctx, &r.vt, from, nfrom, to, nto);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);
   lua_createtable(L, ndest, 0);
   for (int i = 0; i < ndest; i++) {
-    push_rev_info(L, g, dest[i]);
+    luamig_push_rev_info(L, g, dest[i]);
     lua_rawseti(L, -2, i + 1);
   }
-  return 1;
-}
-
-/* status: what the database is at and what is pending up to the heads;
- * returns { current = {...}, pending = {...} } (pending in upgrade order). */
-static int cmd_status(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  run_connect(&r);
-  int *cur = scratch(L, r.g->n);
-  int ncur = read_current(&r, cur, NULL);
-  luamig_step *steps;
-  int nsteps = luamig_plan(L, r.g, cur, ncur, "heads", true, &steps);
-  lua_createtable(L, 0, 2);
-  lua_createtable(L, ncur, 0);
-  for (int i = 0; i < ncur; i++) {
-    push_rev_info(L, r.g, cur[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "current");
-  lua_createtable(L, nsteps, 0);
-  for (int i = 0; i < nsteps; i++) {
-    push_rev_info(L, r.g, steps[i].rev);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "pending");
   return 1;
 }
 
 static int cmd_upgrade(lua_State *L) { return migrate(L, true); }
 static int cmd_downgrade(lua_State *L) { return migrate(L, false); }
 
-/* current: the version table's rows, with what the files say of them. */
-static int cmd_current(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  run_connect(&r);
-  int n = luamig_vtable_read(L, r.c, &r.vt);
-  if (n < 0) n = 0;
-  lua_createtable(L, n, 0);
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, -2, i);
-    int k = luamig_graph_find(r.g, lua_tostring(L, -1));
-    if (k >= 0) {
-      push_rev_info(L, r.g, k);
-    } else {
-      lua_createtable(L, 0, 2);
-      lua_pushvalue(L, -2);
-      lua_setfield(L, -2, "revision");
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "unknown");
-    }
-    lua_rawseti(L, -3, i);
-    lua_pop(L, 1);
-  }
-  return 1;
-}
-
-static int cmd_heads(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  lua_createtable(L, r.g->nheads, 0);
-  for (int i = 0; i < r.g->nheads; i++) {
-    push_rev_info(L, r.g, r.g->heads[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-/* history: newest first; opts.range "START:END"; opts.indicate_current. */
-static int cmd_history(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  luamig_graph *g = r.g;
-  int *cur = scratch(L, g->n), ncur = 0;
-  int *iscur = scratch(L, g->n);
-  lua_getfield(L, r.opts, "indicate_current");
-  bool indicate = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (indicate) {
-    run_connect(&r);
-    ncur = read_current(&r, cur, NULL);
-    for (int i = 0; i < ncur; i++) iscur[cur[i]] = 1;
-  }
-  int *inrange = scratch(L, g->n);
-  lua_getfield(L, r.opts, "range");
-  const char *range = lua_tostring(L, -1);
-  if (range) {
-    const char *colon = strchr(range, ':');
-    if (colon == NULL)
-      return luaL_error(L, "history range '%s' must be START:END (either may be empty)", range);
-    const char *start = lua_pushlstring(L, range, (size_t)(colon - range));
-    const char *end = colon + 1;
-    int *ends = scratch(L, g->n), nend = 0;
-    int *starts = scratch(L, g->n), nstart = 0;
-    if (*end) nend = luamig_resolve(L, g, cur, ncur, end, true, ends);
-    else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
-    if (*start) nstart = luamig_resolve(L, g, cur, ncur, start, true, starts);
-    luamig_mark_reach(L, g, ends, nend, inrange, true);
-    if (nstart > 0) {
-      int *above = scratch(L, g->n);
-      luamig_mark_reach(L, g, starts, nstart, above, false);
-      for (int i = 0; i < g->n; i++) inrange[i] = inrange[i] && above[i];
-    }
-  } else {
-    for (int i = 0; i < g->n; i++) inrange[i] = 1;
-  }
-  lua_newtable(L);
-  int n = 0;
-  for (int k = g->n - 1; k >= 0; k--) {
-    int i = g->order[k];
-    if (!inrange[i]) continue;
-    push_rev_info(L, g, i);
-    lua_pushboolean(L, iscur[i]);
-    lua_setfield(L, -2, "current");
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
-}
-
-/* Pushes the list of ids at list as an array. */
-static void push_id_list(lua_State *L, const luamig_graph *g, const int *list, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushstring(L, g->revs[list[i]].id);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-/* Adds children, depends_on, branch_labels and the file's leading comment to
- * the rev info at the top. */
-static void add_details(lua_State *L, const luamig_graph *g, int i) {
-  const luamig_rev *rv = &g->revs[i];
-  push_id_list(L, g, rv->children, rv->nchildren);
-  lua_setfield(L, -2, "children");
-  push_id_list(L, g, rv->deps, rv->ndeps);
-  lua_setfield(L, -2, "depends_on");
-  lua_createtable(L, rv->nlabels, 0);
-  for (int k = 0; k < rv->nlabels; k++) {
-    lua_pushstring(L, rv->labels[k]);
-    lua_rawseti(L, -2, k + 1);
-  }
-  lua_setfield(L, -2, "branch_labels");
-  lua_pushboolean(L, rv->transactional);
-  lua_setfield(L, -2, "transactional");
-  FILE *f = fopen(rv->path, "r");   /* the doc: the comment block the file opens with */
-  if (f == NULL) return;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  char line[1024];
-  while (fgets(line, sizeof line, f) && strncmp(line, "--", 2) == 0) {
-    const char *text = line + 2;
-    if (*text == ' ') text++;
-    luaL_addstring(&b, text);
-  }
-  fclose(f);
-  luaL_pushresult(&b);
-  lua_setfield(L, -2, "doc");
-}
-
-/* show: one revision (any target form that names one) in full. */
-static int cmd_show(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  lua_getfield(L, r.opts, "target");
-  const char *target = luaL_optstring(L, -1, "head");
-  int *dest = scratch(L, r.g->n);
-  int n = luamig_resolve(L, r.g, NULL, 0, target, true, dest);
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    push_rev_info(L, r.g, dest[i]);
-    add_details(L, r.g, dest[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-/* branches: the branch points, each with its children. */
-static int cmd_branches(lua_State *L) {
-  run r;
-  run_init(L, &r);
-  lua_newtable(L);
-  int n = 0;
-  for (int k = 0; k < r.g->n; k++) {
-    int i = r.g->order[k];
-    if (r.g->revs[i].nchildren < 2) continue;
-    push_rev_info(L, r.g, i);
-    add_details(L, r.g, i);
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
-}
-
 static const luaL_Reg runner_funcs[] = {
-  { "stamp", cmd_stamp },
-  { "verify", cmd_verify },
-  { "status", cmd_status },
-  { "show", cmd_show },
-  { "branches", cmd_branches },
   { "upgrade", cmd_upgrade },
   { "downgrade", cmd_downgrade },
-  { "current", cmd_current },
-  { "heads", cmd_heads },
-  { "history", cmd_history },
+  { "stamp", cmd_stamp },
   { NULL, NULL }
 };
 

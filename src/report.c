@@ -1,0 +1,224 @@
+/*
+ * report.c: the commands that only look: current, heads, history, show,
+ * branches, status and verify. Shared by the CLI and the Lua API; each takes
+ * an options table and returns Lua values. Only status, verify and current
+ * (and history with indicate_current) need the database.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "luamig.h"
+
+/* verify: the audit log against the files. */
+static int cmd_verify(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  luamig_run_connect(&r);
+  int *cur = luamig_scratch(L, r.g->n);
+  int ncur = luamig_read_current(&r, cur, NULL);
+  luamig_push_findings(&r, cur, ncur);
+  return 1;
+}
+
+/* status: what the database is at and what is pending up to the heads;
+ * returns { current = {...}, pending = {...} } (pending in upgrade order). */
+static int cmd_status(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  luamig_run_connect(&r);
+  int *cur = luamig_scratch(L, r.g->n);
+  int ncur = luamig_read_current(&r, cur, NULL);
+  luamig_step *steps;
+  int nsteps = luamig_plan(L, r.g, cur, ncur, "heads", true, &steps);
+  lua_createtable(L, 0, 2);
+  lua_createtable(L, ncur, 0);
+  for (int i = 0; i < ncur; i++) {
+    luamig_push_rev_info(L, r.g, cur[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "current");
+  lua_createtable(L, nsteps, 0);
+  for (int i = 0; i < nsteps; i++) {
+    luamig_push_rev_info(L, r.g, steps[i].rev);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "pending");
+  return 1;
+}
+
+/* current: the version table's rows, with what the files say of them. */
+static int cmd_current(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  luamig_run_connect(&r);
+  int n = luamig_vtable_read(L, r.c, &r.vt);
+  if (n < 0) n = 0;
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -2, i);
+    int k = luamig_graph_find(r.g, lua_tostring(L, -1));
+    if (k >= 0) {
+      luamig_push_rev_info(L, r.g, k);
+    } else {
+      lua_createtable(L, 0, 2);
+      lua_pushvalue(L, -2);
+      lua_setfield(L, -2, "revision");
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "unknown");
+    }
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int cmd_heads(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  lua_createtable(L, r.g->nheads, 0);
+  for (int i = 0; i < r.g->nheads; i++) {
+    luamig_push_rev_info(L, r.g, r.g->heads[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* history: newest first; opts.range "START:END"; opts.indicate_current. */
+static int cmd_history(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  luamig_graph *g = r.g;
+  int *cur = luamig_scratch(L, g->n), ncur = 0;
+  int *iscur = luamig_scratch(L, g->n);
+  lua_getfield(L, r.opts, "indicate_current");
+  bool indicate = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (indicate) {
+    luamig_run_connect(&r);
+    ncur = luamig_read_current(&r, cur, NULL);
+    for (int i = 0; i < ncur; i++) iscur[cur[i]] = 1;
+  }
+  int *inrange = luamig_scratch(L, g->n);
+  lua_getfield(L, r.opts, "range");
+  const char *range = lua_tostring(L, -1);
+  if (range) {
+    const char *colon = strchr(range, ':');
+    if (colon == NULL)
+      return luaL_error(L, "history range '%s' must be START:END (either may be empty)", range);
+    const char *start = lua_pushlstring(L, range, (size_t)(colon - range));
+    const char *end = colon + 1;
+    int *ends = luamig_scratch(L, g->n), nend = 0;
+    int *starts = luamig_scratch(L, g->n), nstart = 0;
+    if (*end) nend = luamig_resolve(L, g, cur, ncur, end, true, ends);
+    else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
+    if (*start) nstart = luamig_resolve(L, g, cur, ncur, start, true, starts);
+    luamig_mark_reach(L, g, ends, nend, inrange, true);
+    if (nstart > 0) {
+      int *above = luamig_scratch(L, g->n);
+      luamig_mark_reach(L, g, starts, nstart, above, false);
+      for (int i = 0; i < g->n; i++) inrange[i] = inrange[i] && above[i];
+    }
+  } else {
+    for (int i = 0; i < g->n; i++) inrange[i] = 1;
+  }
+  lua_newtable(L);
+  int n = 0;
+  for (int k = g->n - 1; k >= 0; k--) {
+    int i = g->order[k];
+    if (!inrange[i]) continue;
+    luamig_push_rev_info(L, g, i);
+    lua_pushboolean(L, iscur[i]);
+    lua_setfield(L, -2, "current");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* Pushes the list of ids at list as an array. */
+static void push_id_list(lua_State *L, const luamig_graph *g, const int *list, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, g->revs[list[i]].id);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* Adds children, depends_on, branch_labels and the file's leading comment to
+ * the rev info at the top. */
+static void add_details(lua_State *L, const luamig_graph *g, int i) {
+  const luamig_rev *rv = &g->revs[i];
+  push_id_list(L, g, rv->children, rv->nchildren);
+  lua_setfield(L, -2, "children");
+  push_id_list(L, g, rv->deps, rv->ndeps);
+  lua_setfield(L, -2, "depends_on");
+  lua_createtable(L, rv->nlabels, 0);
+  for (int k = 0; k < rv->nlabels; k++) {
+    lua_pushstring(L, rv->labels[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "branch_labels");
+  lua_pushboolean(L, rv->transactional);
+  lua_setfield(L, -2, "transactional");
+  FILE *f = fopen(rv->path, "r");   /* the doc: the comment block the file opens with */
+  if (f == NULL) return;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char line[1024];
+  while (fgets(line, sizeof line, f) && strncmp(line, "--", 2) == 0) {
+    const char *text = line + 2;
+    if (*text == ' ') text++;
+    luaL_addstring(&b, text);
+  }
+  fclose(f);
+  luaL_pushresult(&b);
+  lua_setfield(L, -2, "doc");
+}
+
+/* show: one revision (any target form that names one) in full. */
+static int cmd_show(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  lua_getfield(L, r.opts, "target");
+  const char *target = luaL_optstring(L, -1, "head");
+  int *dest = luamig_scratch(L, r.g->n);
+  int n = luamig_resolve(L, r.g, NULL, 0, target, true, dest);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    luamig_push_rev_info(L, r.g, dest[i]);
+    add_details(L, r.g, dest[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* branches: the branch points, each with its children. */
+static int cmd_branches(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  lua_newtable(L);
+  int n = 0;
+  for (int k = 0; k < r.g->n; k++) {
+    int i = r.g->order[k];
+    if (r.g->revs[i].nchildren < 2) continue;
+    luamig_push_rev_info(L, r.g, i);
+    add_details(L, r.g, i);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static const luaL_Reg report_funcs[] = {
+  { "branches", cmd_branches },
+  { "current", cmd_current },
+  { "heads", cmd_heads },
+  { "history", cmd_history },
+  { "show", cmd_show },
+  { "status", cmd_status },
+  { "verify", cmd_verify },
+  { NULL, NULL }
+};
+
+int luamig_open_report(lua_State *L) {
+  luaL_newlib(L, report_funcs);
+  return 1;
+}
