@@ -19,7 +19,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 CORE_SRC = src/conn.c src/sql.c src/ops.c src/graph.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/report.c src/scaffold.c \
            src/core.c
-CLI_SRC  = src/cli.c
+CLI_SRC  = src/cli.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
@@ -35,8 +35,10 @@ $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB)
 
-$(B)/luamig: $(OBJ) $(B)/obj/cli.o
-	$(CC) $(CFLAGS) -o $@ $(OBJ) $(B)/obj/cli.o $(LUA_LIB) $(PQ_LIB) -lm
+CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o)
+
+$(B)/luamig: $(OBJ) $(CLI_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) -lm
 
 # The sanitizer build: only the command (a sanitized .so cannot load into a plain lua5.4).
 asan:

@@ -244,6 +244,7 @@ typedef struct luamig_run {
   const char *lock_timeout;          /* per revision, e.g. "5s" (NULL: server default) */
   const char *statement_timeout;
   int lock_retries;
+  int step, nsteps;                  /* progress: revision step of nsteps */
   double lock_wait;                  /* seconds to wait for the migration lock */
 } luamig_run;
 
@@ -252,7 +253,8 @@ typedef struct luamig_run {
 void luamig_run_init(lua_State *L, luamig_run *r);
 /* Connects (a to-be-closed slot) and prepares the session. */
 void luamig_run_connect(luamig_run *r);
-/* Progress to opts.log(event, text, ms): "start", "done", "fail", "info", "warn", "sql". */
+/* Progress to opts.log(event, text, ms, step, nsteps); events: "start",
+ * "done", "fail", "info", "warn", "sql" (offline script lines). */
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms);
 bool luamig_opt_flag(lua_State *L, int opts, const char *name);
 int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on the stack */
@@ -272,6 +274,12 @@ int luamig_open_report(lua_State *L);
 /* ---- scaffold.c: init and revision (files for people) ---- */
 
 int luamig_open_scaffold(lua_State *L);
+
+/* ---- json.c: --json output (the CLI) ---- */
+
+/* Pushes the JSON text of the value at idx (arrays for sequences, objects
+ * with sorted keys); returns it. */
+const char *luamig_push_json(lua_State *L, int idx);
 
 /* core.c */
 int luaopen_luamig_core(lua_State *L);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -20,6 +21,29 @@ typedef struct command {
 } command;
 
 static bool quiet = false;
+static bool json_output = false;     /* --json: one document on stdout, errors included */
+static bool colour = false;          /* a terminal, and NO_COLOR unset */
+
+static const char *paint(const char *code) { return colour ? code : ""; }
+#define RED "\033[31m"
+#define YELLOW "\033[33m"
+#define DIM "\033[2m"
+#define RESET "\033[0m"
+
+/* With --json, prints { key = value at res } and returns true. */
+static bool print_json(lua_State *L, const char *key, int res) {
+  if (!json_output) return false;
+  if (key) {
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, res);
+    lua_setfield(L, -2, key);
+  } else {
+    lua_pushvalue(L, res);
+  }
+  printf("%s\n", luamig_push_json(L, -1));
+  lua_pop(L, 2);
+  return true;
+}
 
 /* ---- helpers ---- */
 
@@ -63,21 +87,30 @@ static const char *field(lua_State *L, int t, const char *k) {
   return s;
 }
 
-/* Progress from the runner: "Running upgrade a -> b, msg ... 3.1 ms". */
+/* Progress from the runner: "Running upgrade a -> b, msg ... 3.1 ms"; on a
+ * terminal, long runs get a "[12/340]" counter. */
 static int cli_log(lua_State *L) {
   const char *event = luaL_checkstring(L, 1), *text = luaL_checkstring(L, 2);
   double ms = luaL_checknumber(L, 3);
+  lua_Integer step = luaL_optinteger(L, 4, 0), nsteps = luaL_optinteger(L, 5, 0);
   if (strcmp(event, "sql") == 0) { printf("%s\n", text); return 0; }  /* even when quiet */
   if (strcmp(event, "warn") == 0) {
     fflush(stdout);
-    fprintf(stderr, "luamig: warning: %s\n", text);
+    fprintf(stderr, "%sluamig: warning: %s%s\n", paint(YELLOW), text, paint(RESET));
     return 0;
   }
-  if (quiet) return 0;
-  if (strcmp(event, "start") == 0) printf("%s ... ", text);
-  else if (strcmp(event, "done") == 0) printf("%.1f ms\n", ms);
-  else if (strcmp(event, "fail") == 0) printf("FAILED\n");
-  else printf("%s\n", text);
+  if (quiet || json_output) return 0;
+  if (strcmp(event, "start") == 0) {
+    if (colour && nsteps > 1) printf("%s[%lld/%lld]%s ", paint(DIM), (long long)step,
+                                     (long long)nsteps, paint(RESET));
+    printf("%s ... ", text);
+  } else if (strcmp(event, "done") == 0) {
+    printf("%s%.1f ms%s\n", paint(DIM), ms, paint(RESET));
+  } else if (strcmp(event, "fail") == 0) {
+    printf("%sFAILED%s\n", paint(RED), paint(RESET));
+  } else {
+    printf("%s\n", text);
+  }
   fflush(stdout);
   return 0;
 }
@@ -137,6 +170,7 @@ static int migrate(lua_State *L, const char *cmd) {
   lua_pushcfunction(L, cli_log);
   lua_setfield(L, 1, "log");
   call_core(L, cmd);
+  if (print_json(L, "steps", lua_gettop(L))) return 0;
   int n = (int)lua_rawlen(L, -1);
   if (!quiet && !flag(L, "sql")) {
     if (n == 0) printf("Nothing to do: the database is already at the target.\n");
@@ -157,6 +191,7 @@ static int cmd_downgrade(lua_State *L) {
 static int cmd_current(lua_State *L) {
   at_most(L, 0, "current");
   call_core(L, "current");
+  if (print_json(L, "current", lua_gettop(L))) return 0;
   int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
   bool verbose = flag(L, "verbose");
   if (verbose) printf("Current revision(s):%s\n", n ? "" : " none (nothing applied)");
@@ -178,6 +213,7 @@ static int cmd_current(lua_State *L) {
 
 static int list_revisions(lua_State *L, const char *core) {
   call_core(L, core);
+  if (print_json(L, core, lua_gettop(L))) return 0;
   int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, res, i);
@@ -204,7 +240,7 @@ static int cmd_history(lua_State *L) {
 /* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
 static int cmd_heads(lua_State *L) {
   at_most(L, 0, "heads");
-  if (flag(L, "verbose")) return list_revisions(L, "heads");
+  if (flag(L, "verbose") || json_output) return list_revisions(L, "heads");
   call_core(L, "heads");
   int n = (int)lua_rawlen(L, -1);
   for (int i = 1; i <= n; i++) {
@@ -255,6 +291,12 @@ static int cmd_status(lua_State *L) {
   at_most(L, 0, "status");
   call_core(L, "status");
   int res = lua_gettop(L);
+  lua_getfield(L, res, "pending");
+  bool pending = lua_rawlen(L, -1) > 0;
+  lua_pop(L, 1);
+  lua_pushboolean(L, !pending);
+  lua_setfield(L, res, "up_to_date");
+  if (print_json(L, NULL, res)) return pending ? 3 : 0;
   lua_getfield(L, res, "current");
   int ncur = (int)lua_rawlen(L, -1);
   printf("Current: ");
@@ -442,6 +484,8 @@ static const char global_usage[] =
   "  -c, --config FILE   configuration file (default: luamig.lua)\n"
   "  --url URL           database URL (default: url in the config, then $DATABASE_URL)\n"
   "  -q, --quiet         no progress lines\n"
+  "  --json              one JSON document on stdout (current, heads, history, status,\n"
+  "                      upgrade, downgrade); errors as {\"error\": ...}\n"
   "  -h, --help          this help; 'luamig COMMAND --help' for one command\n"
   "  --version           print the version\n";
 
@@ -506,6 +550,7 @@ static const option options[] = {
   { "-r", "--rev-range", "range", true },
   { "-i", "--indicate-current", "indicate_current", false },
   { NULL, "--sql", "sql", false },
+  { NULL, "--json", "json", false },
   { NULL, "--strict", "strict", false },
   { NULL, "--lock-wait", "lock_wait", true },
   { NULL, "--purge", "purge", false },
@@ -575,6 +620,8 @@ static int cli_main(lua_State *L) {
   lua_newtable(L);                   /* 2: positional args */
   const char *name = parse_args(L, argc, argv);
   quiet = flag(L, "quiet");
+  json_output = flag(L, "json");
+  colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL && !json_output;
   if (flag(L, "version")) {
     printf("luamig %s (%s, libpq %d)\n", LUAMIG_VERSION, LUA_RELEASE, PQlibVersion());
     return 0;
@@ -620,7 +667,16 @@ int main(int argc, char **argv) {
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
     fflush(stdout);
     const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "luamig: error: %s\n", msg ? msg : "(error object is not a string)");
+    if (msg == NULL) msg = "(error object is not a string)";
+    if (json_output) {               /* the document CI reads says what went wrong */
+      lua_createtable(L, 0, 1);
+      lua_pushstring(L, msg);
+      lua_setfield(L, -2, "error");
+      printf("%s\n", luamig_push_json(L, -1));
+      lua_pop(L, 2);
+    }
+    bool tty = isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
+    fprintf(stderr, "%sluamig: error:%s %s\n", tty ? RED : "", tty ? RESET : "", msg);
     status = 1;
   } else {
     status = (int)lua_tointeger(L, -1);

@@ -68,7 +68,9 @@ void luamig_run_log(luamig_run *r, const char *event, const char *text, double m
   lua_pushstring(L, event);
   lua_pushstring(L, text);
   lua_pushnumber(L, ms);
-  lua_call(L, 3, 0);
+  lua_pushinteger(L, r->step);
+  lua_pushinteger(L, r->nsteps);
+  lua_call(L, 5, 0);
 }
 
 bool luamig_opt_flag(lua_State *L, int opts, const char *name) {
@@ -482,7 +484,9 @@ static int migrate(lua_State *L, bool up) {
 
   lua_createtable(L, nsteps, 0);
   int results = lua_gettop(L);
+  r.nsteps = nsteps;
   for (int i = 0; i < nsteps; i++) {
+    r.step = i + 1;
     run_step(&r, ctxidx, &steps[i], heads, applied);
     lua_settop(L, results);
   }
