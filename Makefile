@@ -19,7 +19,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 CORE_SRC = src/conn.c src/sql.c src/ops.c src/graph.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/report.c src/scaffold.c \
            src/core.c
-CLI_SRC  = src/cli.c src/json.c
+CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
@@ -27,7 +27,7 @@ OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 .PHONY: all asan test demo deps clean bench install
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
-$(B)/obj/%.o: src/%.c include/luamig.h
+$(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
 

@@ -12,6 +12,7 @@
 #include <lualib.h>
 
 #include "luamig.h"
+#include "cli.h"
 
 typedef struct command {
   const char *name;
@@ -20,19 +21,12 @@ typedef struct command {
   const char *summary;
 } command;
 
-static bool quiet = false;
-static bool json_output = false;     /* --json: one document on stdout, errors included */
-static bool colour = false;          /* a terminal, and NO_COLOR unset */
+luamig_cli_state luamig_cli = { false, false, false };
 
-static const char *paint(const char *code) { return colour ? code : ""; }
-#define RED "\033[31m"
-#define YELLOW "\033[33m"
-#define DIM "\033[2m"
-#define RESET "\033[0m"
+const char *luamig_cli_paint(const char *code) { return luamig_cli.colour ? code : ""; }
 
-/* With --json, prints { key = value at res } and returns true. */
-static bool print_json(lua_State *L, const char *key, int res) {
-  if (!json_output) return false;
+bool luamig_cli_json(lua_State *L, const char *key, int res) {
+  if (!luamig_cli.json) return false;
   if (key) {
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, res);
@@ -45,10 +39,7 @@ static bool print_json(lua_State *L, const char *key, int res) {
   return true;
 }
 
-/* ---- helpers ---- */
-
-/* Calls core[name](opts) and leaves its result at the top. */
-static void call_core(lua_State *L, const char *name) {
+void luamig_cli_call(lua_State *L, const char *name) {
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "luamig.core");
   lua_getfield(L, -1, name);
@@ -58,33 +49,33 @@ static void call_core(lua_State *L, const char *name) {
   lua_pop(L, 1);
 }
 
-static int npositional(lua_State *L) { return (int)lua_rawlen(L, 2); }
+int luamig_cli_nargs(lua_State *L) { return (int)lua_rawlen(L, 2); }
 
-static const char *positional(lua_State *L, int i) {
+const char *luamig_cli_arg(lua_State *L, int i) {
   lua_rawgeti(L, 2, i);
   const char *s = lua_tostring(L, -1);
   lua_pop(L, 1);                     /* the args table keeps it */
   return s;
 }
 
-static void at_most(lua_State *L, int n, const char *cmd) {
-  if (npositional(L) > n)
+void luamig_cli_at_most(lua_State *L, int n, const char *cmd) {
+  if (luamig_cli_nargs(L) > n)
     luaL_error(L, "%s: unexpected argument '%s' (see 'luamig %s --help')", cmd,
-               positional(L, n + 1), cmd);
+               luamig_cli_arg(L, n + 1), cmd);
 }
 
-static bool flag(lua_State *L, const char *name) {
+bool luamig_cli_flag(lua_State *L, const char *name) {
   lua_getfield(L, 1, name);
   bool b = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return b;
 }
 
-static const char *field(lua_State *L, int t, const char *k) {
+const char *luamig_cli_field(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
-  const char *s = lua_tostring(L, -1);
+  const char *str = lua_tostring(L, -1);
   lua_pop(L, 1);                     /* the table keeps it */
-  return s;
+  return str;
 }
 
 /* Progress from the runner: "Running upgrade a -> b, msg ... 3.1 ms"; on a
@@ -96,18 +87,19 @@ static int cli_log(lua_State *L) {
   if (strcmp(event, "sql") == 0) { printf("%s\n", text); return 0; }  /* even when quiet */
   if (strcmp(event, "warn") == 0) {
     fflush(stdout);
-    fprintf(stderr, "%sluamig: warning: %s%s\n", paint(YELLOW), text, paint(RESET));
+    fprintf(stderr, "%sluamig: warning: %s%s\n", luamig_cli_paint(YELLOW), text, luamig_cli_paint(RESET));
     return 0;
   }
-  if (quiet || json_output) return 0;
+  if (luamig_cli.quiet || luamig_cli.json) return 0;
   if (strcmp(event, "start") == 0) {
-    if (colour && nsteps > 1) printf("%s[%lld/%lld]%s ", paint(DIM), (long long)step,
-                                     (long long)nsteps, paint(RESET));
+    if (luamig_cli.colour && nsteps > 1)
+      printf("%s[%lld/%lld]%s ", luamig_cli_paint(DIM), (long long)step, (long long)nsteps,
+             luamig_cli_paint(RESET));
     printf("%s ... ", text);
   } else if (strcmp(event, "done") == 0) {
-    printf("%s%.1f ms%s\n", paint(DIM), ms, paint(RESET));
+    printf("%s%.1f ms%s\n", luamig_cli_paint(DIM), ms, luamig_cli_paint(RESET));
   } else if (strcmp(event, "fail") == 0) {
-    printf("%sFAILED%s\n", paint(RED), paint(RESET));
+    printf("%sFAILED%s\n", luamig_cli_paint(RED), luamig_cli_paint(RESET));
   } else {
     printf("%s\n", text);
   }
@@ -115,64 +107,20 @@ static int cli_log(lua_State *L) {
   return 0;
 }
 
-/* "a, b -> c (head) (current), message", as Alembic's history prints it. */
-static void print_line(lua_State *L, int rev) {
-  lua_getfield(L, rev, "down_revision");
-  int n = (int)lua_rawlen(L, -1);
-  if (n == 0) fputs("<base>", stdout);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  printf(" -> %s", field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
-  const char *msg = field(L, rev, "message");
-  printf(", %s\n", msg ? msg : "");
-}
-
-static void print_verbose(lua_State *L, int rev) {
-  printf("Rev: %s", field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
-  printf("\nParent: ");
-  lua_getfield(L, rev, "down_revision");
-  int n = (int)lua_rawlen(L, -1);
-  if (n == 0) fputs("<base>", stdout);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  const char *msg = field(L, rev, "message");
-  printf("\nPath: %s\n\n    %s\n\n", field(L, rev, "path"), msg ? msg : "");
-}
-
 /* ---- commands ---- */
 
 static int migrate(lua_State *L, const char *cmd) {
-  at_most(L, 1, cmd);
-  if (npositional(L) == 1) {
-    lua_pushstring(L, positional(L, 1));
+  luamig_cli_at_most(L, 1, cmd);
+  if (luamig_cli_nargs(L) == 1) {
+    lua_pushstring(L, luamig_cli_arg(L, 1));
     lua_setfield(L, 1, "target");
   }
   lua_pushcfunction(L, cli_log);
   lua_setfield(L, 1, "log");
-  call_core(L, cmd);
-  if (print_json(L, "steps", lua_gettop(L))) return 0;
+  luamig_cli_call(L, cmd);
+  if (luamig_cli_json(L, "steps", lua_gettop(L))) return 0;
   int n = (int)lua_rawlen(L, -1);
-  if (!quiet && !flag(L, "sql")) {
+  if (!luamig_cli.quiet && !luamig_cli_flag(L, "sql")) {
     if (n == 0) printf("Nothing to do: the database is already at the target.\n");
     else printf("%s: %d revision%s.\n", strcmp(cmd, "upgrade") == 0 ? "Upgraded" : "Downgraded",
                 n, n == 1 ? "" : "s");
@@ -183,81 +131,18 @@ static int migrate(lua_State *L, const char *cmd) {
 static int cmd_upgrade(lua_State *L) { return migrate(L, "upgrade"); }
 
 static int cmd_downgrade(lua_State *L) {
-  if (npositional(L) == 0)
+  if (luamig_cli_nargs(L) == 0)
     return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
   return migrate(L, "downgrade");
 }
 
-static int cmd_current(lua_State *L) {
-  at_most(L, 0, "current");
-  call_core(L, "current");
-  if (print_json(L, "current", lua_gettop(L))) return 0;
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  bool verbose = flag(L, "verbose");
-  if (verbose) printf("Current revision(s):%s\n", n ? "" : " none (nothing applied)");
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, res, i);
-    int rev = lua_gettop(L);
-    lua_getfield(L, rev, "unknown");
-    bool unknown = lua_toboolean(L, -1);
-    lua_getfield(L, rev, "head");
-    bool head = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    if (verbose && !unknown) print_verbose(L, rev);
-    else printf("%s%s%s\n", field(L, rev, "revision"), head ? " (head)" : "",
-                unknown ? " (unknown: no revision file has it)" : "");
-    lua_settop(L, res);
-  }
-  return 0;
-}
-
-static int list_revisions(lua_State *L, const char *core) {
-  call_core(L, core);
-  if (print_json(L, core, lua_gettop(L))) return 0;
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, res, i);
-    if (flag(L, "verbose")) print_verbose(L, lua_gettop(L));
-    else print_line(L, lua_gettop(L));
-    lua_settop(L, res);
-  }
-  return 0;
-}
-
-static int cmd_history(lua_State *L) {
-  at_most(L, 0, "history");
-  /* (current) marks need the database: shown when a URL is configured, or asked for */
-  if (!flag(L, "indicate_current")) {
-    lua_getfield(L, 1, "url");
-    bool url = lua_isstring(L, -1) || getenv("DATABASE_URL") != NULL;
-    lua_pop(L, 1);
-    lua_pushboolean(L, url);
-    lua_setfield(L, 1, "indicate_current");
-  }
-  return list_revisions(L, "history");
-}
-
-/* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
-static int cmd_heads(lua_State *L) {
-  at_most(L, 0, "heads");
-  if (flag(L, "verbose") || json_output) return list_revisions(L, "heads");
-  call_core(L, "heads");
-  int n = (int)lua_rawlen(L, -1);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s (head)\n", field(L, -1, "revision"));
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
 static int cmd_init(lua_State *L) {
-  at_most(L, 1, "init");
-  if (npositional(L) == 1) {
-    lua_pushstring(L, positional(L, 1));
+  luamig_cli_at_most(L, 1, "init");
+  if (luamig_cli_nargs(L) == 1) {
+    lua_pushstring(L, luamig_cli_arg(L, 1));
     lua_setfield(L, 1, "dir");
   }
-  call_core(L, "init");
+  luamig_cli_call(L, "init");
   int n = (int)lua_rawlen(L, -1);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
@@ -269,195 +154,42 @@ static int cmd_init(lua_State *L) {
 }
 
 static int cmd_revision(lua_State *L) {
-  at_most(L, 0, "revision");
-  call_core(L, "revision");
-  printf("Generating %s ... done\n", field(L, -1, "path"));
+  luamig_cli_at_most(L, 0, "revision");
+  luamig_cli_call(L, "revision");
+  printf("Generating %s ... done\n", luamig_cli_field(L, -1, "path"));
   return 0;
 }
 
 static int cmd_stamp(lua_State *L) {
-  at_most(L, 1, "stamp");
-  if (npositional(L) == 0) return luaL_error(L, "stamp needs a target: a revision, heads or base");
-  lua_pushstring(L, positional(L, 1));
+  luamig_cli_at_most(L, 1, "stamp");
+  if (luamig_cli_nargs(L) == 0) return luaL_error(L, "stamp needs a target: a revision, heads or base");
+  lua_pushstring(L, luamig_cli_arg(L, 1));
   lua_setfield(L, 1, "target");
   lua_pushcfunction(L, cli_log);
   lua_setfield(L, 1, "log");
-  call_core(L, "stamp");
-  return 0;
-}
-
-/* status: exit 0 at head, 3 with revisions pending (for CI), 1 on error. */
-static int cmd_status(lua_State *L) {
-  at_most(L, 0, "status");
-  call_core(L, "status");
-  int res = lua_gettop(L);
-  lua_getfield(L, res, "pending");
-  bool pending = lua_rawlen(L, -1) > 0;
-  lua_pop(L, 1);
-  lua_pushboolean(L, !pending);
-  lua_setfield(L, res, "up_to_date");
-  if (print_json(L, NULL, res)) return pending ? 3 : 0;
-  lua_getfield(L, res, "current");
-  int ncur = (int)lua_rawlen(L, -1);
-  printf("Current: ");
-  if (ncur == 0) printf("<base> (nothing applied)");
-  for (int i = 1; i <= ncur; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s%s", i > 1 ? ", " : "", field(L, -1, "revision"));
-    lua_pop(L, 1);
-  }
-  lua_getfield(L, res, "pending");
-  int n = (int)lua_rawlen(L, -1);
-  if (n == 0) {
-    printf("\nUp to date: no pending revisions.\n");
-    return 0;
-  }
-  printf("\nPending: %d revision%s\n", n, n == 1 ? "" : "s");
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("  ");
-    print_line(L, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-  return 3;
-}
-
-static void print_list_field(lua_State *L, int t, const char *k, const char *label) {
-  lua_getfield(L, t, k);
-  int n = (int)lua_rawlen(L, -1);
-  if (n > 0) {
-    printf("%s", label);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-    printf("\n");
-  }
-  lua_pop(L, 1);
-}
-
-static int cmd_show(lua_State *L) {
-  at_most(L, 1, "show");
-  if (npositional(L) == 1) {
-    lua_pushstring(L, positional(L, 1));
-    lua_setfield(L, 1, "target");
-  }
-  call_core(L, "show");
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, res, i);
-    int rev = lua_gettop(L);
-    printf("Rev: %s", field(L, rev, "revision"));
-    static const char *const marks[] = { "head", "branchpoint", "mergepoint" };
-    for (int k = 0; k < 3; k++) {
-      lua_getfield(L, rev, marks[k]);
-      if (lua_toboolean(L, -1)) printf(" (%s)", marks[k]);
-      lua_pop(L, 1);
-    }
-    printf("\n");
-    lua_getfield(L, rev, "down_revision");
-    bool base = lua_rawlen(L, -1) == 0;
-    lua_pop(L, 1);
-    if (base) printf("Parent: <base>\n");
-    else print_list_field(L, rev, "down_revision", "Parent: ");
-    print_list_field(L, rev, "children", "Children: ");
-    print_list_field(L, rev, "depends_on", "Depends on: ");
-    print_list_field(L, rev, "branch_labels", "Branch names: ");
-    printf("Path: %s\n", field(L, rev, "path"));
-    lua_getfield(L, rev, "transactional");
-    if (!lua_toboolean(L, -1)) printf("Transactional: no\n");
-    lua_pop(L, 1);
-    const char *doc = field(L, rev, "doc");
-    if (doc && *doc) {
-      printf("\n");
-      for (const char *p = doc; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        printf("    %.*s\n", (int)len, p);
-        p += len + (nl != NULL);
-      }
-    }
-    lua_settop(L, res);
-  }
-  return 0;
-}
-
-/* branches: "a1b2 (branchpoint)" then "    -> child (head), message". */
-static int cmd_branches(lua_State *L) {
-  at_most(L, 0, "branches");
-  if (flag(L, "verbose")) {
-    call_core(L, "branches");
-    int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, res, i);
-      print_verbose(L, lua_gettop(L));
-      lua_settop(L, res);
-    }
-    return 0;
-  }
-  call_core(L, "branches");
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, res, i);
-    int rev = lua_gettop(L);
-    const char *msg = field(L, rev, "message");
-    printf("%s (branchpoint), %s\n", field(L, rev, "revision"), msg ? msg : "");
-    lua_getfield(L, rev, "children");
-    int nc = (int)lua_rawlen(L, -1);
-    for (int k = 1; k <= nc; k++) {
-      lua_rawgeti(L, -1, k);
-      printf("    -> %s\n", lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-    lua_settop(L, res);
-  }
+  luamig_cli_call(L, "stamp");
   return 0;
 }
 
 static int cmd_merge(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_setfield(L, 1, "revisions");
-  call_core(L, "merge");
-  printf("Generating %s ... done\n", field(L, -1, "path"));
+  luamig_cli_call(L, "merge");
+  printf("Generating %s ... done\n", luamig_cli_field(L, -1, "path"));
   return 0;
-}
-
-/* verify: exit 0 when every applied file is as it was applied (or without
- * --strict), 1 with --strict when some changed or are missing. */
-static int cmd_verify(lua_State *L) {
-  at_most(L, 0, "verify");
-  call_core(L, "verify");
-  int res = lua_gettop(L), found = 0;
-  lua_getfield(L, res, "changed");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
-    lua_rawgeti(L, -1, i);
-    printf("changed: %s (%s): the file was edited after it was applied\n",
-           field(L, -1, "revision"), field(L, -1, "path"));
-    lua_pop(L, 1);
-  }
-  lua_getfield(L, res, "missing");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
-    lua_rawgeti(L, -1, i);
-    printf("missing: %s: applied to the database, but no revision file has it\n",
-           lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  if (found == 0) printf("OK: every applied revision matches its file.\n");
-  return found > 0 && flag(L, "strict") ? 1 : 0;
 }
 
 static int cmd_help(lua_State *L);
 
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
 static const command commands[] = {
-  { "branches", cmd_branches, "branches [-v]", "Show the branch points" },
-  { "current", cmd_current, "current [-v]", "Show the revision(s) the database is at" },
+  { "branches", luamig_cli_branches, "branches [-v]", "Show the branch points" },
+  { "current", luamig_cli_current, "current [-v]", "Show the revision(s) the database is at" },
   { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]",
     "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base" },
-  { "heads", cmd_heads, "heads [-v]", "Show the head revision(s) of the scripts" },
+  { "heads", luamig_cli_heads, "heads [-v]", "Show the head revision(s) of the scripts" },
   { "help", cmd_help, "help [COMMAND]", "Show help for luamig or one command" },
-  { "history", cmd_history, "history [-v] [-i] [-r START:END]",
+  { "history", luamig_cli_history, "history [-v] [-i] [-r START:END]",
     "List revisions, newest first" },
   { "init", cmd_init, "init [DIR]", "Create luamig.lua, versions/ and the revision template" },
   { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
@@ -465,12 +197,12 @@ static const command commands[] = {
   { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV [--splice]]\n"
     "         [--branch-label NAME] [--depends-on REV]... [--version-path DIR]",
     "Create a new revision file on top of the head" },
-  { "show", cmd_show, "show REV", "Show one revision: header, parents, children, path, doc" },
+  { "show", luamig_cli_show, "show REV", "Show one revision: header, parents, children, path, doc" },
   { "stamp", cmd_stamp, "stamp [--purge] [--sql] TARGET",
     "Set the version table to TARGET without running revisions" },
-  { "status", cmd_status, "status",
+  { "status", luamig_cli_status, "status",
     "Pending revisions; exit 0 at head, 3 when some are pending" },
-  { "verify", cmd_verify, "verify [--strict]",
+  { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
   { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
@@ -507,8 +239,8 @@ static void print_help(const command *c) {
 }
 
 static int cmd_help(lua_State *L) {
-  at_most(L, 1, "help");
-  const char *name = npositional(L) ? positional(L, 1) : NULL;
+  luamig_cli_at_most(L, 1, "help");
+  const char *name = luamig_cli_nargs(L) ? luamig_cli_arg(L, 1) : NULL;
   const command *c = name ? find_command(name) : NULL;
   if (name && !c) return luaL_error(L, "help: no command '%s'", name);
   print_help(c);
@@ -619,16 +351,16 @@ static int cli_main(lua_State *L) {
   lua_newtable(L);                   /* 1: opts */
   lua_newtable(L);                   /* 2: positional args */
   const char *name = parse_args(L, argc, argv);
-  quiet = flag(L, "quiet");
-  json_output = flag(L, "json");
-  colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL && !json_output;
-  if (flag(L, "version")) {
+  luamig_cli.quiet = luamig_cli_flag(L, "quiet");
+  luamig_cli.json = luamig_cli_flag(L, "json");
+  luamig_cli.colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL && !luamig_cli.json;
+  if (luamig_cli_flag(L, "version")) {
     printf("luamig %s (%s, libpq %d)\n", LUAMIG_VERSION, LUA_RELEASE, PQlibVersion());
     return 0;
   }
   if (name == NULL) {
     print_help(NULL);
-    lua_pushinteger(L, flag(L, "help") ? 0 : 1);
+    lua_pushinteger(L, luamig_cli_flag(L, "help") ? 0 : 1);
     return 1;
   }
   const command *c = find_command(name);
@@ -642,7 +374,7 @@ static int cli_main(lua_State *L) {
     if (best) return luaL_error(L, "unknown command '%s'; did you mean '%s'?", name, best);
     return luaL_error(L, "unknown command '%s' (see 'luamig --help')", name);
   }
-  if (flag(L, "help")) {
+  if (luamig_cli_flag(L, "help")) {
     print_help(c);
     return 0;
   }
@@ -668,7 +400,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     const char *msg = lua_tostring(L, -1);
     if (msg == NULL) msg = "(error object is not a string)";
-    if (json_output) {               /* the document CI reads says what went wrong */
+    if (luamig_cli.json) {               /* the document CI reads says what went wrong */
       lua_createtable(L, 0, 1);
       lua_pushstring(L, msg);
       lua_setfield(L, -2, "error");

@@ -1,0 +1,272 @@
+/*
+ * cli_report.c: how the luamig command prints what the read-only commands
+ * return (current, heads, history, show, branches, status, verify): the
+ * lines Alembic users know, or --json.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luamig.h"
+#include "cli.h"
+
+/* "a, b -> c (head) (current), message", as Alembic's history prints it. */
+static void print_line(lua_State *L, int rev) {
+  lua_getfield(L, rev, "down_revision");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) fputs("<base>", stdout);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  printf(" -> %s", luamig_cli_field(L, rev, "revision"));
+  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, rev, marks[i]);
+    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
+    lua_pop(L, 1);
+  }
+  const char *msg = luamig_cli_field(L, rev, "message");
+  printf(", %s\n", msg ? msg : "");
+}
+
+static void print_verbose(lua_State *L, int rev) {
+  printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
+  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
+  for (int i = 0; i < 4; i++) {
+    lua_getfield(L, rev, marks[i]);
+    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
+    lua_pop(L, 1);
+  }
+  printf("\nParent: ");
+  lua_getfield(L, rev, "down_revision");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) fputs("<base>", stdout);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  const char *msg = luamig_cli_field(L, rev, "message");
+  printf("\nPath: %s\n\n    %s\n\n", luamig_cli_field(L, rev, "path"), msg ? msg : "");
+}
+
+int luamig_cli_current(lua_State *L) {
+  luamig_cli_at_most(L, 0, "current");
+  luamig_cli_call(L, "current");
+  if (luamig_cli_json(L, "current", lua_gettop(L))) return 0;
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  bool verbose = luamig_cli_flag(L, "verbose");
+  if (verbose) printf("Current revision(s):%s\n", n ? "" : " none (nothing applied)");
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    lua_getfield(L, rev, "unknown");
+    bool unknown = lua_toboolean(L, -1);
+    lua_getfield(L, rev, "head");
+    bool head = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    if (verbose && !unknown) print_verbose(L, rev);
+    else printf("%s%s%s\n", luamig_cli_field(L, rev, "revision"), head ? " (head)" : "",
+                unknown ? " (unknown: no revision file has it)" : "");
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+static int list_revisions(lua_State *L, const char *core) {
+  luamig_cli_call(L, core);
+  if (luamig_cli_json(L, core, lua_gettop(L))) return 0;
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    if (luamig_cli_flag(L, "verbose")) print_verbose(L, lua_gettop(L));
+    else print_line(L, lua_gettop(L));
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+int luamig_cli_history(lua_State *L) {
+  luamig_cli_at_most(L, 0, "history");
+  /* (current) marks need the database: shown when a URL is configured, or asked for */
+  if (!luamig_cli_flag(L, "indicate_current")) {
+    lua_getfield(L, 1, "url");
+    bool url = lua_isstring(L, -1) || getenv("DATABASE_URL") != NULL;
+    lua_pop(L, 1);
+    lua_pushboolean(L, url);
+    lua_setfield(L, 1, "indicate_current");
+  }
+  return list_revisions(L, "history");
+}
+
+/* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
+int luamig_cli_heads(lua_State *L) {
+  luamig_cli_at_most(L, 0, "heads");
+  if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return list_revisions(L, "heads");
+  luamig_cli_call(L, "heads");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s (head)\n", luamig_cli_field(L, -1, "revision"));
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* status: exit 0 at head, 3 with revisions pending (for CI), 1 on error. */
+int luamig_cli_status(lua_State *L) {
+  luamig_cli_at_most(L, 0, "status");
+  luamig_cli_call(L, "status");
+  int res = lua_gettop(L);
+  lua_getfield(L, res, "pending");
+  bool pending = lua_rawlen(L, -1) > 0;
+  lua_pop(L, 1);
+  lua_pushboolean(L, !pending);
+  lua_setfield(L, res, "up_to_date");
+  if (luamig_cli_json(L, NULL, res)) return pending ? 3 : 0;
+  lua_getfield(L, res, "current");
+  int ncur = (int)lua_rawlen(L, -1);
+  printf("Current: ");
+  if (ncur == 0) printf("<base> (nothing applied)");
+  for (int i = 1; i <= ncur; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s%s", i > 1 ? ", " : "", luamig_cli_field(L, -1, "revision"));
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, res, "pending");
+  int n = (int)lua_rawlen(L, -1);
+  if (n == 0) {
+    printf("\nUp to date: no pending revisions.\n");
+    return 0;
+  }
+  printf("\nPending: %d revision%s\n", n, n == 1 ? "" : "s");
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("  ");
+    print_line(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  return 3;
+}
+
+static void print_list_field(lua_State *L, int t, const char *k, const char *label) {
+  lua_getfield(L, t, k);
+  int n = (int)lua_rawlen(L, -1);
+  if (n > 0) {
+    printf("%s", label);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    printf("\n");
+  }
+  lua_pop(L, 1);
+}
+
+int luamig_cli_show(lua_State *L) {
+  luamig_cli_at_most(L, 1, "show");
+  if (luamig_cli_nargs(L) == 1) {
+    lua_pushstring(L, luamig_cli_arg(L, 1));
+    lua_setfield(L, 1, "target");
+  }
+  luamig_cli_call(L, "show");
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
+    static const char *const marks[] = { "head", "branchpoint", "mergepoint" };
+    for (int k = 0; k < 3; k++) {
+      lua_getfield(L, rev, marks[k]);
+      if (lua_toboolean(L, -1)) printf(" (%s)", marks[k]);
+      lua_pop(L, 1);
+    }
+    printf("\n");
+    lua_getfield(L, rev, "down_revision");
+    bool base = lua_rawlen(L, -1) == 0;
+    lua_pop(L, 1);
+    if (base) printf("Parent: <base>\n");
+    else print_list_field(L, rev, "down_revision", "Parent: ");
+    print_list_field(L, rev, "children", "Children: ");
+    print_list_field(L, rev, "depends_on", "Depends on: ");
+    print_list_field(L, rev, "branch_labels", "Branch names: ");
+    printf("Path: %s\n", luamig_cli_field(L, rev, "path"));
+    lua_getfield(L, rev, "transactional");
+    if (!lua_toboolean(L, -1)) printf("Transactional: no\n");
+    lua_pop(L, 1);
+    const char *doc = luamig_cli_field(L, rev, "doc");
+    if (doc && *doc) {
+      printf("\n");
+      for (const char *p = doc; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        printf("    %.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+      }
+    }
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+/* branches: "a1b2 (branchpoint)" then "    -> child (head), message". */
+int luamig_cli_branches(lua_State *L) {
+  luamig_cli_at_most(L, 0, "branches");
+  if (luamig_cli_flag(L, "verbose")) {
+    luamig_cli_call(L, "branches");
+    int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, res, i);
+      print_verbose(L, lua_gettop(L));
+      lua_settop(L, res);
+    }
+    return 0;
+  }
+  luamig_cli_call(L, "branches");
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, res, i);
+    int rev = lua_gettop(L);
+    const char *msg = luamig_cli_field(L, rev, "message");
+    printf("%s (branchpoint), %s\n", luamig_cli_field(L, rev, "revision"), msg ? msg : "");
+    lua_getfield(L, rev, "children");
+    int nc = (int)lua_rawlen(L, -1);
+    for (int k = 1; k <= nc; k++) {
+      lua_rawgeti(L, -1, k);
+      printf("    -> %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+/* verify: exit 0 when every applied file is as it was applied (or without
+ * --strict), 1 with --strict when some changed or are missing. */
+int luamig_cli_verify(lua_State *L) {
+  luamig_cli_at_most(L, 0, "verify");
+  luamig_cli_call(L, "verify");
+  int res = lua_gettop(L), found = 0;
+  lua_getfield(L, res, "changed");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
+    lua_rawgeti(L, -1, i);
+    printf("changed: %s (%s): the file was edited after it was applied\n",
+           luamig_cli_field(L, -1, "revision"), luamig_cli_field(L, -1, "path"));
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, res, "missing");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
+    lua_rawgeti(L, -1, i);
+    printf("missing: %s: applied to the database, but no revision file has it\n",
+           lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (found == 0) printf("OK: every applied revision matches its file.\n");
+  return found > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
+}
+
