@@ -26,9 +26,11 @@ static const char default_template[] =
   "message = ${message_literal}\n"
   "\n"
   "function upgrade()\n"
+  "${upgrades}\n"
   "end\n"
   "\n"
   "function downgrade()\n"
+  "${downgrades}\n"
   "end\n";
 
 static const char default_config[] =
@@ -320,6 +322,20 @@ static int cmd_revision(lua_State *L) {
   strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
   lua_pushstring(L, date);
   substitute(L, text, "create_date");
+  /* bodies: autogenerate's op calls, or empty for a hand-written revision */
+  static const char *const bodies[][2] = { { "upgrade_body", "upgrades" },
+                                           { "downgrade_body", "downgrades" } };
+  for (int i = 0; i < 2; i++) {
+    lua_getfield(L, 1, bodies[i][0]);
+    const char *body = luaL_optstring(L, -1, "");
+    lua_pushfstring(L, "${%s}", bodies[i][1]);
+    if (*body && strstr(lua_tostring(L, text), lua_tostring(L, -1)) == NULL)
+      return luaL_error(L, "the revision template has no ${%s}: add it inside %s() "
+                        "(see 'luamig init')", bodies[i][1], i ? "downgrade" : "upgrade");
+    lua_pop(L, 2);
+    lua_pushstring(L, body);         /* still referenced by opts */
+    substitute(L, text, bodies[i][1]);
+  }
 
   /* --version-path: one of the configured version directories */
   lua_getfield(L, cfg, "versions");
