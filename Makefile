@@ -16,15 +16,16 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/sql.c src/ops.c src/graph.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/sql.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/graph.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/report.c src/scaffold.c \
+           src/lint.c src/autogen.c \
            src/core.c
 CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 
-.PHONY: all asan test demo deps clean bench install
+.PHONY: all asan test demo deps clean bench install fuzz
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
@@ -35,7 +36,22 @@ $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB)
 
-CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o)
+CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
+
+# The Lua modules the command carries inside (package.preload), so it needs no Lua
+# files at run time; luamig/core.so finds them on package.path instead.
+LUA       ?= lua$(LUA_VERSION)
+EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
+             lua/luamig/render.lua \
+             lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua
+
+$(B)/gen/embedded_lua.c: scripts/embed.lua $(EMBED_LUA)
+	@mkdir -p $(dir $@)
+	$(LUA) scripts/embed.lua $@ $(EMBED_LUA)
+
+$(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
 
 $(B)/luamig: $(OBJ) $(CLI_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) -lm
@@ -53,8 +69,15 @@ test: deps all asan
 demo: deps all
 	@bash scripts/demo.sh
 
+bench: all
+	@bash bench/run.sh
+
+# libFuzzer targets (clang): 60 s each; make test runs them for a few seconds.
+fuzz:
+	@bash scripts/fuzz.sh 60
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # The seed project's targets (db-setup, db-migrate, db-migrate-create, db-migrate-rollback,
 # db-migrate-history, db-migrate-current, db-reset) on DATABASE_URL or the demo cluster.

@@ -13,7 +13,8 @@ luamig applies versioned schema changes to PostgreSQL. Revisions are Lua files w
 upgrade() and downgrade() functions that call an op API (create_table, add_column,
 create_index, execute, ...); the engine, written in C over libpq, tracks the applied
 revision in a version table, runs each revision in its own transaction and holds an
-advisory lock while it works. It installs the luamig command and the luamig.core module.
+advisory lock while it works. It installs the luamig command, the luamig module (with
+luamig.core) and, inside the rock's directory, the man page and shell completions.
 ]],
   homepage = "https://github.com/luamig/luamig",
   license = "MIT",  -- placeholder until the project adds a LICENSE file
@@ -24,9 +25,13 @@ dependencies = {
   "lua >= 5.4, < 5.5",
 }
 
+-- Only the library is looked up: Debian and Ubuntu keep libpq-fe.h in
+-- include/postgresql/, which LuaRocks' header lookup (PREFIX/include) misses, so
+-- `luarocks make` would stop there. The build adds both $(PQ_INCDIR) and
+-- $(PQ_INCDIR)/postgresql to the include path, which covers both layouts; an explicit
+-- `luarocks make PQ_INCDIR=/usr/include/postgresql` (or PQ_DIR=...) works as well.
 external_dependencies = {
   PQ = {
-    header = "libpq-fe.h",
     library = "pq",
   },
 }
@@ -34,7 +39,7 @@ external_dependencies = {
 build = {
   type = "make",
   build_variables = {
-    CFLAGS = "$(CFLAGS)",
+    CFLAGS = "$(CFLAGS) -I$(PQ_INCDIR)/postgresql",
     LIBFLAG = "$(LIBFLAG)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA_LIBDIR = "$(LUA_LIBDIR)",

@@ -7,6 +7,7 @@
 -- when you have not set it yourself.
 return {
   versions = "versions",            -- directory of revision files, relative to this file
+  models = "app.models",            -- app/models.lua: the schema, for `check` and `revision --autogenerate`
   -- version_table = "luamig_version",
   -- version_table_schema = nil,    -- nil: the first schema on the search_path
 }

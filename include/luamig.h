@@ -60,32 +60,104 @@ int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module f
 
 /* ---- sql.c: identifier quoting and statement text (pure: no connection) ---- */
 
-/* Appends name quoted by PostgreSQL's rules ("" doubled, wrapped in ").
- * Raises when name is empty or longer than 63 bytes. */
+/* Appends s (len bytes) quoted by PostgreSQL's rules ("" doubled, wrapped in "):
+ * the one function every identifier goes through. Raises when s is empty, holds
+ * a NUL byte or is longer than 63 bytes: "what: ..." naming label, or a plain
+ * error when what is NULL. */
+void luamig_add_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
+                      const char *s, size_t len);
+/* luamig_add_ident for a C string, with plain errors. */
 void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name);
 /* Appends schema.name (schema may be NULL) with both parts quoted. */
 void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
                             const char *name);
-/* Appends s as a SQL string literal (offline scripts only; live runs send parameters). */
+/* Appends s as a SQL string literal: for statements that take no parameters
+ * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
 /* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
  * skipping quoted text and comments: the offline form of a parameterized statement. */
 void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
                        int nparams, const char *const *params);
+/* Whether sql ends inside a comment (a ";" appended would be swallowed). */
+bool luamig_sql_ends_in_comment(const char *sql);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
 
 /* One DDL builder per op: reads the op's Lua arguments from stack index arg on
  * (exactly as op.<name> receives them), validates them, and appends the statement
- * (no ';') to b, which must be at the top of the stack. what ("op.add_column")
- * prefixes errors. */
+ * (no ';') to b, which must be at the top of the stack. An op that needs several
+ * statements separates them with luamig_sql_next. what ("op.add_column") prefixes
+ * errors. sql_table.c: tables and columns; sql_constraint.c: constraints;
+ * sql_object.c: indexes, types, schemas, extensions, rows. */
 typedef void (*luamig_sql_builder)(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_rename_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
 void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_add_enum_value(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_drop_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+/* op.bulk_insert's statement for rows[first .. first + count - 1] (the array at
+ * rows) and the column names in the array at cols (1..ncols): VALUES ($1, ...),
+ * numbered row by row, with DEFAULT where a row has no value (read raw, as the
+ * caller reads the parameters); ncols 0: one INSERT ... DEFAULT VALUES per row. */
+void luamig_sql_insert(lua_State *L, luaL_Buffer *b, const char *what, int table, int opts,
+                       int cols, int ncols, int rows, int first, int count);
+
+/* Constraint tables in op.create_table's columns (sql_constraint.c): whether the
+ * table at t is one ({ unique = {...} }: no column name, a constraint's key), and
+ * pushes its text ([CONSTRAINT "name"] UNIQUE (...) ...); k numbers it in messages. */
+bool luamig_is_constraint(lua_State *L, int t);
+void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Integer k);
+/* The SQL of a foreign-key action ("set null" -> "SET NULL", any case), or NULL. */
+const char *luamig_fk_action(const char *name);
+
+/* The builders' helpers (sql.c). b is at the top of the stack; a "top" helper
+ * takes the value just above it and pops it. */
+void luamig_sql_next(luaL_Buffer *b);              /* ends one statement, starts the next */
+/* The string at stack slot idx, checked as an identifier; returns it. */
+const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
+void luamig_add_top_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label);
+/* prefix, then the string at the top verbatim (SQL text: raises on a NUL byte). */
+void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
+                         const char *prefix);
+/* prefix, then the string at the top as a literal. */
+void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
+                            const char *prefix);
+/* Raises unless the table at idx (or nil) has only the allowed keys. */
+void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
+/* Pushes opts[key] (nil when opts is not a table); returns its type. */
+int luamig_push_opt(lua_State *L, int opts, const char *key);
+/* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
+int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key);
+/* Pushes opts[key] and returns true when it is a string (raising with expected
+ * when it is neither that nor nil); pushes nothing when it is absent. */
+bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
+                            const char *expected);
+/* Raises unless the table at idx holds only keys 1..n; returns n. */
+lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
+/* [schema.]name: the name at stack slot name_idx, the schema from opts.schema. */
+void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int name_idx,
+                         int opts, const char *label);
+/* ("a", "b") from the array of names at idx; raises when it is empty. */
+void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
+                           const char *label);
 
 /* ---- ops.c: the op.* API given to revisions ---- */
 
@@ -153,8 +225,19 @@ void luamig_graph_link(lua_State *L, luamig_graph *g);
 
 /* ---- loader.c: revision files -> graph entries, each in its own environment ---- */
 
-/* Pushes a linked graph of every *.lua file in the config's version dirs. */
+/* Pushes a linked graph of every *.lua file in the config's version dirs.
+ * A file whose top level is plain (literal assignments and function
+ * definitions) is only scanned for its header: its envs[i + 1] stays nil until
+ * luamig_load_body. Other files run at once, as before. */
 luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx);
+/* Makes sure envs[rev + 1] holds revs[rev]'s environment (the graph g is at
+ * stack index gidx), compiling and running its file if it was only scanned.
+ * Raises "path:line: message" on a syntax error. */
+void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev);
+/* Compiles revs[rev]'s file if it was only scanned, keeping nothing; raises as
+ * luamig_load_body would. For every step of a plan before the first runs, so a
+ * syntax error stops the run before anything is applied. */
+void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
 
 /* ---- target.c: target resolution and run plans (pure) ---- */
 
@@ -275,11 +358,28 @@ int luamig_open_report(lua_State *L);
 
 int luamig_open_scaffold(lua_State *L);
 
+/* ---- lint.c: the migration safety lint (rules in lua/luamig/lint.lua) ---- */
+
+/* Before upgrade applies steps: lints the revisions it will apply (opts.lint:
+ * "warn", the default, logs each finding as a "warn" event; "strict" raises when
+ * any finding is not allowed; "off" does nothing). */
+void luamig_lint_plan(luamig_run *r, const luamig_step *steps, int nsteps);
+int luamig_open_lint(lua_State *L);
+
 /* ---- json.c: --json output (the CLI) ---- */
 
 /* Pushes the JSON text of the value at idx (arrays for sequences, objects
  * with sorted keys); returns it. */
 const char *luamig_push_json(lua_State *L, int idx);
+
+/* ---- autogen.c: revision --autogenerate and check (the work is lua/luamig/autogen.lua) ---- */
+
+int luamig_open_autogen(lua_State *L);
+
+/* build/gen/embedded_lua.c (scripts/embed.lua), linked into the command only:
+ * registers the Lua modules autogenerate needs (luamig.schema, luamig.autogen,
+ * ...) in package.preload, so the command needs no Lua files on disk. */
+void luamig_open_embedded(lua_State *L);
 
 /* core.c */
 int luaopen_luamig_core(lua_State *L);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the specs against a throwaway PostgreSQL: all of them with build/luamig,
-# then the #cli ones again with the ASan/UBSan build (build-asan/luamig).
+# then the #cli ones again with the ASan/UBSan build (build-asan/luamig); then
+# each fuzz target for 3 s (scripts/fuzz.sh) and the CLI's main commands under
+# valgrind, each counted as one test (those two only when no arguments are given).
 #   scripts/test.sh [busted args]   (default: spec; e.g. spec/graph_spec.lua)
 # The last line is always "N passed, N failed"; the exit status is 0 only when
 # nothing failed and both runs ran at least one test.
@@ -69,6 +71,72 @@ if [[ -x build-asan/luamig ]]; then
 else
   failed=$((failed + 1))
   problems+=("asan: build-asan/luamig is missing (make asan)")
+fi
+
+# Fuzzing: each libFuzzer target for 3 s after replaying its regression inputs
+# (scripts/fuzz.sh); one test per target. Skipped, loudly, only without clang.
+# Both run only with the whole suite (no busted arguments).
+loud() { printf '\n!!!! %s\n!!!! %s\n\n' "$1" "$2" >&2; }
+whole=1
+[[ $# -eq 0 ]] || { whole=0; echo "(fuzz and valgrind checks: only without arguments)" >&2; }
+if [[ $whole -eq 0 ]]; then
+  :
+elif command -v clang >/dev/null; then
+  echo "== fuzz" >&2
+  set +e
+  FUZZ_SEEDS_ONLY=1 bash scripts/fuzz.sh 3 2>&1 | tee "$tmp/fuzz.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  ok=$(grep -c '^ok - ' "$tmp/fuzz.log" || true)
+  notok=$(grep -c '^not ok - ' "$tmp/fuzz.log" || true)
+  passed=$((passed + ok)) failed=$((failed + notok))
+  if [[ $((ok + notok)) -eq 0 || ($rc -ne 0 && $notok -eq 0) ]]; then
+    failed=$((failed + 1))
+    problems+=("fuzz: scripts/fuzz.sh exited $rc after $((ok + notok)) targets")
+  fi
+  while IFS= read -r line; do
+    problems+=("fuzz: $line (the report is above)")
+  done < <(grep '^not ok - ' "$tmp/fuzz.log" || true)
+else
+  loud "SKIPPED: fuzzing (clang is missing)" "install it: apt-get install clang libclang-rt-14-dev"
+fi
+
+# valgrind on the CLI's main paths, on a copy of the example project and a fresh
+# database; one test per command. Definite and indirect leaks and memory errors
+# fail; "still reachable" blocks (libpq, OpenSSL) do not.
+if [[ $whole -eq 0 ]]; then
+  :
+elif command -v valgrind >/dev/null; then
+  echo "== valgrind" >&2
+  vg=$tmp/valgrind
+  mkdir "$vg"
+  cp -r luamig.lua versions "$vg/"
+  vg_cmds=("--version" "history" "heads" "upgrade head" "current" "downgrade base"
+           "upgrade head --sql")
+  if ! /usr/lib/postgresql/15/bin/psql -X -q -d postgres \
+         -c 'CREATE DATABASE luamig_valgrind' >&2; then
+    vg_cmds=()
+    failed=$((failed + 1))
+    problems+=("valgrind: could not create the database luamig_valgrind")
+  fi
+  for cmd in "${vg_cmds[@]}"; do
+    log=$vg/$(printf '%s' "$cmd" | tr -c '[:alnum:]' '_').log
+    # shellcheck disable=SC2086  # $cmd is the command's words
+    if (cd "$vg" && DATABASE_URL=dbname=luamig_valgrind valgrind -q --leak-check=full \
+          --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+          --error-exitcode=99 "$root/build/luamig" $cmd) >"$log" 2>&1; then
+      echo "ok - valgrind luamig $cmd"
+      passed=$((passed + 1))
+    else
+      rc=$?
+      echo "not ok - valgrind luamig $cmd (exit $rc)"
+      sed 's/^/    /' "$log" | head -n 40
+      failed=$((failed + 1))
+      problems+=("valgrind: luamig $cmd exited $rc (99: valgrind found errors); report above")
+    fi
+  done
+else
+  loud "SKIPPED: valgrind checks (valgrind is missing)" "install it: apt-get install valgrind"
 fi
 
 if [[ $failed -gt 0 ]]; then

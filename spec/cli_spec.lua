@@ -159,7 +159,8 @@ describe("luamig #cli", function()
   it("rolls back a failing revision whole, keeps the ones before, names file:line and SQLSTATE", function()
     local dir = linear({
       ["versions/ddd444_bad.lua"] = h.revision("ddd444", "ccc333",
-        'op.execute("CREATE TABLE t_half (id int)")\n  op.execute("ALTER TABLE nope ADD COLUMN x int")'),
+        'op.execute("CREATE TABLE t_half (id int)")\n  op.execute("ALTER TABLE nope ADD COLUMN x int")',
+        'op.execute("ALTER TABLE nope DROP COLUMN x")\n  op.drop_table("t_half")'),
     })
     local code, out, err = run(dir, "upgrade", "head")
     assert.equal(1, code)

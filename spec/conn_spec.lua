@@ -196,3 +196,36 @@ describe("luamig.core.quote_ident", function()
     assert.matches('identifier "' .. ("x"):rep(64) .. '" is longer than 63 bytes', err, 1, true)
   end)
 end)
+
+describe("permission denied for schema #cli", function()
+  local db, role
+  before_each(function()
+    db = h.new_database()
+    role = ("no create %x"):format(math.random(0, 0x7fffffff))
+    h.psql("postgres", ('CREATE ROLE "%s" LOGIN'):format(role))
+  end)
+  after_each(function()
+    h.drop_database(db)
+    h.psql("postgres", ('DROP ROLE IF EXISTS "%s"'):format(role))
+  end)
+
+  it("names the user and the privilege, and prints the GRANT that fixes it", function()
+    -- PostgreSQL 15 no longer grants CREATE on public to every role.
+    local dir = h.project({
+      ["versions/a1_t.lua"] = h.revision("a1", nil, [[op.create_table("t", { { "a", "int" } })]],
+                                         [[op.drop_table("t")]], { message = "t" }),
+    })
+    local url = h.url(db):gsub("([?&]user=)[^&]*", "%1" .. role:gsub(" ", "%%%%20"))
+    local code, _, err = h.run({ "upgrade" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(1, code)
+    assert.matches("42501: permission denied for schema public (HINT: user \"" .. role
+                   .. "\" lacks the CREATE privilege on schema \"public\"; as a superuser or the "
+                   .. "schema's owner run: GRANT ALL ON SCHEMA \"public\" TO \"" .. role .. "\";)",
+                   err, 1, true)
+    h.psql(db, ('GRANT ALL ON SCHEMA public TO "%s"'):format(role))
+    code, _, err = h.run({ "upgrade" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(0, code, err)
+    assert.equal("r", h.psql(db, "SELECT relkind FROM pg_class WHERE relname = 't'"))
+    h.psql(db, ('DROP OWNED BY "%s"'):format(role))
+  end)
+end)

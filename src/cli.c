@@ -153,8 +153,96 @@ static int cmd_init(lua_State *L) {
   return 0;
 }
 
+/* revision --autogenerate: each difference as Alembic prints it ("Detected added
+ * column 'sessions.description'"), then the file; none when nothing changed,
+ * unless --allow-empty. */
+static int autogenerate(lua_State *L) {
+  luamig_cli_call(L, "autogenerate");
+  int res = lua_gettop(L);
+  if (luamig_cli_json(L, NULL, res)) return 0;
+  lua_getfield(L, res, "changes");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 1; i <= n && !luamig_cli.quiet; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("Detected %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (n == 0) printf("No changes in schema detected.\n");
+  const char *path = luamig_cli_field(L, res, "path");
+  if (path) printf("Generating %s ... done\n", path);
+  else printf("No revision written (--allow-empty writes an empty one).\n");
+  return 0;
+}
+
+/* Pushes require("luamig.lint")[fn]. */
+static void push_lint_fn(lua_State *L, const char *fn) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamig.lint");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+}
+
+/* lint [RANGE]: the findings with their locks and recipes; exit 0 when none is
+ * left (allowed ones do not count), 2 otherwise. */
+static int cmd_lint(lua_State *L) {
+  luamig_cli_at_most(L, 1, "lint");
+  if (luamig_cli_nargs(L) == 1) {
+    lua_pushstring(L, luamig_cli_arg(L, 1));
+    lua_setfield(L, 1, "range");
+  }
+  luamig_cli_call(L, "lint");
+  int res = lua_gettop(L);
+  push_lint_fn(L, "count");
+  lua_pushvalue(L, res);
+  lua_call(L, 1, 1);
+  int n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (!luamig_cli_json(L, "findings", res)) {
+    push_lint_fn(L, "format");
+    lua_pushvalue(L, res);
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, luamig_cli_flag(L, "verbose"));
+    lua_setfield(L, -2, "verbose");
+    lua_call(L, 2, 1);
+    fputs(lua_tostring(L, -1), stdout);
+  }
+  return n > 0 ? 2 : 0;
+}
+
+/* Before a new revision goes on top: the head(s)' lint findings as warnings
+ * (the revision just written is the one worth a second look). Never fails. */
+static void warn_head_findings(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "luamig.core");
+  lua_getfield(L, -1, "lint");
+  lua_createtable(L, 0, 2);
+  lua_getfield(L, 1, "config");
+  lua_setfield(L, -2, "config");
+  lua_pushliteral(L, "heads:heads");
+  lua_setfield(L, -2, "range");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    int res = lua_gettop(L);
+    for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, res); i++) {
+      lua_rawgeti(L, res, i);
+      int f = lua_gettop(L);
+      lua_getfield(L, f, "allowed");
+      lua_getfield(L, f, "line");
+      if (!lua_toboolean(L, -2))
+        fprintf(stderr, "%sluamig: warning: %s:%lld: %s: %s%s\n", luamig_cli_paint(YELLOW),
+                luamig_cli_field(L, f, "file"), (long long)lua_tointeger(L, -1),
+                luamig_cli_field(L, f, "rule"), luamig_cli_field(L, f, "message"),
+                luamig_cli_paint(RESET));
+      lua_settop(L, res);
+    }
+  }
+  lua_pop(L, 3);
+}
+
 static int cmd_revision(lua_State *L) {
   luamig_cli_at_most(L, 0, "revision");
+  if (luamig_cli_flag(L, "autogenerate")) return autogenerate(L);
+  warn_head_findings(L);
   luamig_cli_call(L, "revision");
   printf("Generating %s ... done\n", luamig_cli_field(L, -1, "path"));
   return 0;
@@ -171,6 +259,28 @@ static int cmd_stamp(lua_State *L) {
   return 0;
 }
 
+/* check: exit 0 when the models and the database agree, 1 with the list of
+ * differences (for CI), as `alembic check`. */
+static int cmd_check(lua_State *L) {
+  luamig_cli_at_most(L, 0, "check");
+  luamig_cli_call(L, "check");
+  lua_getfield(L, -1, "changes");
+  int n = (int)lua_rawlen(L, -1);
+  if (luamig_cli_json(L, "changes", lua_gettop(L))) return n > 0;
+  if (n == 0) {
+    printf("No new upgrade operations detected: the database matches the models.\n");
+    return 0;
+  }
+  printf("New upgrade operations detected (%d):\n", n);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("  %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  printf("Write them into a revision with: luamig revision --autogenerate -m MESSAGE\n");
+  return 1;
+}
+
 static int cmd_merge(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_setfield(L, 1, "revisions");
@@ -184,6 +294,8 @@ static int cmd_help(lua_State *L);
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
 static const command commands[] = {
   { "branches", luamig_cli_branches, "branches [-v]", "Show the branch points" },
+  { "check", cmd_check, "check [--models MODULE]",
+    "Compare the models with the database; exit 1 when they differ" },
   { "current", luamig_cli_current, "current [-v]", "Show the revision(s) the database is at" },
   { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]",
     "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base" },
@@ -192,9 +304,12 @@ static const command commands[] = {
   { "history", luamig_cli_history, "history [-v] [-i] [-r START:END]",
     "List revisions, newest first" },
   { "init", cmd_init, "init [DIR]", "Create luamig.lua, versions/ and the revision template" },
+  { "lint", cmd_lint, "lint [RANGE] [-v] [--json]",
+    "Find changes that lock busy tables or break the running release; exit 2 on findings" },
   { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
     "Create a merge revision joining two or more heads" },
   { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV [--splice]]\n"
+    "         [--autogenerate [--allow-empty] [--models MODULE]]\n"
     "         [--branch-label NAME] [--depends-on REV]... [--version-path DIR]",
     "Create a new revision file on top of the head" },
   { "show", luamig_cli_show, "show REV", "Show one revision: header, parents, children, path, doc" },
@@ -204,7 +319,7 @@ static const command commands[] = {
     "Pending revisions; exit 0 at head, 3 when some are pending" },
   { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO]",
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -284,12 +399,16 @@ static const option options[] = {
   { NULL, "--sql", "sql", false },
   { NULL, "--json", "json", false },
   { NULL, "--strict", "strict", false },
+  { NULL, "--lint", "lint", true },
   { NULL, "--lock-wait", "lock_wait", true },
   { NULL, "--purge", "purge", false },
   { NULL, "--splice", "splice", false },
   { NULL, "--branch-label", "branch_label", true },
   { NULL, "--depends-on", "depends_on", true },   /* repeatable: gathered in a list */
   { NULL, "--version-path", "version_path", true },
+  { NULL, "--autogenerate", "autogenerate", false },
+  { NULL, "--allow-empty", "allow_empty", false },
+  { NULL, "--models", "models", true },
 };
 
 /* A relative target such as "-1" is an argument, not an option. */
@@ -390,6 +509,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   luaL_openlibs(L);
+  luamig_open_embedded(L);           /* luamig.schema, luamig.autogen, ... */
   luaL_requiref(L, "luamig.core", luaopen_luamig_core, 0);
   lua_pop(L, 1);
   lua_pushcfunction(L, cli_main);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "luamig.h"
 
@@ -51,6 +52,17 @@ static void add_collapsed(luaL_Buffer *b, const char *s, size_t max) {
 
 /* ---- the connection handle ---- */
 
+/* Server messages below ERROR: NOTICEs ("relation already exists, skipping")
+ * are expected chatter of IF [NOT] EXISTS and go nowhere; a WARNING is worth
+ * a line on stderr. libpq's default receiver would print them all. */
+static void notice_receiver(void *arg, const PGresult *res) {
+  (void)arg;
+  const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  if (severity == NULL || strcmp(severity, "WARNING") != 0 || primary == NULL) return;
+  fprintf(stderr, "luamig: server warning: %s\n", primary);
+}
+
 static luamig_conn *newconn(lua_State *L);
 
 void luamig_conn_close(luamig_conn *c) {
@@ -70,6 +82,7 @@ luamig_conn *luamig_conn_connect(lua_State *L, const char *url) {
   luamig_conn *c = newconn(L);
   c->pg = PQconnectdbParams(keys, vals, 1);
   if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
+  PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
   if (PQstatus(c->pg) != CONNECTION_OK) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -111,6 +124,37 @@ static void holder_clear(holder *h) {
   h->res = NULL;
 }
 
+/* The schema X of "permission denied for schema X" (42501), or NULL. */
+static const char *schema_denied(const char *state, const char *primary) {
+  static const char prefix[] = "permission denied for schema ";
+  if (state == NULL || primary == NULL || strcmp(state, "42501") != 0) return NULL;
+  if (strncmp(primary, prefix, sizeof prefix - 1) != 0) return NULL;
+  const char *schema = primary + sizeof prefix - 1;
+  return *schema ? schema : NULL;
+}
+
+/* What to do about it (PostgreSQL 15 took CREATE on public from PUBLIC), in
+ * luamig's words: which user lacks what, and the GRANT a superuser runs. */
+static void add_grant_hint(lua_State *L, luaL_Buffer *b, const char *user, const char *schema,
+                           const char *sql) {
+  if (user == NULL || *user == '\0' || strlen(user) > LUAMIG_MAX_IDENT
+      || strlen(schema) > LUAMIG_MAX_IDENT) {
+    luaL_addstring(b, "HINT: the user lacks a privilege on this schema");
+    return;
+  }
+  /* creating needs CREATE on the schema; using what is in it, USAGE */
+  while (is_space(*sql)) sql++;
+  bool creating = strncasecmp(sql, "CREATE", 6) == 0;
+  lua_pushfstring(L, "HINT: user \"%s\" lacks the %s privilege on schema \"%s\"; as a "
+                  "superuser or the schema's owner run: GRANT ALL ON SCHEMA ", user,
+                  creating ? "CREATE" : "USAGE or CREATE", schema);
+  luaL_addvalue(b);
+  luamig_quote_ident(L, b, schema);
+  luaL_addstring(b, " TO ");
+  luamig_quote_ident(L, b, user);
+  luaL_addchar(b, ';');
+}
+
 /* Pushes the one-line error for a failed statement; h->res may be NULL. */
 static void push_error(lua_State *L, luamig_conn *c, holder *h, const char *sql) {
   const PGresult *res = h->res;
@@ -130,11 +174,14 @@ static void push_error(lua_State *L, luamig_conn *c, holder *h, const char *sql)
     if (*primary == '\0') primary = "unknown error";
   }
   add_collapsed(&b, primary, 0);
-  if (detail || hint) {
+  const char *schema = schema_denied(state, primary);
+  if (detail || hint || schema) {
     luaL_addstring(&b, " (");
     if (detail) { luaL_addstring(&b, "DETAIL: "); add_collapsed(&b, detail, 0); }
     if (detail && hint) luaL_addstring(&b, "; ");
     if (hint) { luaL_addstring(&b, "HINT: "); add_collapsed(&b, hint, 0); }
+    if ((detail || hint) && schema) luaL_addstring(&b, "; ");
+    if (schema) add_grant_hint(L, &b, PQuser(c->pg), schema, sql);
     luaL_addchar(&b, ')');
   }
   luaL_addstring(&b, "; SQL: ");

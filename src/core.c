@@ -22,6 +22,8 @@ int luaopen_luamig_core(lua_State *L) {
     luamig_open_runner,              /* upgrade, downgrade, stamp */
     luamig_open_report,              /* current, heads, history, show, branches, status, verify */
     luamig_open_scaffold,            /* init, revision */
+    luamig_open_autogen,             /* autogenerate, check */
+    luamig_open_lint,                /* lint */
   };
   lua_newtable(L);
   int mod = lua_gettop(L);

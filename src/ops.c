@@ -3,14 +3,18 @@
  *
  * An op context is where statements go: a live connection (user value 2
  * keeps it alive) or, offline, its script table (user value 1) of statement
- * texts for --sql. Each op is a closure over its context: it checks its
- * arguments, has sql.c build the statement, and emits it. Errors carry the
- * revision's file:line and the op's name, server errors included.
+ * texts for --sql. Each DDL op is a row of ddl_ops[] and a closure over its
+ * context: its sql*.c builder checks the arguments and builds the statement(s),
+ * which it emits one by one. The data ops (execute, query, bulk_insert) send
+ * values as parameters. Errors carry the revision's file:line and the op's
+ * name, server errors included.
  *
  * luamig_emit takes a bare context pointer (the runner and the version table
  * call it too); a weak registry map from pointer to userdata finds the
  * script table again.
  */
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -73,19 +77,20 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
   return ctx;
 }
 
-/* Ends the offline statement in b with ";" (on its own line when the last line
- * has "--", which could be a comment swallowing it). */
-static void terminate(luaL_Buffer *b) {
-  while (luaL_bufflen(b) > 0 && strchr(" \t\r\n\f\v", luaL_buffaddr(b)[luaL_bufflen(b) - 1]))
-    luaL_buffsub(b, 1);
-  const char *s = luaL_buffaddr(b);
-  size_t n = luaL_bufflen(b);
-  if (n > 0 && s[n - 1] == ';') return;
-  size_t line = n;
-  while (line > 0 && s[line - 1] != '\n') line--;
-  bool dashes = false;
-  for (size_t i = line; i + 1 < n && !dashes; i++) dashes = s[i] == '-' && s[i + 1] == '-';
-  luaL_addstring(b, dashes ? "\n;" : ";");
+/* Replaces the offline statement at the top with its script form: trailing
+ * space trimmed, ending in ";" (on a line of its own when the statement ends
+ * inside a "--" comment, which would swallow it). */
+static void terminate(lua_State *L) {
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  while (n > 0 && strchr(" \t\r\n\f\v", s[n - 1])) n--;
+  lua_pushlstring(L, s, n);
+  lua_remove(L, -2);
+  s = lua_tostring(L, -1);
+  bool comment = luamig_sql_ends_in_comment(s);
+  if (!comment && n > 0 && s[n - 1] == ';') return;
+  lua_pushstring(L, comment ? "\n;" : ";");
+  lua_concat(L, 2);
 }
 
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
@@ -98,8 +103,8 @@ long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luamig_sql_inline(L, &b, sql, nparams, params);
-  terminate(&b);
   luaL_pushresult(&b);
+  terminate(L);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_pop(L, 3);
   return 0;
@@ -112,22 +117,28 @@ struct emit_call {
   const char *sql;
   int nparams;
   const char *const *params;
+  bool query;                        /* push the rows (luamig_query) */
   long count;
 };
 
 static int emit_protected(lua_State *L) {
   struct emit_call *e = lua_touserdata(L, 1);
+  if (e->query) {
+    e->count = luamig_query(L, e->ctx->conn, e->sql, e->nparams, e->params);
+    return 1;
+  }
   e->count = luamig_emit(L, e->ctx, e->sql, e->nparams, e->params);
   return 0;
 }
 
-/* luamig_emit, re-raising a failure as "file:line: op.x: <error>". */
-static long op_emit(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
-                    int nparams, const char *const *params) {
-  struct emit_call e = { ctx, sql, nparams, params, 0 };
+/* luamig_emit (or, for a query, luamig_query pushing the rows), re-raising a
+ * failure as "file:line: op.x: <error>". */
+static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
+                    int nparams, const char *const *params, bool query) {
+  struct emit_call e = { ctx, sql, nparams, params, query, 0 };
   lua_pushcfunction(L, emit_protected);
   lua_pushlightuserdata(L, &e);
-  int status = lua_pcall(L, 1, 0, 0);
+  int status = lua_pcall(L, 1, query ? 1 : 0, 0);
   if (status == LUA_OK) return e.count;
   if (status == LUA_ERRRUN && lua_type(L, -1) == LUA_TSTRING) {
     luaL_where(L, 1);                /* we are the op again: level 1 is the revision */
@@ -138,19 +149,54 @@ static long op_emit(lua_State *L, luamig_opctx *ctx, const char *what, const cha
   return lua_error(L);
 }
 
+/* Sends the statements of the string at the top (separated by NUL bytes, see
+ * luamig_sql_next) one by one; pops it and returns the rows they affected. */
+static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
+                        int nparams, const char *const *params) {
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
+  long count = 0;
+  for (const char *p = s; p <= end; p += strlen(p) + 1)
+    count += op_send(L, ctx, what, p, nparams, params, false);
+  lua_pop(L, 1);
+  return count;
+}
+
 /* ---- the ops ---- */
+
+enum { CONCURRENT = 1 };             /* takes concurrently = true: not in a transaction */
 
 static const struct ddl_op {
   const char *name, *what;
-  int nargs;
+  int nargs;                         /* the last one is the options table */
   luamig_sql_builder build;
+  int flags;
 } ddl_ops[] = {                      /* alphabetical; one sql.c builder each */
-  { "add_column", "op.add_column", 3, luamig_sql_add_column },
-  { "create_index", "op.create_index", 4, luamig_sql_create_index },
-  { "create_table", "op.create_table", 3, luamig_sql_create_table },
-  { "drop_column", "op.drop_column", 3, luamig_sql_drop_column },
-  { "drop_index", "op.drop_index", 2, luamig_sql_drop_index },
-  { "drop_table", "op.drop_table", 2, luamig_sql_drop_table },
+  { "add_column", "op.add_column", 3, luamig_sql_add_column, 0 },
+  { "add_enum_value", "op.add_enum_value", 3, luamig_sql_add_enum_value, 0 },
+  { "alter_column", "op.alter_column", 3, luamig_sql_alter_column, 0 },
+  { "create_check_constraint", "op.create_check_constraint", 4,
+    luamig_sql_create_check_constraint, 0 },
+  { "create_enum", "op.create_enum", 3, luamig_sql_create_enum, 0 },
+  { "create_extension", "op.create_extension", 2, luamig_sql_create_extension, 0 },
+  { "create_foreign_key", "op.create_foreign_key", 6, luamig_sql_create_foreign_key, 0 },
+  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT },
+  { "create_primary_key", "op.create_primary_key", 4, luamig_sql_create_primary_key, 0 },
+  { "create_schema", "op.create_schema", 2, luamig_sql_create_schema, 0 },
+  { "create_table", "op.create_table", 3, luamig_sql_create_table, 0 },
+  { "create_table_comment", "op.create_table_comment", 3, luamig_sql_create_table_comment, 0 },
+  { "create_unique_constraint", "op.create_unique_constraint", 4,
+    luamig_sql_create_unique_constraint, 0 },
+  { "drop_column", "op.drop_column", 3, luamig_sql_drop_column, 0 },
+  { "drop_constraint", "op.drop_constraint", 3, luamig_sql_drop_constraint, 0 },
+  { "drop_enum", "op.drop_enum", 2, luamig_sql_drop_enum, 0 },
+  { "drop_extension", "op.drop_extension", 2, luamig_sql_drop_extension, 0 },
+  { "drop_index", "op.drop_index", 2, luamig_sql_drop_index, CONCURRENT },
+  { "drop_schema", "op.drop_schema", 2, luamig_sql_drop_schema, 0 },
+  { "drop_table", "op.drop_table", 2, luamig_sql_drop_table, 0 },
+  { "drop_table_comment", "op.drop_table_comment", 2, luamig_sql_drop_table_comment, 0 },
+  { "rename_table", "op.rename_table", 3, luamig_sql_rename_table, 0 },
+  { "validate_constraint", "op.validate_constraint", 3, luamig_sql_validate_constraint, 0 },
 };
 
 #define NDDL ((int)(sizeof ddl_ops / sizeof ddl_ops[0]))
@@ -170,18 +216,21 @@ static int op_ddl(lua_State *L) {
   luaL_buffinit(L, &b);
   op->build(L, &b, op->what, 1);
   luaL_pushresult(&b);
-  op_emit(L, ctx, op->what, lua_tostring(L, -1), 0, NULL);
+  /* CREATE INDEX CONCURRENTLY refuses to run in a transaction: say why before sending */
+  if ((op->flags & CONCURRENT) && ctx->transactional
+      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1)
+    luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
+  op_emit_all(L, ctx, op->what, 0, NULL);
   return 0;
 }
 
-/* op.execute(sql [, params]) -> affected rows (0 offline). params: an array,
- * with params.n when it has trailing or inner nils. */
-static int op_execute(lua_State *L) {
-  static const char what[] = "op.execute";
-  luamig_opctx *ctx = upctx(L);
+/* Checks sql (stack slot 1) and pushes the parameters of the array at slot 2
+ * (params.n when it has trailing or inner nils) from slot 3 on; returns their
+ * count and their text through *params. */
+static int push_sql_params(lua_State *L, const char *what, const char ***params) {
   if (lua_gettop(L) > 2)
     luamig_op_error(L, what, "takes at most 2 arguments (got %d); pass parameters as an "
-                    "array: op.execute(sql, { a, b })", lua_gettop(L));
+                    "array: %s(sql, { a, b })", lua_gettop(L), what);
   lua_settop(L, 2);
   if (lua_type(L, 1) != LUA_TSTRING)
     luamig_op_error(L, what, "SQL must be a string (got %s)", luaL_typename(L, 1));
@@ -202,32 +251,187 @@ static int op_execute(lua_State *L) {
   } else if (!lua_isnil(L, 2)) {
     luamig_op_error(L, what, "params must be an array (got %s)", luaL_typename(L, 2));
   }
-  const char **params = luamig_params(L, 3, (int)n, what);
-  lua_pushinteger(L, op_emit(L, ctx, what, sql, (int)n, params));
+  *params = luamig_params(L, 3, (int)n, what);
+  return (int)n;
+}
+
+/* op.execute(sql [, params]) -> affected rows (0 offline) */
+static int op_execute(lua_State *L) {
+  static const char what[] = "op.execute";
+  luamig_opctx *ctx = upctx(L);
+  const char **params;
+  int n = push_sql_params(L, what, &params);
+  lua_pushinteger(L, op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
+  return 1;
+}
+
+/* op.query(sql [, params]) -> rows: an array of tables keyed by column name,
+ * values converted as luamig_query does. Live only. */
+static int op_query(lua_State *L) {
+  static const char what[] = "op.query";
+  luamig_opctx *ctx = upctx(L);
+  const char **params;
+  int n = push_sql_params(L, what, &params);
+  if (ctx->conn == NULL) {
+    luaL_where(L, 1);
+    lua_pushliteral(L, "op.query needs a live database; offline --sql cannot run data queries");
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
+  op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
+  return 1;
+}
+
+/* op.safe(rule, why): for the safety lint, which reads it from the revision's
+ * source (docs/safety-lint.md); running, it only checks its arguments. */
+static int op_safe(lua_State *L) {
+  static const char what[] = "op.safe";
+  if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING
+      || strspn(lua_tostring(L, 2), " \t\r\n\f\v") == lua_rawlen(L, 2))
+    luamig_op_error(L, what, "expects a rule id and a reason: op.safe(\"rule-id\", \"why\")");
+  return 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+#define BULK_ROWS 500                /* rows per INSERT, fewer when 65535 parameters come first */
+
+/* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
+ * an array of tables keyed by column name; the columns are the union of their
+ * keys, sorted; a row without a key gets the column's DEFAULT. Values go as
+ * parameters, BULK_ROWS rows per statement. */
+static int op_bulk_insert(lua_State *L) {
+  static const char what[] = "op.bulk_insert";
+  static const char *const allowed[] = { "schema", NULL };
+  luamig_opctx *ctx = upctx(L);
+  if (lua_gettop(L) > 3)
+    luamig_op_error(L, what, "takes at most 3 arguments (got %d)", lua_gettop(L));
+  lua_settop(L, 3);
+  const int table = 1, rows = 2, opts = 3;
+  luamig_arg_ident(L, what, table, "table name");
+  lua_Integer n = luamig_check_array(L, what, rows, "rows");
+  luamig_check_opts(L, what, opts, allowed);
+  if (n > INT_MAX / 2) luamig_op_error(L, what, "too many rows");
+
+  lua_newtable(L);                   /* 4: set of column names */
+  const int set = 4;
+  int ncols = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, rows, i) != LUA_TTABLE)
+      luamig_op_error(L, what, "row %d must be a table keyed by column name (got %s)",
+                      (int)i, luaL_typename(L, -1));
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING)
+        luamig_op_error(L, what, "row %d: key %s is not a column name", (int)i,
+                        luaL_tolstring(L, -2, NULL));
+      int vt = lua_type(L, -1);
+      if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+        luamig_op_error(L, what, "row %d, column \"%s\": value must be a boolean, a number or "
+                        "a string (got %s)", (int)i, lua_tostring(L, -2), luaL_typename(L, -1));
+      if (vt == LUA_TSTRING && strlen(lua_tostring(L, -1)) < lua_rawlen(L, -1))
+        luamig_op_error(L, what, "row %d, column \"%s\": value contains a NUL byte", (int)i,
+                        lua_tostring(L, -2));
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, set) == LUA_TNIL) {
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, set);
+        ncols++;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 0) { lua_pushinteger(L, 0); return 1; }
+
+  /* 5: the column names, sorted (strcmp: byte order, whatever the locale) */
+  const char **names = lua_newuserdatauv(L, (size_t)(ncols > 0 ? ncols : 1) * sizeof *names, 0);
+  int k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, set) != 0) {
+    lua_pop(L, 1);
+    names[k++] = lua_tostring(L, -1);  /* anchored as keys of the set */
+  }
+  qsort(names, (size_t)ncols, sizeof *names, compare_names);
+  lua_createtable(L, ncols, 0);      /* 6 */
+  const int cols = 6;
+  for (int c = 0; c < ncols; c++) {
+    lua_pushstring(L, names[c]);
+    lua_rawseti(L, cols, c + 1);
+  }
+
+  int per = ncols > 0 && 65535 / ncols < BULK_ROWS ? 65535 / ncols : BULK_ROWS;
+  if (!lua_checkstack(L, per * (ncols > 0 ? ncols : 1) + LUA_MINSTACK))
+    luamig_op_error(L, what, "too many values");
+  int base = lua_gettop(L);
+  long count = 0;
+  for (int first = 1; first <= (int)n; first += per) {
+    int m = (int)n - first + 1 < per ? (int)n - first + 1 : per;
+    for (int r = first; r < first + m; r++) {  /* the order of luamig_sql_insert's $n */
+      lua_rawgeti(L, rows, r);
+      int row = lua_gettop(L);
+      for (int c = 1; c <= ncols; c++) {
+        lua_rawgeti(L, cols, c);
+        if (lua_rawget(L, row) == LUA_TNIL) lua_pop(L, 1);
+      }
+      lua_remove(L, row);
+    }
+    int nparams = lua_gettop(L) - base;
+    const char **params = luamig_params(L, base + 1, nparams, what);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luamig_sql_insert(L, &b, what, table, opts, cols, ncols, rows, first, m);
+    luaL_pushresult(&b);
+    if (ncols == 0) {
+      count += op_emit_all(L, ctx, what, 0, NULL);
+    } else {
+      count += op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
+    }
+    lua_settop(L, base);
+  }
+  lua_pushinteger(L, count);
   return 1;
 }
 
 void luamig_ops_push(lua_State *L, int ctx_idx) {
+  static const luaL_Reg data_ops[] = {
+    { "bulk_insert", op_bulk_insert },
+    { "execute", op_execute },
+    { "query", op_query },
+    { "safe", op_safe },
+    { NULL, NULL }
+  };
   ctx_idx = lua_absindex(L, ctx_idx);
   luaL_checkudata(L, ctx_idx, LUAMIG_OPCTX_MT);
-  lua_createtable(L, 0, NDDL + 1);
+  lua_createtable(L, 0, NDDL + 4);
   for (int i = 0; i < NDDL; i++) {
     lua_pushvalue(L, ctx_idx);
     lua_pushinteger(L, i);
     lua_pushcclosure(L, op_ddl, 2);
     lua_setfield(L, -2, ddl_ops[i].name);
   }
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, op_execute, 1);
-  lua_setfield(L, -2, "execute");
+  for (const luaL_Reg *r = data_ops; r->name; r++) {
+    lua_pushvalue(L, ctx_idx);
+    lua_pushcclosure(L, r->func, 1);
+    lua_setfield(L, -2, r->name);
+  }
 }
 
 /* ---- module functions (for the Lua API and the specs) ---- */
 
-/* new_context([conn]) -> ctx: live on conn, offline without */
+/* new_context([conn [, {transactional=}]]) -> ctx: live on conn, offline
+ * without; transactional = false as for a revision that sets it (the caller
+ * sends no BEGIN either way). */
 static int mod_new_context(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) luamig_conn_check(L, 1);
-  luamig_opctx_new(L, lua_isnoneornil(L, 1) ? 0 : 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  int transactional = lua_istable(L, 2) ? luamig_opt_bool(L, "new_context", 2, "transactional") : -1;
+  luamig_opctx *ctx = luamig_opctx_new(L, lua_isnoneornil(L, 1) ? 0 : 1);
+  ctx->transactional = transactional != 0;
   return 1;
 }
 

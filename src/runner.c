@@ -301,9 +301,12 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
   }
 
   ctx->transactional = rv->transactional;
+  luamig_load_body(L, g, r->graph, s->rev);
   lua_getiuservalue(L, r->graph, 1);
   lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
   int env = lua_gettop(L);
+  lua_pushnil(L);                    /* dropped once fetched: 10,000 at once would not fit in 30 MB */
+  lua_rawseti(L, env - 1, s->rev + 1);
   attempt a = { r, s, from, to, nfrom, nto, checksum, now_ms() };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
@@ -478,6 +481,9 @@ static int migrate(lua_State *L, bool up) {
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
+  for (int i = 0; i < nsteps; i++)   /* a syntax error anywhere stops the run before any step */
+    luamig_check_body(L, r.g, r.graph, steps[i].rev);
+  if (up) luamig_lint_plan(&r, steps, nsteps);
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);

@@ -43,7 +43,7 @@ local function command(name)
 end
 
 for _, name in ipairs { "upgrade", "downgrade", "current", "heads", "history",
-                        "revision", "init" } do
+                        "revision", "init", "lint" } do
   luamig[name] = command(name)
 end
 

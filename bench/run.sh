@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# The benchmarks of `make bench` (not part of `make test`): starts a throwaway
+# PostgreSQL, writes the workloads (bench/gen.lua) into a temp dir, times luamig
+# against psql floors (and Alembic/dbmate when installed), prints one markdown
+# table and writes it to bench/results.md.
+#   bash bench/run.sh
+# Environment: BENCH_RUNS (minimum timed runs per figure, default 5, at least 5),
+# BENCH_LUAMIG (the binary, default build/luamig), BENCH_OUT (default
+# bench/results.md), BENCH_PORT (default 5491; the cluster only has a Unix socket).
+# Each figure is hyperfine's median of the timed runs after one warm-up run, with
+# min and max; max RSS is one more run under /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+RUNS=${BENCH_RUNS:-5}
+((RUNS >= 5)) || RUNS=5
+LUAMIG=${BENCH_LUAMIG:-$root/build/luamig}
+OUT=${BENCH_OUT:-$root/bench/results.md}
+PORT=${BENCH_PORT:-5491}
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PSQL=$PG_BINDIR/psql              # never /usr/bin/psql: a Perl wrapper that adds ~30 ms
+LUA=${LUA:-lua5.4}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+command -v hyperfine >/dev/null || die "hyperfine is needed (apt-get install hyperfine)"
+command -v "$LUA" >/dev/null || die "$LUA is needed (apt-get install lua5.4)"
+[[ -x $PSQL ]] || die "no psql at $PSQL (set PG_BINDIR)"
+if [[ ! -x /usr/bin/time ]] && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+  say "installing GNU time (for max RSS)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 || true
+fi
+[[ -x /usr/bin/time ]] || say "no /usr/bin/time: the max RSS column will say n/a"
+if [[ ! -x $LUAMIG ]]; then
+  [[ -z ${BENCH_LUAMIG:-} ]] || die "no luamig binary at $LUAMIG"
+  make -s all
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench.XXXXXX")
+chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
+cleanup() {
+  bash "$root/scripts/pgcluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Nothing of the caller's may point a benchmark at a real database.
+unset DATABASE_URL PGDATABASE PGHOSTADDR PGSERVICE PGPASSWORD PGOPTIONS
+say "starting a throwaway PostgreSQL in $tmp/pg"
+eval "$(bash scripts/pgcluster.sh start "$tmp/pg" "$PORT")"
+export PGHOST PGPORT PGUSER
+
+say "writing the workloads"
+W=$tmp/w
+$LUA bench/gen.lua "$W/lin1k" 1000 0
+$LUA bench/gen.lua "$W/g1k" 1000 10
+$LUA bench/gen.lua "$W/g10k" 10000 100
+
+# fresh.sh NAME [TEMPLATE]: drops NAME and creates it empty (or as a copy of TEMPLATE).
+cat >"$tmp/fresh.sh" <<EOF
+#!/usr/bin/env bash
+exec "$PSQL" -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS \$1" \\
+  -c "CREATE DATABASE \$1 TEMPLATE \${2:-template0}"
+EOF
+fresh="bash $tmp/fresh.sh"
+sql() { "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+lm() { printf '%s -q -c %s/luamig.lua' "$LUAMIG" "$W/$1"; }   # luamig on workload $1
+
+have_alembic=false have_dbmate=false
+command -v alembic >/dev/null && have_alembic=true
+command -v dbmate >/dev/null && have_dbmate=true
+alembic_url() { printf 'postgresql+psycopg2://postgres@/%s?host=%s&port=%s' "$1" "$PGHOST" "$PGPORT"; }
+al() {  # alembic on workload $1, database $2 (empty: offline)
+  printf "env BENCH_ALEMBIC_URL='%s' alembic -c %s/alembic.ini" "$(alembic_url "${2:-postgres}")" "$W/$1"
+}
+dm() {  # dbmate on the linear workload, database $1
+  printf "dbmate --url 'postgres://postgres@:%s/%s?socket=%s&sslmode=disable' --migrations-dir %s --no-dump-schema" \
+    "$PGPORT" "$1" "$PGHOST" "$W/lin1k/dbmate"
+}
+
+# measure ID CMD [PREPARE]: times CMD (hyperfine, no shell) into $tmp/ID.csv and
+# its peak RSS into $tmp/ID.rss; PREPARE runs before every run, untimed.
+# Returns non-zero when the command fails (the error is in $tmp/ID.err).
+measure() {
+  local id=$1 cmd=$2 prep=${3:-}
+  local args=(-N --style none --warmup 1 --min-runs "$RUNS" --export-csv "$tmp/$id.csv")
+  [[ -z $prep ]] || args+=(--prepare "$prep")
+  say "$id: $cmd"
+  if ! hyperfine "${args[@]}" "$cmd" >"$tmp/$id.err" 2>&1; then
+    rm -f "$tmp/$id.csv"
+    say "$id failed: $(tail -n 3 "$tmp/$id.err" | tr '\n' ' ')"
+    return 1
+  fi
+  if [[ -x /usr/bin/time ]]; then
+    [[ -z $prep ]] || eval "$prep" >/dev/null
+    eval "/usr/bin/time -f %M -o '$tmp/$id.rss' $cmd" >/dev/null 2>&1 || rm -f "$tmp/$id.rss"
+  fi
+}
+peer() { measure "$@" || true; }  # a peer that fails gets "failed", never ends the run
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- setup (untimed) ----------------------------------------------------------
+say "preparing databases"
+$fresh bench_head
+$LUAMIG -q -c "$W/lin1k/luamig.lua" --url dbname=bench_head upgrade head
+[[ $(sql bench_head "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name ~ '^t[0-9]+$'") == 1000 ]] ||
+  die "setup: luamig upgrade head did not create the 1,000 columns"
+$fresh bench_noop bench_head
+if $have_alembic; then
+  $fresh alembic_head
+  eval "$(al lin1k alembic_head) upgrade head" >"$tmp/alembic_setup.log" 2>&1 ||
+    { say "alembic setup failed: $(tail -n 2 "$tmp/alembic_setup.log")"; have_alembic=broken; }
+  [[ $have_alembic != true ]] || $fresh alembic_noop alembic_head
+fi
+if $have_dbmate; then
+  $fresh dbmate_noop
+  eval "$(dm dbmate_noop) migrate" >"$tmp/dbmate_setup.log" 2>&1 ||
+    { say "dbmate setup failed: $(tail -n 2 "$tmp/dbmate_setup.log")"; have_dbmate=broken; }
+fi
+
+# ---- 1. no-op start-up --------------------------------------------------------
+measure noop_psql "$PSQL -X -q -d bench_noop -c 'select 1'"
+measure noop_current "$(lm lin1k) --url dbname=bench_noop current"
+measure noop_upgrade "$(lm lin1k) --url dbname=bench_noop upgrade head"
+if [[ $have_alembic == true ]]; then
+  peer noop_al_current "$(al lin1k alembic_noop) current"
+  peer noop_al_upgrade "$(al lin1k alembic_noop) upgrade head"
+fi
+if [[ $have_dbmate == true ]]; then
+  peer noop_dm_status "$(dm dbmate_noop) status"
+  peer noop_dm_migrate "$(dm dbmate_noop) migrate"
+fi
+
+# ---- 2. apply 1,000 revisions on a fresh database -----------------------------
+measure up_1tx "$PSQL -X -q -1 -v ON_ERROR_STOP=1 -d bench_apply -f $W/lin1k/sql/up_1tx.sql" "$fresh bench_apply"
+measure up_perrev "$PSQL -X -q -v ON_ERROR_STOP=1 -d bench_apply -f $W/lin1k/sql/up_perrev.sql" "$fresh bench_apply"
+# luamig's own script (--sql): the very statements it sends, extras included, through psql.
+# Against it, luamig's ratio is its client-side cost alone.
+if eval "$(lm lin1k) upgrade base:head --sql" >"$tmp/lm_up.sql" 2>/dev/null &&
+   eval "$(lm lin1k) downgrade head:base --sql" >"$tmp/lm_down.sql" 2>/dev/null; then
+  measure up_same "$PSQL -X -q -v ON_ERROR_STOP=1 -d bench_apply -f $tmp/lm_up.sql" "$fresh bench_apply"
+  measure down_same "$PSQL -X -q -v ON_ERROR_STOP=1 -d bench_apply -f $tmp/lm_down.sql" "$fresh bench_apply bench_head"
+fi
+measure up_luamig "$(lm lin1k) --url dbname=bench_apply upgrade head" "$fresh bench_apply"
+[[ $(sql bench_apply "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name ~ '^t[0-9]+$'") == 1000 ]] ||
+  die "luamig upgrade head did not create the 1,000 columns"
+measure down_perrev "$PSQL -X -q -v ON_ERROR_STOP=1 -d bench_apply -f $W/lin1k/sql/down_perrev.sql" "$fresh bench_apply bench_head"
+measure down_luamig "$(lm lin1k) --url dbname=bench_apply downgrade base" "$fresh bench_apply bench_head"
+[[ $(sql bench_apply "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name ~ '^t[0-9]+$'") == 0 ]] ||
+  die "luamig downgrade base left tables behind"
+if [[ $have_alembic == true ]]; then
+  peer up_al "$(al lin1k bench_apply) upgrade head" "$fresh bench_apply"
+  peer down_al "$(al lin1k bench_apply) downgrade base" "$fresh bench_apply alembic_head"
+fi
+if [[ $have_dbmate == true ]]; then
+  peer up_dm "$(dm bench_apply) migrate" "$fresh bench_apply"
+fi
+
+# ---- 3. graph work, no database -------------------------------------------------
+for n in 1k 10k; do
+  measure "history_$n" "$(lm "g$n") history"
+  measure "heads_$n" "$(lm "g$n") heads"
+  if [[ $have_alembic == true ]]; then
+    peer "history_al_$n" "$(al "g$n") history"
+    peer "heads_al_$n" "$(al "g$n") heads"
+  fi
+done
+
+# ---- 4. offline script ----------------------------------------------------------
+for n in 1k 10k; do
+  measure "sql_$n" "$(lm "g$n") upgrade base:head --sql"
+  [[ $have_alembic != true ]] || peer "sql_al_$n" "$(al "g$n") upgrade base:head --sql"
+done
+
+# ---- the table ------------------------------------------------------------------
+# stat ID FIELD: median | min | max (seconds) from hyperfine's CSV; empty if absent.
+stat() {
+  [[ -f $tmp/$1.csv ]] || return 0
+  awk -F, -v f="$2" 'NR == 2 { print (f == "median" ? $(NF-4) : f == "min" ? $(NF-1) : $NF) }' "$tmp/$1.csv"
+}
+ms() {  # seconds -> "12.3 ms" / "4.21 s"
+  awk -v s="$1" 'BEGIN { m = s * 1000
+    if (m >= 1000) printf "%.2f s", s; else if (m >= 100) printf "%.0f ms", m; else printf "%.1f ms", m }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+rss() {
+  if [[ -f $tmp/$1.rss ]]; then awk '{ printf "%.1f MB", $1 / 1024 }' "$tmp/$1.rss"; else echo "n/a"; fi
+}
+rss_mb() { [[ -f $tmp/$1.rss ]] && awk '{ print $1 / 1024 }' "$tmp/$1.rss"; }
+
+rows=()
+# row WORKLOAD COMMAND ID RATIO GOAL
+row() {
+  local med
+  med=$(stat "$3" median)
+  if [[ -z $med ]]; then
+    rows+=("| $1 | $2 | failed | | | | | $5 |")
+  else
+    rows+=("| $1 | $2 | $(ms "$med") | $(ms "$(stat "$3" min)") | $(ms "$(stat "$3" max)") | $4 | $(rss "$3") | $5 |")
+  fi
+}
+absent() { rows+=("| $1 | $2 | not installed | | | | | |"); }
+# vs ID FLOOR_ID [LIMIT]: sets RATIO ("1.23x") and, with LIMIT, VERDICT for the goal column.
+vs() {
+  local a b
+  a=$(stat "$1" median) b=$(stat "$2" median)
+  RATIO="—" VERDICT="n/a"
+  [[ -n $a && -n $b ]] || return 0
+  RATIO="$(ratio "$a" "$b")x"
+  if [[ -n ${3:-} ]]; then
+    if le "${RATIO%x}" "$3"; then VERDICT="met"; else VERDICT="**missed**"; fi
+  fi
+}
+# growth ID_1K ID_10K: sets RATIO (10,000-revision time over 1,000-revision time) and
+# VERDICT (linear when at most 15x for 10x the revisions: cache effects and noise stay
+# well under that; a quadratic walk would show about 100x).
+growth() {
+  local a b
+  a=$(stat "$1" median) b=$(stat "$2" median)
+  RATIO="—" VERDICT="n/a"
+  [[ -n $a && -n $b ]] || return 0
+  RATIO="$(ratio "$b" "$a")x"
+  if le "${RATIO%x}" 15; then VERDICT="linear"; else VERDICT="**superlinear**"; fi
+}
+goal_mem() {  # ID: the 30 MB goal, for the 10,000-revision rows
+  local m
+  m=$(rss_mb "$1") || { echo "≤ 30 MB: n/a"; return; }
+  if le "$m" 30; then echo "≤ 30 MB: met"; else echo "≤ 30 MB: **missed**"; fi
+}
+goal_time() {  # ID SECONDS
+  local t
+  t=$(stat "$1" median)
+  [[ -n $t ]] || { echo "n/a"; return; }
+  if le "$t" "$2"; then echo "met"; else echo "**missed**"; fi
+}
+
+S1="1. No-op, 1,000 revs, db at head"
+row "$S1" "\`psql -c 'select 1'\` (floor)" noop_psql "1.00x" ""
+vs noop_current noop_psql 2; row "$S1" "\`luamig current\`" noop_current "$RATIO" "≤ 2x floor: $VERDICT"
+vs noop_upgrade noop_psql 2; row "$S1" "\`luamig upgrade head\`" noop_upgrade "$RATIO" "≤ 2x floor: $VERDICT"
+if [[ $have_alembic == true ]]; then
+  vs noop_al_current noop_psql; row "$S1" "\`alembic current\`" noop_al_current "$RATIO" ""
+  vs noop_al_upgrade noop_psql; row "$S1" "\`alembic upgrade head\`" noop_al_upgrade "$RATIO" ""
+else absent "$S1" "Alembic"; fi
+if [[ $have_dbmate == true ]]; then
+  vs noop_dm_status noop_psql; row "$S1" "\`dbmate status\`" noop_dm_status "$RATIO" ""
+  vs noop_dm_migrate noop_psql; row "$S1" "\`dbmate migrate\`" noop_dm_migrate "$RATIO" ""
+else absent "$S1" "dbmate"; fi
+
+S2="2. Apply 1,000 revs, fresh db"
+vs up_1tx up_perrev; row "$S2" "\`psql -1 -f\` (floor: one transaction)" up_1tx "$RATIO" ""
+row "$S2" "\`psql -f\` (floor: a transaction per revision)" up_perrev "1.00x" ""
+vs up_same up_perrev; row "$S2" "\`psql -f\` of luamig's \`--sql\` script (same statements)" up_same "$RATIO" ""
+vs up_luamig up_perrev 1.5; row "$S2" "\`luamig upgrade head\`" up_luamig "$RATIO" "≤ 1.5x floor: $VERDICT"
+row "$S2" "\`psql -f\` downgrade (floor: a transaction per revision)" down_perrev "1.00x" ""
+vs down_same down_perrev; row "$S2" "\`psql -f\` of luamig's downgrade \`--sql\` script" down_same "$RATIO" ""
+vs down_luamig down_perrev 1.5; row "$S2" "\`luamig downgrade base\`" down_luamig "$RATIO" "≤ 1.5x floor: $VERDICT"
+if [[ $have_alembic == true ]]; then
+  vs up_al up_perrev; row "$S2" "\`alembic upgrade head\`" up_al "$RATIO" ""
+  vs down_al down_perrev; row "$S2" "\`alembic downgrade base\`" down_al "$RATIO" ""
+else absent "$S2" "Alembic"; fi
+if [[ $have_dbmate == true ]]; then
+  vs up_dm up_perrev; row "$S2" "\`dbmate migrate\`" up_dm "$RATIO" ""
+else absent "$S2" "dbmate"; fi
+
+S3="3. Graph, no db (a branch and a merge per 100 revs)"
+for c in history heads; do
+  row "$S3" "\`luamig $c\`, 1,000 revs" "${c}_1k" "" ""
+  growth "${c}_1k" "${c}_10k"
+  row "$S3" "\`luamig $c\`, 10,000 revs" "${c}_10k" "$RATIO" \
+    "< 300 ms: $(goal_time "${c}_10k" 0.3); $VERDICT; $(goal_mem "${c}_10k")"
+done
+if [[ $have_alembic == true ]]; then
+  for c in history heads; do
+    row "$S3" "\`alembic $c\`, 1,000 revs" "${c}_al_1k" "" ""
+    growth "${c}_al_1k" "${c}_al_10k"; row "$S3" "\`alembic $c\`, 10,000 revs" "${c}_al_10k" "$RATIO" ""
+  done
+else absent "$S3" "Alembic"; fi
+
+S4="4. Offline script, no db"
+row "$S4" "\`luamig upgrade base:head --sql\`, 1,000 revs" sql_1k "" ""
+growth sql_1k sql_10k
+row "$S4" "\`luamig upgrade base:head --sql\`, 10,000 revs" sql_10k "$RATIO" "$VERDICT; $(goal_mem sql_10k)"
+if [[ $have_alembic == true ]]; then
+  row "$S4" "\`alembic upgrade base:head --sql\`, 1,000 revs" sql_al_1k "" ""
+  growth sql_al_1k sql_al_10k
+  row "$S4" "\`alembic upgrade base:head --sql\`, 10,000 revs" sql_al_10k "$RATIO" ""
+else absent "$S4" "Alembic"; fi
+
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+pgver=$(sql postgres "SHOW server_version")
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z $(git -C "$root" status --porcelain -- src include 2>/dev/null) ]] || rev="$rev (modified)"
+{
+  echo "## luamig benchmarks"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'); luamig $rev; $(nproc) cores (${cpu:-unknown CPU}),"
+  echo "$(awk '/^MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM; PostgreSQL $pgver on a Unix socket"
+  echo "(throwaway cluster: fsync, full_page_writes and synchronous_commit off); $(hyperfine --version)."
+  echo "Each time is the median of at least $RUNS runs after one warm-up run, with min and max;"
+  echo "max RSS is the peak resident memory of the client process (one more run). Load average"
+  echo "at the start: $load_start; at the end: $load_end (other work on the machine widens min-max)."
+  echo
+  echo "| Workload | Command | Median | Min | Max | Ratio | Max RSS | Goal |"
+  echo "|---|---|---:|---:|---:|---:|---:|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Floors run each revision's DDL and its \`luamig_version\` row, the statements luamig sends"
+  echo "for it less its own extras (\`--sql\` shows them all: today a \`SET LOCAL lock_timeout\` and an"
+  echo "audit-log row per revision), as \`BEGIN; ...; COMMIT;\` per revision, or all in one transaction"
+  echo "(\`psql -1\`). Ratios in section 2 are against the per-revision floor (on the first row: one"
+  echo "transaction against it); the \`--sql\` script rows run luamig's own statements through psql, so"
+  echo "luamig against them is its client-side cost alone. On a 10,000-revision row the ratio is its"
+  echo "time over the 1,000-revision time (linear: at most 15x; a quadratic walk would show ~100x). The"
+  echo "graph workloads have 10 (1,000 revisions) and 100 (10,000 revisions) diamonds: a branch point,"
+  echo "two arms of 3 revisions, a merge. Peers run the same histories (Alembic: \`op.add_column\`"
+  echo "with SQLAlchemy, a transaction per migration; dbmate: the same SQL, linear only, no multi-step"
+  echo "rollback) and are skipped when not installed."
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+cat "$OUT"
+say "wrote ${OUT#"$root/"}"

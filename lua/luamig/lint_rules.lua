@@ -1,0 +1,536 @@
+-- luamig.lint_rules: the safety lint's rules. Each rule's lock, effect and
+-- recipe (rules.texts); a small model of the schema that the actions are
+-- replayed over (which tables are new in this run, column types, valid CHECK
+-- constraints); the checks run on each action of a linted revision; and the
+-- comparison of downgrade() with upgrade().
+local rules = {}
+
+local AE = "ACCESS EXCLUSIVE (blocks every read and write of the table)"
+
+-- Every rule: the lock it takes, what PostgreSQL does, and the safe recipe.
+rules.texts = {
+  ["add-column-not-null"] = {
+    lock = AE,
+    effect = "every existing row would hold NULL: PostgreSQL scans the table under the lock and "
+      .. "the statement fails on a non-empty table (23502); the running release, which does not "
+      .. "set the column, then fails its INSERTs",
+    recipe = "give the column a constant default (default = \"0\": PostgreSQL 11+ keeps it in the "
+      .. "catalog, no rewrite and no scan), or add it nullable, backfill in batches and make it "
+      .. "NOT NULL with the set-not-null recipe",
+  },
+  ["add-column-volatile-default"] = {
+    lock = AE,
+    effect = "a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval() and "
+      .. "serial types, generated columns) is computed per row: PostgreSQL rewrites the whole "
+      .. "table and every index while it holds the lock",
+    recipe = "add the column without a default, set the default for new rows with "
+      .. "op.alter_column(t, c, { server_default = ... }) or ALTER COLUMN ... SET DEFAULT (catalog "
+      .. "only), backfill existing rows in batches from a transactional = false revision, then "
+      .. "add NOT NULL with the set-not-null recipe if needed",
+  },
+  ["alter-type-rewrite"] = {
+    lock = AE,
+    effect = "the type change rewrites the table and rebuilds its indexes under the lock (only "
+      .. "widening varchar(n) or numeric(p,s), and varchar to text, are catalog-only)",
+    recipe = "expand and contract: add a column of the new type, keep it in step with a trigger "
+      .. "(or have the app write both), backfill it in batches from a transactional = false "
+      .. "revision, deploy the release that reads it, then drop the old column and rename the "
+      .. "new one in a later revision",
+  },
+  ["set-not-null"] = {
+    lock = AE,
+    effect = "SET NOT NULL reads the whole table under the lock to prove there is no NULL",
+    recipe = "op.create_check_constraint(name, t, \"col IS NOT NULL\", { not_valid = true }); "
+      .. "op.validate_constraint(name, t) in a later revision (SHARE UPDATE EXCLUSIVE: reads and "
+      .. "writes go on); then SET NOT NULL, which PostgreSQL 12+ proves from the valid constraint "
+      .. "without a scan; then drop the check",
+  },
+  ["index-not-concurrent"] = {
+    lock = "SHARE (blocks INSERT, UPDATE and DELETE for the whole build)",
+    effect = "the index is built from a full read of the table while every write waits",
+    recipe = "op.create_index(name, t, cols, { concurrently = true }) in a revision with "
+      .. "transactional = false (a unique constraint: CREATE UNIQUE INDEX CONCURRENTLY, then "
+      .. "ALTER TABLE ... ADD CONSTRAINT c UNIQUE USING INDEX i; REINDEX ... CONCURRENTLY)",
+  },
+  ["concurrently-in-transaction"] = {
+    lock = "none: the statement is refused",
+    effect = "CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY and VACUUM cannot run inside a "
+      .. "transaction block (25001): the revision fails",
+    recipe = "set transactional = false in the revision and keep only that statement in it (a "
+      .. "failed concurrent build leaves an INVALID index: drop it and rerun)",
+  },
+  ["constraint-not-valid"] = {
+    lock = "SHARE ROW EXCLUSIVE on both tables for a foreign key (blocks writes), ACCESS "
+      .. "EXCLUSIVE for a CHECK",
+    effect = "adding the constraint checks every existing row while it holds the lock",
+    recipe = "add it with { not_valid = true } (NOT VALID in SQL): only new rows are checked and "
+      .. "the lock is brief; then op.validate_constraint(name, t) in a later transaction (a later "
+      .. "revision, or a transactional = false one), which takes only SHARE UPDATE EXCLUSIVE",
+  },
+  ["rename-or-drop"] = {
+    lock = AE .. ", briefly",
+    effect = "the previous release keeps running during the deploy and still uses the old name: "
+      .. "its queries fail (42703 undefined column, 42P01 undefined table) until every instance "
+      .. "is replaced",
+    recipe = "expand, deploy, contract: add the new column or table, write both and backfill, "
+      .. "deploy the release that uses only the new one, then rename or drop the old one in a "
+      .. "later revision, marked op.safe(\"rename-or-drop\", \"release N no longer uses it\")",
+  },
+  ["execute-lock"] = {
+    lock = AE,
+    effect = "the statement takes a table lock that blocks the application until the "
+      .. "transaction ends (VACUUM FULL and CLUSTER rewrite the whole table under it)",
+    recipe = "VACUUM FULL or CLUSTER: plain VACUUM (SHARE UPDATE EXCLUSIVE) from a "
+      .. "transactional = false revision, or pg_repack online; LOCK TABLE: take no explicit "
+      .. "table lock, rely on row locks (SELECT ... FOR UPDATE) in short batches",
+  },
+  ["downgrade-missing"] = {
+    lock = "none",
+    effect = "luamig downgrade moves the version table back but undoes nothing, so the schema "
+      .. "no longer matches the revision the database claims to be at",
+    recipe = "write downgrade() as the inverse of upgrade(), or mark an irreversible revision "
+      .. "with op.safe(\"downgrade-missing\", \"why\") in downgrade()",
+  },
+  ["downgrade-not-inverse"] = {
+    lock = "none",
+    effect = "after a downgrade the schema is not what the previous revision left, or the "
+      .. "downgrade destroys data the previous revision still had",
+    recipe = "undo each operation of upgrade() in reverse order: create_table/drop_table, "
+      .. "add_column/drop_column, create_index/drop_index, rename back, create_*_constraint/"
+      .. "drop_constraint, alter_column back to the old type",
+  },
+  ["lint"] = {
+    lock = "unknown",
+    effect = "the lint could not analyse all of this revision",
+    recipe = "make upgrade() and downgrade() run without the database (op.query returns no rows "
+      .. "during the lint), and name only the rules of docs/safety-lint.md in op.safe",
+  },
+}
+
+-- ---- the schema model ----
+
+function rules.new_schema() return { tables = {}, indexes = {} } end
+
+local function entry(s, t)
+  local e = s.tables[t]
+  if not e then
+    e = { new = false, columns = {}, constraints = {} }
+    s.tables[t] = e
+  end
+  return e
+end
+
+local function is_new(s, t) return t ~= nil and s.tables[t] ~= nil and s.tables[t].new end
+
+local apply = {}
+function apply.create_table(s, a, linting)
+  local e = { new = linting, columns = {}, constraints = {} }
+  for _, c in ipairs(a.columns or {}) do
+    if c.name then e.columns[c.name] = { type = c.def and c.def.type } end
+  end
+  s.tables[a.table] = e
+end
+function apply.drop_table(s, a) s.tables[a.table] = nil end
+function apply.rename_table(s, a) s.tables[a.to], s.tables[a.table] = entry(s, a.table), nil end
+function apply.add_column(s, a) entry(s, a.table).columns[a.column] = { type = a.type } end
+function apply.drop_column(s, a) entry(s, a.table).columns[a.column] = nil end
+function apply.rename_column(s, a)
+  local cols = entry(s, a.table).columns
+  cols[a.to], cols[a.column] = cols[a.column], nil
+end
+function apply.alter_type(s, a) entry(s, a.table).columns[a.column] = { type = a.type } end
+function apply.add_constraint(s, a)
+  if a.name then
+    entry(s, a.table).constraints[a.name] = { ctype = a.ctype, expr = a.expr, valid = not a.not_valid }
+  end
+end
+function apply.validate_constraint(s, a)
+  local c = entry(s, a.table).constraints[a.name]
+  if c then c.valid = true end
+end
+function apply.drop_constraint(s, a) entry(s, a.table).constraints[a.name or ""] = nil end
+function apply.create_index(s, a) if a.name then s.indexes[a.name] = a.table end end
+function apply.drop_index(s, a) s.indexes[a.name or ""] = nil end
+
+-- ---- types ----
+
+local TYPE_ALIASES = {
+  int = "integer", int4 = "integer", integer = "integer", int8 = "bigint", int2 = "smallint",
+  ["character varying"] = "varchar", character = "char", bpchar = "char", decimal = "numeric",
+  bool = "boolean", float8 = "double precision", float4 = "real", float = "double precision",
+  ["timestamp without time zone"] = "timestamp", ["timestamp with time zone"] = "timestamptz",
+  ["time without time zone"] = "time", ["time with time zone"] = "timetz",
+  ["bit varying"] = "varbit", serial = "integer", serial4 = "integer", bigserial = "bigint",
+  serial8 = "bigint", smallserial = "smallint", serial2 = "smallint",
+}
+
+-- "character varying(20)" -> "varchar", { 20 }, array?
+local function parse_type(t)
+  if type(t) ~= "string" then return nil end
+  t = t:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local array = false
+  while t:sub(-2) == "[]" do array, t = true, t:sub(1, -3):gsub(" $", "") end
+  local base, params = t:match("^(.-)%s*%((.*)%)$")
+  base = base or t
+  local args = {}
+  for n in (params or ""):gmatch("%d+") do args[#args + 1] = tonumber(n) end
+  return TYPE_ALIASES[base] or base, args, array
+end
+
+-- Whether changing a column from old to new leaves the table as it is (PostgreSQL 15).
+local function catalog_only(old, new)
+  local ob, oa, oarr = parse_type(old)
+  local nb, na, narr = parse_type(new)
+  if not ob or not nb or oarr ~= narr then return false end
+  if ob == nb and #oa == #na then
+    local same = true
+    for i = 1, #oa do same = same and oa[i] == na[i] end
+    if same then return true end
+  end
+  if ob == "varchar" and nb == "text" then return true end
+  if ob == "text" and nb == "varchar" and #na == 0 then return true end
+  if (ob == "varchar" and nb == "varchar") or (ob == "varbit" and nb == "varbit") then
+    return #na == 0 or (#oa == 1 and na[1] >= oa[1])
+  end
+  if ob == "numeric" and nb == "numeric" then
+    return #na == 0 or (#oa >= 1 and na[1] >= oa[1] and (na[2] or 0) == (oa[2] or 0))
+  end
+  return ob == "cidr" and nb == "inet"
+end
+
+local VOLATILE = { "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
+  "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "txid_current",
+  "pg_current_xact_id", "gen_random_bytes", "random_normal" }
+
+-- The volatile function a default calls (nil when it is a constant or stable).
+local function volatile_call(default)
+  if type(default) ~= "string" then return nil end
+  local text = default:lower():gsub("'[^']*'", "''")
+  for _, f in ipairs(VOLATILE) do
+    if text:find("%f[%w_]" .. f .. "%s*%(") then return f .. "()" end
+  end
+end
+
+local function is_serial(t)
+  if type(t) ~= "string" then return false end
+  t = t:lower():gsub("%s", "")
+  return t == "smallserial" or t == "serial" or t == "bigserial" or t:match("^serial[248]$") ~= nil
+end
+
+-- ---- the rules ----
+
+local function q(s) return '"' .. tostring(s) .. '"' end
+local function col(a) return q(a.table) .. "." .. q(a.column) end
+
+-- Does a valid CHECK on the table prove column IS NOT NULL?
+local function proven_not_null(e, column)
+  for _, c in pairs(e.constraints) do
+    if c.ctype == "check" and c.valid and type(c.expr) == "string" then
+      local x = c.expr:lower():gsub("[()%s\"]+", " "):gsub("^ ", ""):gsub(" $", "")
+      if x == column:lower() .. " is not null" then return true end
+    end
+  end
+  return false
+end
+
+local check = {}
+
+function check.add_column(s, a, find)
+  if is_new(s, a.table) then return end
+  local volatile = volatile_call(a.default)
+  if volatile or is_serial(a.type) or a.generated then
+    find("add-column-volatile-default", ("adds column %s to existing table %s with %s"):format(
+      q(a.column), q(a.table), volatile and "the volatile default " .. volatile
+        or a.generated and "a generated value" or "type " .. a.type .. " (a nextval() default)"))
+  elseif a.not_null and not a.default then
+    find("add-column-not-null", ("adds NOT NULL column %s without a default to existing table %s")
+      :format(q(a.column), q(a.table)))
+  end
+  if a.primary_key or a.unique then
+    find("index-not-concurrent", ("adds column %s with a %s index to existing table %s"):format(
+      q(a.column), a.primary_key and "primary key" or "unique", q(a.table)), { lock = AE })
+  end
+  if a.references then
+    find("constraint-not-valid", ("adds column %s with a foreign key to existing table %s")
+      :format(q(a.column), q(a.table)), { lock = AE .. ", and SHARE ROW EXCLUSIVE on the referenced table" })
+  end
+  if a.check then
+    find("constraint-not-valid", ("adds column %s with a CHECK to existing table %s")
+      :format(q(a.column), q(a.table)), { lock = AE })
+  end
+end
+
+function check.alter_type(s, a, find)
+  if is_new(s, a.table) then return end
+  local old = a.old_type
+  if old and catalog_only(old, a.type) then return end
+  find("alter-type-rewrite", old
+    and ("changes the type of %s from %s to %s"):format(col(a), old, a.type)
+    or ("changes the type of %s to %s; its current type is unknown to the lint (no revision it "
+      .. "read created the column): if the change is catalog-only, say so with op.safe")
+      :format(col(a), tostring(a.type)))
+end
+
+function check.set_not_null(s, a, find)
+  if is_new(s, a.table) then return end
+  if proven_not_null(entry(s, a.table), a.column) then return end
+  find("set-not-null", ("sets NOT NULL on %s of an existing table with no valid CHECK (%s IS NOT "
+    .. "NULL)"):format(col(a), a.column))
+end
+
+local function concurrent_in_tx(ctx, what, find)
+  if ctx.tx then
+    find("concurrently-in-transaction", what .. " in a transactional revision")
+  end
+end
+
+function check.create_index(s, a, find, ctx)
+  if a.concurrently then
+    concurrent_in_tx(ctx, ("CREATE INDEX CONCURRENTLY %s"):format(q(a.name or "")), find)
+  elseif not is_new(s, a.table) then
+    find("index-not-concurrent", ("creates index %s on existing table %s without CONCURRENTLY")
+      :format(q(a.name or "(unnamed)"), q(a.table)))
+  end
+end
+
+function check.drop_index(_, a, find, ctx)
+  if a.concurrently then concurrent_in_tx(ctx, ("DROP INDEX CONCURRENTLY %s"):format(q(a.name)), find) end
+end
+
+function check.reindex(s, a, find, ctx)
+  if a.concurrently then
+    concurrent_in_tx(ctx, "REINDEX CONCURRENTLY", find)
+  elseif not is_new(s, a.table or s.indexes[a.name or ""]) then
+    find("index-not-concurrent", ("REINDEX %s %s without CONCURRENTLY"):format(
+      (a.target or ""):upper(), q(a.name or "")),
+      { lock = "ACCESS EXCLUSIVE on the index and SHARE on the table (blocks writes)" })
+  end
+end
+
+function check.vacuum(_, a, find, ctx)
+  concurrent_in_tx(ctx, "VACUUM" .. (a.tables[1] and " " .. q(a.tables[1]) or ""), find)
+end
+
+function check.add_constraint(s, a, find)
+  if is_new(s, a.table) then return end
+  local name = a.name and " " .. q(a.name) or ""
+  if (a.ctype == "foreign" or a.ctype == "check") and not a.not_valid then
+    find("constraint-not-valid", ("adds %s%s to existing table %s without NOT VALID"):format(
+      a.ctype == "foreign" and "foreign key" or "CHECK constraint", name, q(a.table)),
+      a.ctype == "check" and { lock = AE } or
+        { lock = "SHARE ROW EXCLUSIVE on both tables (blocks writes to both)" })
+  elseif (a.ctype == "unique" or a.ctype == "primary" or a.ctype == "exclude") and not a.using_index then
+    find("index-not-concurrent", ("adds %s constraint%s to existing table %s, building its "
+      .. "index under the lock"):format(a.ctype == "primary" and "PRIMARY KEY" or a.ctype:upper(),
+      name, q(a.table)), { lock = AE })
+  end
+end
+
+function check.validate_constraint(_, a, find, ctx)
+  if ctx.tx and ctx.not_valid_here[a.name or ""] then
+    find("constraint-not-valid", ("validates %s in the same transaction that added it NOT VALID: "
+      .. "the ACCESS EXCLUSIVE lock of the ADD is held through the whole check"):format(q(a.name)),
+      { lock = AE })
+  end
+end
+
+function check.rename_table(s, a, find)
+  if is_new(s, a.table) then return end
+  find("rename-or-drop", ("renames table %s to %s"):format(q(a.table), q(a.to)))
+end
+function check.drop_table(s, a, find)
+  if is_new(s, a.table) then return end
+  find("rename-or-drop", ("drops table %s"):format(q(a.table)))
+end
+function check.rename_column(s, a, find)
+  if is_new(s, a.table) then return end
+  find("rename-or-drop", ("renames column %s to %s"):format(col(a), q(a.to)))
+end
+function check.drop_column(s, a, find)
+  if is_new(s, a.table) then return end
+  find("rename-or-drop", ("drops column %s"):format(col(a)))
+end
+
+local BLOCKING_MODES = { share = true, ["share row exclusive"] = true, exclusive = true,
+  ["access exclusive"] = true }
+
+local function all_new(s, tables)
+  if #tables == 0 then return false end
+  for _, t in ipairs(tables) do if not is_new(s, t) then return false end end
+  return true
+end
+
+function check.lock(s, a, find)
+  if not BLOCKING_MODES[a.mode] or all_new(s, a.tables) then return end
+  find("execute-lock", ("LOCK TABLE %s IN %s MODE, held until the revision commits"):format(
+    table.concat(a.tables, ", "), a.mode:upper()), { lock = a.mode:upper() })
+end
+function check.vacuum_full(s, a, find, ctx)
+  concurrent_in_tx(ctx, "VACUUM FULL", find)
+  if all_new(s, a.tables) then return end
+  find("execute-lock", ("VACUUM FULL %s rewrites the table"):format(
+    #a.tables > 0 and table.concat(a.tables, ", ") or "(every table)"))
+end
+function check.cluster(s, a, find)
+  if all_new(s, a.tables) then return end
+  find("execute-lock", ("CLUSTER %s rewrites the table"):format(table.concat(a.tables, ", ")))
+end
+
+-- ---- downgrade against upgrade ----
+
+-- Actions on an object known by its name alone.
+local NAMED = { create_index = true, drop_index = true, create_type = true, drop_type = true,
+  create_schema = true, drop_schema = true, create_extension = true, drop_extension = true,
+  create_comment = true, drop_comment = true }
+
+-- The signature of an action, and of the action that undoes it.
+local function sig(a)
+  local k = a.kind
+  if k == "create_table" or k == "drop_table" then return k .. " " .. a.table end
+  if k == "add_column" or k == "drop_column" or k == "set_not_null" or k == "drop_not_null" then
+    return k .. " " .. a.table .. "." .. tostring(a.column)
+  end
+  if NAMED[k] then return a.name and k .. " " .. a.name end
+  if k == "rename_table" then return k .. " " .. a.table .. ">" .. a.to end
+  if k == "rename_column" then return k .. " " .. a.table .. "." .. a.column .. ">" .. a.to end
+  if k == "add_constraint" or k == "drop_constraint" then
+    return a.name and k .. " " .. tostring(a.table) .. "." .. a.name
+  end
+  if k == "alter_type" then
+    local t = parse_type(a.type)
+    return t and k .. " " .. a.table .. "." .. a.column .. " " .. t
+  end
+end
+
+local OPPOSITE = { create_table = "drop_table", drop_table = "create_table", add_column = "drop_column",
+  drop_column = "add_column", create_index = "drop_index", drop_index = "create_index",
+  set_not_null = "drop_not_null", drop_not_null = "set_not_null", add_constraint = "drop_constraint",
+  drop_constraint = "add_constraint", create_type = "drop_type", drop_type = "create_type",
+  create_schema = "drop_schema", drop_schema = "create_schema", create_extension = "drop_extension",
+  drop_extension = "create_extension", create_comment = "drop_comment", drop_comment = "create_comment" }
+
+local function inverse_sig(a)
+  if OPPOSITE[a.kind] then
+    local s = sig(a)
+    return s and OPPOSITE[a.kind] .. s:sub(#a.kind + 1)
+  end
+  if a.kind == "rename_table" then return sig { kind = a.kind, table = a.to, to = a.table } end
+  if a.kind == "rename_column" then
+    return sig { kind = a.kind, table = a.table, column = a.to, to = a.column }
+  end
+  if a.kind == "alter_type" and a.old_type then
+    return sig { kind = a.kind, table = a.table, column = a.column, type = a.old_type }
+  end
+end
+
+local DESCRIBE = {
+  create_table = "creates table %s", drop_table = "drops table %s", add_column = "adds column %s",
+  drop_column = "drops column %s", create_index = "creates index %s", drop_index = "drops index %s",
+  set_not_null = "sets NOT NULL on %s", drop_not_null = "drops NOT NULL on %s",
+  add_constraint = "adds constraint %s", drop_constraint = "drops constraint %s",
+  create_type = "creates type %s", drop_type = "drops type %s", rename_table = "renames table %s",
+  create_schema = "creates schema %s", drop_schema = "drops schema %s",
+  create_extension = "creates extension %s", drop_extension = "drops extension %s",
+  create_comment = "sets the comment of table %s", drop_comment = "drops the comment of table %s",
+  rename_column = "renames column %s", alter_type = "changes the type of %s",
+}
+
+local function describe(a)
+  local what = a.column and col(a) or q(a.name or a.table)
+  if a.kind == "rename_table" or a.kind == "rename_column" then what = what .. " to " .. q(a.to) end
+  if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end
+  return (DESCRIBE[a.kind] or a.kind):format(what)
+end
+
+-- Actions a downgrade has nothing to undo for.
+local NEEDS_NO_UNDO = { other = true, vacuum = true, vacuum_full = true, cluster = true, lock = true,
+  reindex = true, validate_constraint = true, add_enum_value = true }
+
+-- Findings for a downgrade that is missing or does not undo the upgrade.
+function rules.check_inverse(up, down, ctx, find)
+  local has_ddl = false
+  for _, a in ipairs(up.actions) do has_ddl = has_ddl or not NEEDS_NO_UNDO[a.kind] or a.ddl end
+  if not has_ddl then return end
+  if down.error or #down.actions == 0 then
+    find("downgrade-missing", down.error and ("downgrade() fails during the lint: %s"):format(down.error)
+      or "downgrade() undoes nothing", nil, down.line, down.trailing)
+    return
+  end
+  local available, in_down = {}, {}
+  for _, a in ipairs(down.actions) do
+    local s = sig(a)
+    if s then available[s], in_down[s] = (available[s] or 0) + 1, true end
+  end
+  -- what dropping a table or a column takes with it in PostgreSQL
+  local up_created, up_added = {}, {}
+  for _, a in ipairs(up.actions) do
+    if a.kind == "create_table" then up_created[a.table] = true end
+    if a.kind == "add_column" then up_added[a.table .. "." .. tostring(a.column)] = true end
+  end
+  local function dropped(s) return in_down[s] == true end
+  local function covered(a)
+    if a.table and up_created[a.table] and a.kind ~= "create_table" and dropped("drop_table " .. a.table) then
+      return true
+    end
+    if a.kind == "create_index" then
+      for _, c in ipairs(a.columns or {}) do
+        if up_added[a.table .. "." .. c] and dropped("drop_column " .. a.table .. "." .. c) then
+          return true
+        end
+      end
+    end
+    if a.kind == "add_constraint" or a.kind == "set_not_null" then
+      for k in pairs(up_added) do
+        if k:sub(1, #a.table + 1) == a.table .. "." and dropped("drop_column " .. k) then return true end
+      end
+    end
+    return false
+  end
+  for _, a in ipairs(up.actions) do
+    local inv = inverse_sig(a)
+    if inv then
+      if (available[inv] or 0) > 0 then
+        available[inv] = available[inv] - 1
+      elseif not covered(a) then
+        find("downgrade-not-inverse", ("upgrade() %s, which downgrade() does not undo")
+          :format(describe(a)), nil, a.call.line, a.call.safes)
+      end
+    end
+  end
+  -- drops in downgrade of things upgrade did not make: data loss on the way down
+  if ctx.opaque_ddl then return end
+  local made = {}
+  for _, a in ipairs(up.actions) do
+    local s = sig(a)
+    if s then made[s] = true end
+  end
+  for _, a in ipairs(down.actions) do
+    if a.kind == "drop_table" or a.kind == "drop_column" then
+      local inv = inverse_sig(a)
+      local inside = a.kind == "drop_column" and up_created[a.table]
+      if inv and not made[inv] and not inside then
+        find("downgrade-not-inverse", ("downgrade() %s, which upgrade() did not create: a "
+          .. "downgrade would destroy data"):format(describe(a)), nil, a.call.line, a.call.safes)
+      end
+    end
+  end
+end
+
+-- One action of upgrade(), in order: with ctx (a linted revision: { tx = whether it
+-- runs in a transaction }), the checks report through find(rule, message, over);
+-- then the action updates the model (a table it creates is new only when linted).
+function rules.step(schema, a, ctx, find)
+  if a.kind == "alter_type" and not a.old_type then   -- what downgrade() must change it back to
+    local e = schema.tables[a.table]
+    a.old_type = e and e.columns[a.column] and e.columns[a.column].type
+  end
+  if ctx then
+    ctx.not_valid_here = ctx.not_valid_here or {}
+    if a.kind == "other" and a.ddl then ctx.opaque_ddl = true end
+    if check[a.kind] then check[a.kind](schema, a, find, ctx) end
+    if a.kind == "add_constraint" and a.not_valid and a.name then ctx.not_valid_here[a.name] = true end
+  end
+  if apply[a.kind] then apply[a.kind](schema, a, ctx ~= nil) end
+end
+
+return rules

@@ -1,0 +1,408 @@
+-- luamig.render: the Lua text of op.* calls for autogenerate, deterministic and meant
+-- to be read: the same calls a person writes in a revision (op.create_table with
+-- references = "users(id)", op.alter_column, op.create_foreign_key, ...), op.execute
+-- only for what no op says (renaming an enum type, serial sequences, identity).
+--
+-- ctx.cur is the database's current schema: objects there are named bare, others get
+-- { schema = "s" }. Tables and columns have the shape luamig.introspect describes.
+local schema = require "luamig.schema"
+local N = require "luamig.normalize"
+
+local R = {}
+
+-- ---- text ----
+
+-- PostgreSQL's reserved words (and those that cannot name a column): quoted when they
+-- are used as names.
+local RESERVED = {}
+for w in ([[all analyse analyze and any array as asc asymmetric authorization binary both case
+  cast check collate collation column concurrently constraint create cross current_catalog
+  current_date current_role current_schema current_time current_timestamp current_user default
+  deferrable desc distinct do else end except false fetch for foreign freeze from full grant
+  group having ilike in initially inner intersect into is isnull join lateral leading left like
+  limit localtime localtimestamp natural not notnull null offset on only or order outer overlaps
+  placing primary references returning right select session_user similar some symmetric
+  system_user table tablesample then to trailing true union unique user using variadic verbose
+  when where window with]]):gmatch("%S+") do
+  RESERVED[w] = true
+end
+
+-- An identifier as SQL: bare when PostgreSQL reads it back unchanged, else quoted.
+function R.ident(name)
+  if name:match("^[a-z_][a-z0-9_$]*$") and not RESERVED[name] then return name end
+  return '"' .. name:gsub('"', '""') .. '"'
+end
+local ident = R.ident
+
+function R.literal(s) return "'" .. s:gsub("'", "''") .. "'" end
+local literal = R.literal
+
+-- A Lua string literal, in the plainest form that holds s.
+function R.lua_str(s)
+  if not s:find('[%c\\"]') then return '"' .. s .. '"' end
+  if not s:find("[%c\\']") then return "'" .. s .. "'" end
+  return (("%q"):format(s):gsub("\\\n", "\\n"))
+end
+local lua_str = R.lua_str
+
+-- A long-bracket literal for SQL text: [[...]], [=[...]=] when the text holds "]]".
+function R.long_str(s)
+  if s:find("^[\r\n]") then return lua_str(s) end
+  local eq = ""
+  while (s .. "]"):find("]" .. eq .. "]", 1, true) do eq = eq .. "=" end
+  return "[" .. eq .. "[" .. s .. "]" .. eq .. "]"
+end
+
+local function list_lua(list)
+  local out = {}
+  for i, s in ipairs(list) do out[i] = lua_str(s) end
+  return "{ " .. table.concat(out, ", ") .. " }"
+end
+
+-- ", { k = v, ..., schema = "s" }" (nothing when empty); items are "k = v" texts.
+local function opts_lua(ctx, s, items)
+  items = items or {}
+  if s and s ~= ctx.cur then items[#items + 1] = "schema = " .. lua_str(s) end
+  return #items > 0 and (", { " .. table.concat(items, ", ") .. " }") or ""
+end
+
+local function qual(ctx, s, name)
+  return (s ~= ctx.cur and (ident(s) .. ".") or "") .. ident(name)
+end
+R.qual = qual
+
+local function qt(ctx, t) return qual(ctx, t.schema, t.name) end
+
+function R.display(ctx, t)
+  return t.schema ~= ctx.cur and (t.schema .. "." .. t.name) or t.name
+end
+
+function R.exec(sql) return "op.execute(" .. R.long_str(sql) .. ")" end
+local exec = R.exec
+
+-- ---- names and index elements ----
+
+-- The name PostgreSQL gives an unnamed constraint of this kind on t.
+function R.default_name(t, kind, c)
+  if kind == "pk" then return schema.default_name(t.name, "pkey") end
+  if kind == "unique" then return schema.default_name(t.name, "key", c.columns) end
+  if kind == "fk" then return schema.default_name(t.name, "fkey", c.columns) end
+end
+local default_name = R.default_name
+
+-- An index element split into a column of t and its ordering ("created_at DESC"),
+-- or nil when it is an expression.
+local function split(t, e)
+  local name, rest = e:match('^%s*"(.-)"%s*(.-)%s*$')
+  if name then name = name:gsub('""', '"')
+  else name, rest = e:match("^%s*([%w_$\128-\255]+)%s*(.-)%s*$") end
+  if not name or not t.col[name] then return nil end
+  local words = rest:lower():gsub("asc", ""):gsub("desc", ""):gsub("nulls", "")
+    :gsub("first", ""):gsub("last", "")
+  if not words:match("^%s*$") then return nil end
+  return name, rest:upper()
+end
+
+-- (remembered per table: a large schema asks for the same elements again and again)
+function R.split_element(t, e)
+  local cache = t.split_cache
+  if not cache then cache = {}; t.split_cache = cache end
+  local v = cache[e]
+  if v == nil then
+    local name, order = split(t, e)
+    v = name and { name, order } or false
+    cache[e] = v
+  end
+  if v then return v[1], v[2] end
+  return nil
+end
+local split_element = R.split_element
+
+-- The SQL of an index element of table t.
+function R.element_sql(t, e)
+  local col, order = split_element(t, e)
+  if not col then return e end
+  return ident(col) .. (order ~= "" and (" " .. order) or "")
+end
+
+-- ---- columns ----
+
+local SERIAL_OF = { integer = "serial", bigint = "bigserial", smallint = "smallserial" }
+
+local function type_sql(c)
+  local ty = c.type
+  if c.autoinc then ty = SERIAL_OF[N.type(ty)] or ty end
+  if c.identity then ty = ty .. " GENERATED " .. c.identity:upper() .. " AS IDENTITY" end
+  if c.generated then ty = ty .. " GENERATED ALWAYS AS (" .. c.generated .. ") STORED" end
+  return ty
+end
+
+-- Whether fk can be written as references = "t(c)" on its column.
+function R.inline_fk(t, fk)
+  if #fk.columns ~= 1 or fk.name ~= default_name(t, "fk", fk) then return false end
+  for _, s in ipairs { fk.ref_schema, fk.ref_table, fk.ref_columns[1] } do
+    if s:find('[%.%(%)"%s]') then return false end
+  end
+  return true
+end
+
+-- The column as op.create_table/op.add_column take it. inline: what the column carries
+-- for the table (pk, unique, fk).
+local function column_lua(ctx, c, inline)
+  inline = inline or {}
+  local parts = { lua_str(c.name), lua_str(type_sql(c)) }
+  if not c.nullable and not (inline.pk or c.autoinc or c.identity) then
+    parts[#parts + 1] = "nullable = false"
+  end
+  if c.default then parts[#parts + 1] = "default = " .. lua_str(c.default) end
+  if inline.pk then parts[#parts + 1] = "primary_key = true" end
+  if inline.unique then parts[#parts + 1] = "unique = true" end
+  local fk = inline.fk
+  if fk then
+    local ref = (fk.ref_schema ~= ctx.cur and (fk.ref_schema .. ".") or "") .. fk.ref_table
+      .. "(" .. fk.ref_columns[1] .. ")"
+    parts[#parts + 1] = "references = " .. lua_str(ref)
+    if fk.on_delete ~= "no action" then parts[#parts + 1] = "on_delete = " .. lua_str(fk.on_delete) end
+    if fk.on_update ~= "no action" then parts[#parts + 1] = "on_update = " .. lua_str(fk.on_update) end
+  end
+  if c.comment then parts[#parts + 1] = "comment = " .. lua_str(c.comment) end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
+function R.add_column(ctx, t, c, inline)
+  return ("op.add_column(%s, %s%s)"):format(lua_str(t.name), column_lua(ctx, c, inline),
+    opts_lua(ctx, t.schema))
+end
+
+function R.drop_column(ctx, t, c)
+  return ("op.drop_column(%s, %s%s)"):format(lua_str(t.name), lua_str(c.name), opts_lua(ctx, t.schema))
+end
+
+-- op.alter_column with ch = { type =, using =, nullable =, server_default = (false: drop),
+-- comment = (false: remove) }.
+function R.alter_column(ctx, t, name, ch)
+  local items = {}
+  if ch.type then items[#items + 1] = "type = " .. lua_str(ch.type) end
+  if ch.using then items[#items + 1] = "using = " .. lua_str(ch.using) end
+  if ch.nullable ~= nil then items[#items + 1] = "nullable = " .. tostring(ch.nullable) end
+  if ch.server_default ~= nil then
+    items[#items + 1] = "server_default = "
+      .. (ch.server_default and lua_str(ch.server_default) or "false")
+  end
+  if ch.comment ~= nil then
+    items[#items + 1] = "comment = " .. (ch.comment and lua_str(ch.comment) or "false")
+  end
+  if t.schema ~= ctx.cur then items[#items + 1] = "schema = " .. lua_str(t.schema) end
+  return ("op.alter_column(%s, %s, { %s })"):format(lua_str(t.name), lua_str(name),
+    table.concat(items, ", "))
+end
+
+-- ALTER TABLE t <rest>, for what op.alter_column does not say.
+function R.alter_sql(ctx, t, rest) return exec("ALTER TABLE " .. qt(ctx, t) .. " " .. rest) end
+
+-- ---- constraints ----
+
+local function cols_sql(list)
+  local out = {}
+  for i, c in ipairs(list) do out[i] = ident(c) end
+  return table.concat(out, ", ")
+end
+
+local function constraint_sql(ctx, kind, c)
+  if kind == "pk" then return "PRIMARY KEY (" .. cols_sql(c.columns) .. ")" end
+  if kind == "unique" then return "UNIQUE (" .. cols_sql(c.columns) .. ")" end
+  if kind == "check" then return "CHECK (" .. c.expr .. ")" end
+  local s = ("FOREIGN KEY (%s) REFERENCES %s (%s)"):format(cols_sql(c.columns),
+    qual(ctx, c.ref_schema, c.ref_table), cols_sql(c.ref_columns))
+  if c.on_delete ~= "no action" then s = s .. " ON DELETE " .. c.on_delete:upper() end
+  if c.on_update ~= "no action" then s = s .. " ON UPDATE " .. c.on_update:upper() end
+  return s
+end
+
+-- "CONSTRAINT name UNIQUE (a)" for op.create_table, without the name when PostgreSQL
+-- would choose it.
+local function table_constraint(ctx, t, kind, c)
+  local body = constraint_sql(ctx, kind, c)
+  if kind ~= "check" and c.name == default_name(t, kind, c) then return body end
+  return "CONSTRAINT " .. ident(c.name) .. " " .. body
+end
+
+function R.add_constraint(ctx, t, kind, c)
+  local name, tn = lua_str(c.name), lua_str(t.name)
+  if kind == "pk" then
+    return ("op.create_primary_key(%s, %s, %s%s)"):format(name, tn, list_lua(c.columns),
+      opts_lua(ctx, t.schema))
+  elseif kind == "unique" then
+    return ("op.create_unique_constraint(%s, %s, %s%s)"):format(name, tn, list_lua(c.columns),
+      opts_lua(ctx, t.schema))
+  elseif kind == "check" then
+    return ("op.create_check_constraint(%s, %s, %s%s)"):format(name, tn, lua_str(c.expr),
+      opts_lua(ctx, t.schema))
+  end
+  local items = {}
+  if c.ref_schema ~= ctx.cur then items[#items + 1] = "referent_schema = " .. lua_str(c.ref_schema) end
+  if c.on_delete ~= "no action" then items[#items + 1] = "ondelete = " .. lua_str(c.on_delete) end
+  if c.on_update ~= "no action" then items[#items + 1] = "onupdate = " .. lua_str(c.on_update) end
+  return ("op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(name, tn, lua_str(c.ref_table),
+    list_lua(c.columns), list_lua(c.ref_columns), opts_lua(ctx, t.schema, items))
+end
+
+function R.drop_constraint(ctx, t, c)
+  return ("op.drop_constraint(%s, %s%s)"):format(lua_str(c.name), lua_str(t.name),
+    opts_lua(ctx, t.schema))
+end
+
+-- ---- indexes ----
+
+function R.create_index(ctx, t, ix)
+  -- what op.create_index cannot say (an operator class): the server's own definition
+  if ix.def and ix.custom then return exec(ix.def) end
+  local elems = {}
+  for i, e in ipairs(ix.columns) do
+    local col, order = split_element(t, e)
+    if col and order == "" then elems[i] = lua_str(col)
+    elseif col then elems[i] = lua_str("(" .. ident(col) .. ") " .. order)
+    else elems[i] = lua_str(e:find("%(") and e or ("(" .. e .. ")")) end
+  end
+  local items = {}
+  if ix.unique then items[#items + 1] = "unique = true" end
+  if ix.using and ix.using ~= "btree" then items[#items + 1] = "using = " .. lua_str(ix.using) end
+  if ix.where then items[#items + 1] = "where = " .. lua_str(ix.where) end
+  return ("op.create_index(%s, %s, { %s }%s)"):format(lua_str(ix.name), lua_str(t.name),
+    table.concat(elems, ", "), opts_lua(ctx, t.schema, items))
+end
+
+function R.drop_index(ctx, t, ix)
+  return ("op.drop_index(%s%s)"):format(lua_str(ix.name), opts_lua(ctx, t.schema))
+end
+
+-- ---- tables ----
+
+-- op.create_table with the table's constraints (foreign keys in skip left out) and
+-- comments, then its indexes.
+function R.create_table(ctx, t, skip)
+  skip = skip or {}
+  local inline, items = {}, {}
+  for _, c in ipairs(t.columns) do inline[c.name] = {} end
+  local strings = {}
+  if t.pk then
+    if t.pk.name == default_name(t, "pk", t.pk) then
+      for _, c in ipairs(t.pk.columns) do inline[c].pk = true end
+    else
+      strings[#strings + 1] = table_constraint(ctx, t, "pk", t.pk)
+    end
+  end
+  local function sorted(set)
+    local names = {}
+    for name in pairs(set) do names[#names + 1] = name end
+    table.sort(names)
+    return names
+  end
+  for _, name in ipairs(sorted(t.uniques)) do
+    local u = t.uniques[name]
+    local one = inline[u.columns[1]]
+    if #u.columns == 1 and not one.unique and u.name == default_name(t, "unique", u) then
+      one.unique = true
+    else
+      strings[#strings + 1] = table_constraint(ctx, t, "unique", u)
+    end
+  end
+  for _, name in ipairs(sorted(t.fks)) do
+    local fk = t.fks[name]
+    if not skip[fk] then
+      local one = inline[fk.columns[1]]
+      if R.inline_fk(t, fk) and not one.fk then one.fk = fk
+      else strings[#strings + 1] = table_constraint(ctx, t, "fk", fk) end
+    end
+  end
+  for _, name in ipairs(sorted(t.checks)) do
+    strings[#strings + 1] = table_constraint(ctx, t, "check", t.checks[name])
+  end
+  for _, c in ipairs(t.columns) do items[#items + 1] = column_lua(ctx, c, inline[c.name]) end
+  for _, s in ipairs(strings) do items[#items + 1] = lua_str(s) end
+  local topts = {}
+  if t.comment then topts[1] = "comment = " .. lua_str(t.comment) end
+  local out = { ("op.create_table(%s, {\n  %s,\n}%s)"):format(lua_str(t.name),
+    table.concat(items, ",\n  "), opts_lua(ctx, t.schema, topts)) }
+  for _, name in ipairs(sorted(t.indexes)) do
+    out[#out + 1] = R.create_index(ctx, t, t.indexes[name])
+  end
+  return out
+end
+
+function R.drop_table(ctx, t)
+  return { ("op.drop_table(%s%s)"):format(lua_str(t.name), opts_lua(ctx, t.schema)) }
+end
+
+function R.table_comment(ctx, t, text)
+  if text then
+    return ("op.create_table_comment(%s, %s%s)"):format(lua_str(t.name), lua_str(text),
+      opts_lua(ctx, t.schema))
+  end
+  return ("op.drop_table_comment(%s%s)"):format(lua_str(t.name), opts_lua(ctx, t.schema))
+end
+
+-- ---- schemas and enum types ----
+
+function R.create_schema(name) return ("op.create_schema(%s)"):format(lua_str(name)) end
+function R.drop_schema(name) return ("op.drop_schema(%s)"):format(lua_str(name)) end
+
+function R.create_enum(ctx, e, values)
+  return ("op.create_enum(%s, %s%s)"):format(lua_str(e.name), list_lua(values), opts_lua(ctx, e.schema))
+end
+
+function R.drop_enum(ctx, e)
+  return ("op.drop_enum(%s%s)"):format(lua_str(e.name), opts_lua(ctx, e.schema))
+end
+
+-- where: { after = v } or { before = v } or {}
+function R.add_enum_value(ctx, e, value, where)
+  local items = {}
+  if where.before then items[1] = "before = " .. lua_str(where.before) end
+  if where.after then items[1] = "after = " .. lua_str(where.after) end
+  return ("op.add_enum_value(%s, %s%s)"):format(lua_str(e.name), lua_str(value),
+    opts_lua(ctx, e.schema, items))
+end
+
+-- Statements that rebuild enum e with `values` (PostgreSQL cannot drop a value):
+-- rename the type, create it anew, move each column that uses it, drop the old one.
+-- users: { table =, column = } with the column's current default.
+function R.rebuild_enum(ctx, e, values, users)
+  local q = qual(ctx, e.schema, e.name)
+  local old = schema.object_name(e.name, nil, "old")
+  local out = {
+    exec(("ALTER TYPE %s RENAME TO %s"):format(q, ident(old))),
+    R.create_enum(ctx, e, values),
+  }
+  for _, u in ipairs(users) do
+    local c = u.column
+    out[#out + 1] = R.alter_column(ctx, u.table, c.name, {
+      type = q, using = ident(c.name) .. "::text::" .. q, server_default = c.default })
+  end
+  out[#out + 1] = exec("DROP TYPE " .. qual(ctx, e.schema, old))
+  return out
+end
+
+-- ---- the revision text ----
+
+local function indent(stmts, out)
+  for _, s in ipairs(stmts) do
+    for line in (s .. "\n"):gmatch("(.-)\n") do out[#out + 1] = "  " .. line end
+  end
+end
+
+-- The bodies of upgrade() and downgrade() for ops ({ up = {...}, down = {...} } each):
+-- indented lines without a final newline, for the template's ${upgrades} and
+-- ${downgrades} ("" when there is nothing to do). The downgrade is each op's inverse,
+-- in reverse order.
+function R.bodies(ops)
+  if #ops == 0 then return "", "" end
+  local up, down = {}, {}
+  local head = "  -- generated by luamig revision --autogenerate: review before applying"
+  up[1], down[1] = head, head
+  for _, op in ipairs(ops) do indent(op.up, up) end
+  for i = #ops, 1, -1 do indent(ops[i].down, down) end
+  return table.concat(up, "\n"), table.concat(down, "\n")
+end
+
+return R

@@ -1,0 +1,165 @@
+/*
+ * lint.c: core.lint(opts), the migration safety lint, and the check upgrade
+ * makes before it applies anything. The rules live in Lua (luamig.lint);
+ * this file picks the revisions: a RANGE as history takes it (no database),
+ * or the pending ones (read from the version table). Their ancestors go too,
+ * marked lint = false: they only build the lint's model of the schema, so a
+ * table created earlier in the range counts as new and one created before
+ * it as existing.
+ */
+#include <string.h>
+
+#include "luamig.h"
+
+/* (revisions) -> require("luamig.lint").analyze(revisions) */
+static int call_analyze(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luamig.lint");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "analyze");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* Pushes the findings for the revisions marked in mark, with their ancestors
+ * as context, in topological (upgrade) order. Protected, a failure of the lint
+ * itself pushes its message instead and returns false. */
+static bool analyze(luamig_run *r, const int *mark, bool protect) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  int top = lua_gettop(L);
+  int *from = luamig_scratch(L, g->n), nfrom = 0;
+  for (int i = 0; i < g->n; i++)
+    if (mark[i]) from[nfrom++] = i;
+  int *ctx = luamig_scratch(L, g->n);
+  luamig_mark_reach(L, g, from, nfrom, ctx, true);
+  lua_pushcfunction(L, call_analyze);
+  lua_getiuservalue(L, r->graph, 1);  /* envs */
+  int envs = lua_gettop(L);
+  lua_createtable(L, nfrom, 0);
+  int n = 0;
+  for (int k = 0; k < g->n; k++) {
+    int i = g->order[k];
+    if (!ctx[i]) continue;
+    const luamig_rev *rv = &g->revs[i];
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, rv->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, rv->path);
+    lua_setfield(L, -2, "path");
+    if (rv->message) { lua_pushstring(L, rv->message); lua_setfield(L, -2, "message"); }
+    lua_pushboolean(L, rv->transactional);
+    lua_setfield(L, -2, "transactional");
+    lua_pushboolean(L, mark[i]);
+    lua_setfield(L, -2, "lint");
+    luamig_load_body(L, g, r->graph, i);  /* scanned files are compiled on demand */
+    lua_rawgeti(L, envs, i + 1);
+    lua_setfield(L, -2, "env");
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_remove(L, envs);
+  bool ok = true;
+  if (protect) ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  else lua_call(L, 1, 1);
+  lua_replace(L, top + 1);           /* over the scratch */
+  lua_settop(L, top + 1);
+  return ok;
+}
+
+/* Marks the revisions of range "START:END" (either may be empty: base, the
+ * heads) as history -r does; a bare REV is that revision alone. */
+static void mark_range(luamig_run *r, const char *range, int *mark) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  const char *colon = strchr(range, ':');
+  const char *start = colon ? lua_pushlstring(L, range, (size_t)(colon - range)) : range;
+  const char *end = colon ? colon + 1 : range;
+  int *ends = luamig_scratch(L, g->n), nend = 0;
+  int *starts = luamig_scratch(L, g->n), nstart = 0;
+  if (*end) nend = luamig_resolve(L, g, NULL, 0, end, true, ends);
+  else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
+  if (*start) nstart = luamig_resolve(L, g, NULL, 0, start, true, starts);
+  luamig_mark_reach(L, g, ends, nend, mark, true);
+  if (nstart > 0) {
+    int *above = luamig_scratch(L, g->n);
+    luamig_mark_reach(L, g, starts, nstart, above, false);
+    for (int i = 0; i < g->n; i++) mark[i] = mark[i] && above[i];
+    lua_pop(L, 1);
+  }
+  lua_pop(L, colon ? 3 : 2);
+}
+
+/* lint: opts.range ("START:END" or one REV; without it, the pending revisions,
+ * which needs the database). Returns the findings (see luamig.lint). */
+static int cmd_lint(lua_State *L) {
+  luamig_run r;
+  luamig_run_init(L, &r);
+  luamig_graph *g = r.g;
+  int *mark = luamig_scratch(L, g->n);
+  lua_getfield(L, r.opts, "range");
+  const char *range = lua_tostring(L, -1);
+  if (range) {
+    mark_range(&r, range, mark);
+  } else {
+    luamig_run_connect(&r);
+    int *cur = luamig_scratch(L, g->n);
+    int ncur = luamig_read_current(&r, cur, NULL);
+    luamig_step *steps;
+    int nsteps = luamig_plan(L, g, cur, ncur, "heads", true, &steps);
+    for (int i = 0; i < nsteps; i++) mark[steps[i].rev] = 1;
+  }
+  analyze(&r, mark, false);
+  return 1;
+}
+
+void luamig_lint_plan(luamig_run *r, const luamig_step *steps, int nsteps) {
+  lua_State *L = r->L;
+  lua_getfield(L, r->opts, "lint");
+  const char *mode = luaL_optstring(L, -1, "warn");
+  bool strict = strcmp(mode, "strict") == 0;
+  if (!strict && strcmp(mode, "warn") != 0 && strcmp(mode, "off") != 0)
+    luaL_error(L, "lint must be strict, warn or off (not '%s')", mode);
+  int top = lua_gettop(L);
+  if (strcmp(mode, "off") == 0 || nsteps == 0) { lua_pop(L, 1); return; }
+  int *mark = luamig_scratch(L, r->g->n);
+  for (int i = 0; i < nsteps; i++) mark[steps[i].rev] = steps[i].up;
+  if (!analyze(r, mark, !strict)) {  /* warn: a broken lint must not stop a deploy */
+    luamig_run_log(r, "warn", lua_pushfstring(L, "the lint could not run: %s",
+                   luaL_tolstring(L, -1, NULL)), 0);
+    lua_settop(L, top - 1);
+    return;
+  }
+  int findings = lua_gettop(L), n = 0;
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, findings); i++) {
+    lua_rawgeti(L, findings, i);
+    lua_getfield(L, -1, "allowed");
+    if (!lua_toboolean(L, -1)) {
+      n++;
+      lua_getfield(L, -2, "file");
+      lua_getfield(L, -3, "line");
+      lua_getfield(L, -4, "rule");
+      lua_getfield(L, -5, "message");
+      luamig_run_log(r, "warn", lua_pushfstring(L, "%s:%s: %s: %s", lua_tostring(L, -4),
+                     luaL_optstring(L, -3, "?"), lua_tostring(L, -2), lua_tostring(L, -1)), 0);
+    }
+    lua_settop(L, findings);
+  }
+  if (n > 0 && strict)
+    luaL_error(L, "%d lint finding%s in the revisions to apply (see 'luamig lint' for the "
+               "locks and the recipes); --lint strict refuses to run them", n, n == 1 ? "" : "s");
+  if (n > 0)
+    luamig_run_log(r, "warn", lua_pushfstring(L, "%d lint finding%s: 'luamig lint' shows the "
+                   "locks and the safe recipes", n, n == 1 ? "" : "s"), 0);
+  lua_settop(L, top - 1);
+}
+
+static const luaL_Reg lint_funcs[] = {
+  { "lint", cmd_lint },
+  { NULL, NULL }
+};
+
+int luamig_open_lint(lua_State *L) {
+  luaL_newlib(L, lint_funcs);
+  return 1;
+}

@@ -1,0 +1,258 @@
+/*
+ * sql_object.c: the statements of the ops on indexes, enum types, schemas and
+ * extensions, and the INSERTs of op.bulk_insert. Pure, like sql.c.
+ */
+#include <string.h>
+
+#include "luamig.h"
+
+#define INDENT "\n    "
+
+/* ---- indexes ---- */
+
+/* op.create_index(name, table, columns [, {unique=, where=, using=, include=,
+ * concurrently=, if_not_exists=, schema=}]): an element with "(" is an
+ * expression, passed through ("lower(email)", "(a) DESC"). */
+void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = {
+    "unique", "where", "using", "include", "concurrently", "if_not_exists", "schema", NULL
+  };
+  int name = arg, table = arg + 1, cols = arg + 2, opts = arg + 3;
+  const char *iname = luamig_arg_ident(L, what, name, "index name");
+  luamig_arg_ident(L, what, table, "table name");
+  lua_Integer n = luamig_check_array(L, what, cols, "columns");
+  if (n == 0) luamig_op_error(L, what, "an index needs at least one column");
+  luamig_check_opts(L, what, opts, allowed);
+  int unique = luamig_opt_bool(L, what, opts, "unique");
+  int concurrently = luamig_opt_bool(L, what, opts, "concurrently");
+  int if_not_exists = luamig_opt_bool(L, what, opts, "if_not_exists");
+  if (luamig_push_opt_string(L, what, opts, "where", "a SQL expression string")) lua_pop(L, 1);
+  if (luamig_push_opt_string(L, what, opts, "using", "an index method such as \"gin\""))
+    lua_pop(L, 1);
+
+  luaL_addstring(b, unique == 1 ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
+  if (concurrently == 1) luaL_addstring(b, "CONCURRENTLY ");
+  if (if_not_exists == 1) luaL_addstring(b, "IF NOT EXISTS ");
+  luamig_add_ident(L, b, what, "index name", iname, strlen(iname));
+  luaL_addstring(b, " ON ");
+  luamig_add_relation(L, b, what, table, opts, "table name");
+  if (luamig_push_opt_string(L, what, opts, "using", "")) {
+    lua_pop(L, 1);
+    luaL_addstring(b, " USING ");
+    luamig_push_opt(L, opts, "using");
+    luamig_add_top_ident(L, b, what, "using");
+  }
+  luaL_addstring(b, " (");
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) luaL_addstring(b, ", ");
+    if (lua_geti(L, cols, i) == LUA_TSTRING && strchr(lua_tostring(L, -1), '('))
+      luamig_add_top_text(L, b, what, "index expression", "");
+    else
+      luamig_add_top_ident(L, b, what, "index column");
+  }
+  luaL_addchar(b, ')');
+  if (luamig_push_opt(L, opts, "include") != LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_addstring(b, " INCLUDE ");
+    luamig_push_opt(L, opts, "include");
+    luaL_Buffer c;                   /* the list sits above b: build in c */
+    luaL_buffinit(L, &c);
+    luamig_add_ident_list(L, &c, what, lua_gettop(L) - 1, "include");
+    luaL_pushresult(&c);
+    lua_remove(L, -2);
+    luaL_addvalue(b);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (luamig_push_opt_string(L, what, opts, "where", ""))
+    luamig_add_top_text(L, b, what, "where", " WHERE ");
+}
+
+/* op.drop_index(name [, {schema=, concurrently=, if_exists=}]) */
+void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", "concurrently", "if_exists", NULL };
+  luamig_arg_ident(L, what, arg, "index name");
+  luamig_check_opts(L, what, arg + 1, allowed);
+  int concurrently = luamig_opt_bool(L, what, arg + 1, "concurrently");
+  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
+  luaL_addstring(b, "DROP INDEX ");
+  if (concurrently == 1) luaL_addstring(b, "CONCURRENTLY ");
+  if (if_exists == 1) luaL_addstring(b, "IF EXISTS ");
+  luamig_add_relation(L, b, what, arg, arg + 1, "index name");
+}
+
+/* ---- enum types ---- */
+
+/* The string at the top as an enum label (1..63 bytes, as PostgreSQL wants), as a literal. */
+static void add_top_label(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
+                          const char *prefix) {
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, -1));
+  if (lua_rawlen(L, -1) > LUAMIG_MAX_IDENT)
+    luamig_op_error(L, what, "%s \"%s\" is longer than %d bytes", label, lua_tostring(L, -1),
+                    LUAMIG_MAX_IDENT);
+  luamig_add_top_literal(L, b, what, label, prefix);
+}
+
+/* op.create_enum(name, values [, {schema=}]) */
+void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", NULL };
+  luamig_arg_ident(L, what, arg, "type name");
+  lua_Integer n = luamig_check_array(L, what, arg + 1, "values");
+  luamig_check_opts(L, what, arg + 2, allowed);
+  luaL_addstring(b, "CREATE TYPE ");
+  luamig_add_relation(L, b, what, arg, arg + 2, "type name");
+  luaL_addstring(b, " AS ENUM (");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, arg + 1, i);
+    add_top_label(L, b, what, "enum value", i > 1 ? ", " : "");
+  }
+  luaL_addchar(b, ')');
+}
+
+/* op.drop_enum(name [, {schema=, if_exists=, cascade=}]) */
+void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
+  luamig_arg_ident(L, what, arg, "type name");
+  luamig_check_opts(L, what, arg + 1, allowed);
+  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
+  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+  luaL_addstring(b, if_exists == 1 ? "DROP TYPE IF EXISTS " : "DROP TYPE ");
+  luamig_add_relation(L, b, what, arg, arg + 1, "type name");
+  if (cascade == 1) luaL_addstring(b, " CASCADE");
+}
+
+/* op.add_enum_value(name, value [, {schema=, before=, after=, if_not_exists=}]) */
+void luamig_sql_add_enum_value(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", "before", "after", "if_not_exists", NULL };
+  luamig_arg_ident(L, what, arg, "type name");
+  luamig_check_opts(L, what, arg + 2, allowed);
+  int if_not_exists = luamig_opt_bool(L, what, arg + 2, "if_not_exists");
+  int before = luamig_push_opt(L, arg + 2, "before");
+  int after = luamig_push_opt(L, arg + 2, "after");
+  lua_pop(L, 2);
+  if (before != LUA_TNIL && after != LUA_TNIL)
+    luamig_op_error(L, what, "give before or after, not both");
+  luaL_addstring(b, "ALTER TYPE ");
+  luamig_add_relation(L, b, what, arg, arg + 2, "type name");
+  luaL_addstring(b, if_not_exists == 1 ? " ADD VALUE IF NOT EXISTS " : " ADD VALUE ");
+  lua_pushvalue(L, arg + 1);
+  add_top_label(L, b, what, "enum value", "");
+  if (before != LUA_TNIL) {
+    luamig_push_opt(L, arg + 2, "before");
+    add_top_label(L, b, what, "before", " BEFORE ");
+  } else if (after != LUA_TNIL) {
+    luamig_push_opt(L, arg + 2, "after");
+    add_top_label(L, b, what, "after", " AFTER ");
+  }
+}
+
+/* ---- schemas and extensions ---- */
+
+/* op.create_schema(name [, {if_not_exists=, authorization=}]) */
+void luamig_sql_create_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "if_not_exists", "authorization", NULL };
+  const char *name = luamig_arg_ident(L, what, arg, "schema name");
+  luamig_check_opts(L, what, arg + 1, allowed);
+  int if_not_exists = luamig_opt_bool(L, what, arg + 1, "if_not_exists");
+  luaL_addstring(b, if_not_exists == 1 ? "CREATE SCHEMA IF NOT EXISTS " : "CREATE SCHEMA ");
+  luamig_add_ident(L, b, what, "schema name", name, strlen(name));
+  if (luamig_push_opt_string(L, what, arg + 1, "authorization", "a role name")) {
+    lua_pop(L, 1);
+    luaL_addstring(b, " AUTHORIZATION ");
+    luamig_push_opt(L, arg + 1, "authorization");
+    luamig_add_top_ident(L, b, what, "authorization");
+  }
+}
+
+/* DROP <kind> [IF EXISTS] "name" [CASCADE] for schemas and extensions (not schema-qualified). */
+static void add_drop_unqualified(lua_State *L, luaL_Buffer *b, const char *what,
+                                 const char *kind, int arg, const char *label) {
+  static const char *const allowed[] = { "if_exists", "cascade", NULL };
+  const char *name = luamig_arg_ident(L, what, arg, label);
+  luamig_check_opts(L, what, arg + 1, allowed);
+  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
+  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+  luaL_addstring(b, "DROP ");
+  luaL_addstring(b, kind);
+  luaL_addstring(b, if_exists == 1 ? " IF EXISTS " : " ");
+  luamig_add_ident(L, b, what, label, name, strlen(name));
+  if (cascade == 1) luaL_addstring(b, " CASCADE");
+}
+
+/* op.drop_schema(name [, {if_exists=, cascade=}]) */
+void luamig_sql_drop_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  add_drop_unqualified(L, b, what, "SCHEMA", arg, "schema name");
+}
+
+/* op.create_extension(name [, {schema=, if_not_exists=, version=, cascade=}]) */
+void luamig_sql_create_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", "if_not_exists", "version", "cascade", NULL };
+  const char *name = luamig_arg_ident(L, what, arg, "extension name");
+  luamig_check_opts(L, what, arg + 1, allowed);
+  int if_not_exists = luamig_opt_bool(L, what, arg + 1, "if_not_exists");
+  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+  if (luamig_push_opt_string(L, what, arg + 1, "version", "a string such as \"1.6\""))
+    lua_pop(L, 1);
+  luaL_addstring(b, if_not_exists == 1 ? "CREATE EXTENSION IF NOT EXISTS " : "CREATE EXTENSION ");
+  luamig_add_ident(L, b, what, "extension name", name, strlen(name));
+  if (luamig_push_opt(L, arg + 1, "schema") != LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_addstring(b, " SCHEMA ");
+    luamig_push_opt(L, arg + 1, "schema");
+    luamig_add_top_ident(L, b, what, "schema");
+  } else {
+    lua_pop(L, 1);
+  }
+  if (luamig_push_opt_string(L, what, arg + 1, "version", ""))
+    luamig_add_top_literal(L, b, what, "version", " VERSION ");
+  if (cascade == 1) luaL_addstring(b, " CASCADE");
+}
+
+/* op.drop_extension(name [, {if_exists=, cascade=}]) */
+void luamig_sql_drop_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  add_drop_unqualified(L, b, what, "EXTENSION", arg, "extension name");
+}
+
+/* ---- rows ---- */
+
+void luamig_sql_insert(lua_State *L, luaL_Buffer *b, const char *what, int table, int opts,
+                       int cols, int ncols, int rows, int first, int count) {
+  luaL_addstring(b, "INSERT INTO ");
+  luamig_add_relation(L, b, what, table, opts, "table name");
+  if (ncols == 0) {                  /* rows without values: each its own statement */
+    luaL_addstring(b, " DEFAULT VALUES");
+    for (int i = 1; i < count; i++) {
+      luamig_sql_next(b);
+      luaL_addstring(b, "INSERT INTO ");
+      luamig_add_relation(L, b, what, table, opts, "table name");
+      luaL_addstring(b, " DEFAULT VALUES");
+    }
+    return;
+  }
+  luaL_addstring(b, " (");
+  for (int c = 1; c <= ncols; c++) {
+    if (c > 1) luaL_addstring(b, ", ");
+    lua_rawgeti(L, cols, c);
+    luamig_add_top_ident(L, b, what, "column name");
+  }
+  luaL_addstring(b, ") VALUES");
+  int param = 0;
+  for (int r = first; r < first + count; r++) {
+    luaL_addstring(b, r > first ? "," INDENT "(" : INDENT "(");
+    for (int c = 1; c <= ncols; c++) {
+      if (c > 1) luaL_addstring(b, ", ");
+      lua_rawgeti(L, rows, r);       /* the row, then its value: popped before adding */
+      lua_rawgeti(L, cols, c);
+      bool present = lua_rawget(L, -2) != LUA_TNIL;
+      lua_pop(L, 2);
+      if (!present) {
+        luaL_addstring(b, "DEFAULT");
+        continue;
+      }
+      lua_pushfstring(L, "$%d", ++param);
+      luaL_addvalue(b);
+    }
+    luaL_addchar(b, ')');
+  }
+}
