@@ -41,6 +41,7 @@ build = {
   build_variables = {
     CFLAGS = "$(CFLAGS) -I$(PQ_INCDIR)/postgresql",
     LIBFLAG = "$(LIBFLAG)",
+    LUA = "$(LUA)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA_LIBDIR = "$(LUA_LIBDIR)",
     PQ_INCDIR = "$(PQ_INCDIR)",

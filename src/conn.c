@@ -90,7 +90,17 @@ luamig_conn *luamig_conn_connect(lua_State *L, const char *url) {
     if (url && *url) luamig_redact_url(&b, url);
     else luaL_addstring(&b, "the default server (PG* environment)");
     luaL_addstring(&b, ": ");
-    add_collapsed(&b, PQerrorMessage(c->pg), 0);
+    char *perr = NULL;
+    PQconninfoOption *opts = (url && *url) ? PQconninfoParse(url, &perr) : NULL;
+    if (url && *url && opts == NULL) {
+      /* libpq's parse errors quote the offending text, which may be the password */
+      luaL_addstring(&b, "invalid connection string or URL (check its syntax and "
+                     "percent-encoding)");
+    } else {
+      add_collapsed(&b, PQerrorMessage(c->pg), 0);
+    }
+    if (opts) PQconninfoFree(opts);
+    PQfreemem(perr);
     luaL_pushresult(&b);
     luamig_conn_close(c);
     lua_error(L);
@@ -361,6 +371,31 @@ static bool starts_with(const char *s, const char *prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* A secret parameter? The key is compared percent-decoded, as libpq reads it. */
+static bool secret_key(const char *key, size_t len, bool encoded) {
+  char k[16];
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = key[i];
+    if (encoded && ch == '%' && i + 2 < len && hexval(key[i + 1]) >= 0 &&
+        hexval(key[i + 2]) >= 0) {
+      ch = (char)(hexval(key[i + 1]) * 16 + hexval(key[i + 2]));
+      i += 2;
+    }
+    if (n == sizeof k - 1) return false;
+    k[n++] = ch;
+  }
+  k[n] = '\0';
+  return strcmp(k, "password") == 0 || strcmp(k, "sslpassword") == 0;
+}
+
 /* postgresql://user:secret@host/db?password=secret&... */
 static void redact_uri(luaL_Buffer *b, const char *url) {
   const char *p = strstr(url, "://") + 3;
@@ -378,8 +413,13 @@ static void redact_uri(luaL_Buffer *b, const char *url) {
   luaL_addlstring(b, url, (size_t)(q + 1 - url));
   for (p = q + 1; *p; ) {
     size_t len = strcspn(p, "&");
-    if (len >= 9 && strncmp(p, "password=", 9) == 0) luaL_addstring(b, "password=***");
-    else luaL_addlstring(b, p, len);
+    const char *eq = memchr(p, '=', len);
+    if (eq && secret_key(p, (size_t)(eq - p), true)) {
+      luaL_addlstring(b, p, (size_t)(eq + 1 - p));
+      luaL_addstring(b, "***");
+    } else {
+      luaL_addlstring(b, p, len);
+    }
     p += len;
     if (*p == '&') { luaL_addchar(b, '&'); p++; }
   }
@@ -406,7 +446,7 @@ static void redact_conninfo(luaL_Buffer *b, const char *s) {
       for (; *p && !is_space(*p); p++)
         if (*p == '\\' && p[1]) p++;
     }
-    if (keylen == 8 && strncmp(key, "password", 8) == 0) {
+    if (secret_key(key, keylen, false)) {
       luaL_addlstring(b, s, (size_t)(val - s));
       luaL_addstring(b, "***");
       s = p;

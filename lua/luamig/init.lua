@@ -42,8 +42,9 @@ local function command(name)
   end
 end
 
-for _, name in ipairs { "upgrade", "downgrade", "current", "heads", "history",
-                        "revision", "init", "lint" } do
+for _, name in ipairs { "upgrade", "downgrade", "stamp", "current", "heads", "history",
+                        "status", "show", "branches", "verify", "revision", "merge", "init",
+                        "lint", "autogenerate", "check" } do
   luamig[name] = command(name)
 end
 
