@@ -188,6 +188,24 @@ describe("luamig #cli", function()
     assert.equal("eee555", versions(db))
   end)
 
+  it("backs up the database with pg_dump before upgrading, and says where", function()
+    local dir = linear()
+    assert.equal(0, (run(dir, "upgrade", "aaa111")))
+    local file = dir .. "/backup.sql"
+    local code, out, err = run(dir, "upgrade", "--backup", file)
+    assert.equal(0, code, err)
+    assert.matches("Backed up the database to " .. file:gsub("%p", "%%%0") .. " %(pg_dump%)", out)
+    local f = assert(io.open(file))
+    local dump = f:read("a")
+    f:close()
+    assert.matches("CREATE TABLE public.t_log", dump)       -- taken before t_one existed
+    assert.not_matches("CREATE TABLE public.t_one", dump)
+    code, _, err = run(dir, "downgrade", "base", "--backup", "/nonexistent/dir/x.sql")
+    assert.equal(1, code)
+    assert.matches("pg_dump failed", err)
+    assert.equal("ccc333", versions(db))                    -- nothing changed
+  end)
+
   it("speaks JSON for tools: one document on stdout, errors included", function()
     local json = require "dkjson"
     local dir = linear()

@@ -319,7 +319,7 @@ static const command commands[] = {
     "Pending revisions; exit 0 at head, 3 when some are pending" },
   { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]",
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -398,6 +398,7 @@ static const option options[] = {
   { "-i", "--indicate-current", "indicate_current", false },
   { NULL, "--sql", "sql", false },
   { NULL, "--json", "json", false },
+  { NULL, "--backup", "backup", true },
   { NULL, "--strict", "strict", false },
   { NULL, "--lint", "lint", true },
   { NULL, "--lock-wait", "lock_wait", true },
