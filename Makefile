@@ -71,6 +71,7 @@ demo: deps all
 
 bench: all
 	@bash bench/run.sh
+	@bash bench/autogen.sh
 
 # libFuzzer targets (clang): 60 s each; make test runs them for a few seconds.
 fuzz:
