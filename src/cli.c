@@ -342,9 +342,37 @@ static const command *find_command(const char *name) {
   return NULL;
 }
 
+/* Shown by "luamig help COMMAND" after the usage line. */
+static const struct { const char *name, *text; } examples[] = {
+  { "upgrade", "  luamig upgrade                   # to head\n"
+               "  luamig upgrade +1                # one more revision\n"
+               "  luamig upgrade 3f2a              # a revision, by unique prefix\n"
+               "  luamig upgrade heads             # every branch\n"
+               "  luamig upgrade head --sql > up.sql\n"
+               "  luamig upgrade --backup before.sql --lint strict\n" },
+  { "downgrade", "  luamig downgrade -1              # undo the newest revision\n"
+                 "  luamig downgrade a1b2c3d4e5f6\n"
+                 "  luamig downgrade billing@base     # one branch only\n"
+                 "  luamig downgrade head:base --sql > down.sql\n" },
+  { "revision", "  luamig revision -m \"Add email index\"\n"
+                "  luamig revision --autogenerate -m \"Add description to sessions\"\n"
+                "  luamig revision -m \"Billing\" --head base --branch-label billing\n" },
+  { "history", "  luamig history -r -3:current\n  luamig history --verbose -r base:head\n" },
+  { "merge", "  luamig merge -m \"merge migrations\"\n  luamig merge 4be1f0 9e8d7c\n" },
+  { "stamp", "  luamig stamp head                # adopt a database built by hand\n"
+             "  luamig stamp --purge 3f2a9c1b7e4d\n" },
+  { "status", "  luamig status || test $? -eq 3   # CI: 3 means pending revisions\n" },
+  { "current", "  luamig current --verbose\n  luamig current --json\n" },
+  { "lint", "  luamig lint                      # the pending revisions\n"
+            "  luamig lint base:head --verbose\n" },
+  { "check", "  luamig check                     # CI: models and database agree?\n" },
+};
+
 static void print_help(const command *c) {
   if (c) {
     printf("usage: luamig %s\n\n%s.\n", c->usage, c->summary);
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++)
+      if (strcmp(examples[i].name, c->name) == 0) printf("\nExamples:\n%s", examples[i].text);
     return;
   }
   fputs(global_usage, stdout);
