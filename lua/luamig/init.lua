@@ -18,6 +18,8 @@ local function line_logger(log)
       log(text .. " FAILED")
     elseif event == "info" then
       log(text)
+    elseif event == "warn" then
+      log("warning: " .. text)
     end
   end
 end
