@@ -8,11 +8,24 @@
 
 #include "luamig.h"
 
-static void push_name(lua_State *L, const luamig_vtable *vt) {
+/* Pushes schema.table quoted (the version table, or its audit log beside it). */
+static const char *push_qualified(lua_State *L, const luamig_vtable *vt, const char *table) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luamig_quote_qualified(L, &b, vt->schema, vt->name);
+  luamig_quote_qualified(L, &b, vt->schema, table);
   luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* Whether the quoted, qualified table exists (a plain CREATE TABLE IF NOT
+ * EXISTS would make the server print a NOTICE). */
+static bool table_exists(lua_State *L, luamig_conn *c, const char *qualified) {
+  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &qualified);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "present");
+  bool present = lua_toboolean(L, -1);
+  lua_pop(L, 3);
+  return present;
 }
 
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
@@ -40,14 +53,8 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *
 }
 
 int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
-  push_name(L, vt);
-  const char *name = lua_tostring(L, -1);
-  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
-  lua_geti(L, -1, 1);
-  lua_getfield(L, -1, "present");
-  bool present = lua_toboolean(L, -1);
-  lua_pop(L, 3);
-  if (!present) {
+  const char *name = push_qualified(L, vt, vt->name);
+  if (!table_exists(L, c, name)) {
     lua_pop(L, 1);
     lua_newtable(L);
     return -1;
@@ -76,8 +83,7 @@ static void one_row(lua_State *L, luamig_opctx *ctx, long n, const char *what,
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                         const char *const *from, int nfrom,
                         const char *const *to, int nto) {
-  push_name(L, vt);
-  const char *name = lua_tostring(L, -1);
+  const char *name = push_qualified(L, vt, vt->name);
   if (nfrom == 1 && nto == 1) {
     lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE version_num = $2", name);
     const char *p[2] = { to[0], from[0] };
@@ -96,23 +102,11 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
 
 /* ---- the audit log ---- */
 
-static void push_log_name(lua_State *L, const luamig_vtable *vt) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luamig_quote_qualified(L, &b, vt->schema, vt->log_name);
-  luaL_pushresult(&b);
-}
-
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
-  push_log_name(L, vt);
-  const char *name = lua_tostring(L, -1);
-  if (ctx->conn != NULL) {           /* check first: IF NOT EXISTS would print a NOTICE */
-    luamig_query(L, ctx->conn, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
-    lua_geti(L, -1, 1);
-    lua_getfield(L, -1, "present");
-    bool present = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-    if (present) { lua_pop(L, 1); return; }
+  const char *name = push_qualified(L, vt, vt->log_name);
+  if (ctx->conn != NULL && table_exists(L, ctx->conn, name)) {
+    lua_pop(L, 1);
+    return;
   }
   lua_pushfstring(L, "CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
                   "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
@@ -124,7 +118,7 @@ void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt)
 
 void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                        const char *rev, bool up, const char *checksum, double ms) {
-  push_log_name(L, vt);
+  push_qualified(L, vt, vt->log_name);
   lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, duration_ms, "
                   "luamig_version) VALUES ($1, $2, $3, $4, $5)", lua_tostring(L, -1));
   char dur[32];
@@ -135,13 +129,8 @@ void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
 }
 
 void luamig_log_latest(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
-  push_log_name(L, vt);
-  const char *name = lua_tostring(L, -1);
-  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &name);
-  lua_geti(L, -1, 1);
-  lua_getfield(L, -1, "present");
-  bool present = lua_toboolean(L, -1);
-  lua_pop(L, 3);
+  const char *name = push_qualified(L, vt, vt->log_name);
+  bool present = table_exists(L, c, name);
   lua_newtable(L);
   if (!present) { lua_remove(L, -2); return; }
   lua_pushfstring(L, "SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
