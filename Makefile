@@ -10,6 +10,7 @@ LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
 PQ_INCDIR   ?= $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 LUA_LIB     ?= -llua$(LUA_VERSION)
 PQ_LIB      ?= -lpq
+CRYPTO_LIB  ?= -lcrypto            # OpenSSL, which libpq links anyway: SHA-256 of revision files
 
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
@@ -34,7 +35,7 @@ $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
 
 $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB)
+	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB) $(CRYPTO_LIB)
 
 CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 
@@ -54,7 +55,7 @@ $(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
 	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
 
 $(B)/luamig: $(OBJ) $(CLI_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) -lm
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) $(CRYPTO_LIB) -lm
 
 # The sanitizer build: only the command (a sanitized .so cannot load into a plain lua5.4).
 asan:

@@ -98,7 +98,7 @@ static int load(lua_State *L) {
   lua_pushstring(L, j->dir);
   lua_rawseti(L, -2, 1);
   lua_setfield(L, -2, "versions");
-  luamig_graph *g = luamig_load_revisions(L, -1);
+  luamig_graph *g = luamig_load_revisions(L, -1, true, NULL);
   int gidx = lua_gettop(L);
   luamig_step *steps;
   int n = luamig_plan(L, g, NULL, 0, "heads", true, &steps);

@@ -26,11 +26,20 @@
 
 typedef struct luamig_conn {
   PGconn *pg;                        /* NULL once closed */
+  PostgresPollingStatusType polling; /* the handshake: OK once connected */
+  double deadline;                   /* of the handshake (monotonic ms; 0: none) */
 } luamig_conn;
 
 /* Pushes a connected handle. Raises "could not connect to <url>: <msg>"
  * with the password masked. */
 luamig_conn *luamig_conn_connect(lua_State *L, const char *url);
+/* The same in two halves, so the server starts the session while the client
+ * works: start pushes a handle whose handshake is under way (it never raises
+ * but for memory), pump moves it on without waiting, finish waits for it and
+ * raises as luamig_conn_connect. */
+luamig_conn *luamig_conn_start(lua_State *L, const char *url);
+void luamig_conn_pump(luamig_conn *c);
+void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url);
 luamig_conn *luamig_conn_check(lua_State *L, int idx);
 void luamig_conn_close(luamig_conn *c);
 
@@ -45,6 +54,27 @@ long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
  * bool -> boolean, others -> string, NULL -> absent). Returns the row count. */
 int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
                  int nparams, const char *const *params);
+
+/* Runs sql; pushes a holder of its successful result (cleared when the
+ * holder is collected) and returns the result, for C code that reads many
+ * rows without making Lua tables of them. */
+const PGresult *luamig_query_result(lua_State *L, luamig_conn *c, const char *sql,
+                                    int nparams, const char *const *params);
+
+/* One statement of a batch: SQL and its text parameters. */
+typedef struct luamig_stmt {
+  const char *sql;
+  int nparams;
+  const char *const *params;
+} luamig_stmt;
+
+/* Runs n statements in one round trip (libpq pipeline mode): in order, in one
+ * implicit transaction unless one is open. counts[i] (counts may be NULL)
+ * gets each one's affected rows; with rows, pushes each one's rows (n arrays,
+ * as luamig_query). Raises the first failure as luamig_exec does; the
+ * statements after it do not run. */
+void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
+                  bool rows);
 
 /* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
  * number, string) to text parameters. Numbers and booleans are replaced by their
@@ -175,6 +205,10 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
 /* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
 void luamig_ops_push(lua_State *L, int ctx_idx);
 /* Sends one statement to the context's sink; params as in luamig_exec. */
+/* luamig_batch through the context (offline: each statement to the script;
+ * counts are then 0). */
+void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
+                       long *counts);
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
                  int nparams, const char *const *params);
 int luamig_open_ops(lua_State *L);
@@ -196,6 +230,7 @@ typedef struct luamig_rev {
   int *dependents; int ndependents;  /* revisions whose depends_on names this one */
   int topo;                          /* position in g->order */
   bool transactional;
+  char sum[65];                      /* SHA-256 of the file as read ("": not taken) */
 } luamig_rev;
 
 typedef struct luamig_graph {
@@ -228,8 +263,11 @@ void luamig_graph_link(lua_State *L, luamig_graph *g);
 /* Pushes a linked graph of every *.lua file in the config's version dirs.
  * A file whose top level is plain (literal assignments and function
  * definitions) is only scanned for its header: its envs[i + 1] stays nil until
- * luamig_load_body. Other files run at once, as before. */
-luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx);
+ * luamig_load_body. Other files run at once, as before. With sums, each
+ * rev's sum is the SHA-256 of the text read (for the audit log, without a
+ * second read); pump, when not NULL, is a connection whose handshake moves on
+ * between files. */
+luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig_conn *pump);
 /* Makes sure envs[rev + 1] holds revs[rev]'s environment (the graph g is at
  * stack index gidx), compiling and running its file if it was only scanned.
  * Raises "path:line: message" on a syntax error. */
@@ -267,28 +305,37 @@ typedef struct luamig_vtable {
   const char *schema;                /* NULL: the connection's search path */
   const char *name;
   const char *log_name;              /* the audit log beside it */
+  bool probed, present, log_present; /* whether they exist, once asked */
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
-void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt);
+void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
 /* Pushes an array of the version_num rows; returns their count, or -1 (and an
  * empty array) when the table does not exist yet. */
-int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
-/* Replaces the head rows `from` by `to`: an UPDATE when one replaces one (as
- * Alembic does), else DELETEs and INSERTs; live, each must touch exactly one row. */
-void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                        const char *const *from, int nfrom,
-                        const char *const *to, int nto);
+int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 
-/* The audit log: one row per applied or reverted revision (id, direction,
- * file checksum, time, duration, user, luamig version), written in the
- * revision's own transaction so a failed revision leaves no row. */
-void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt);
-void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                       const char *rev, bool up, const char *checksum, double ms);
-/* Pushes { [revision] = { direction =, checksum = } } of each revision's
- * latest log row (empty when the log does not exist). */
-void luamig_log_latest(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+/* A revision's row in the audit log: one per applied or reverted revision
+ * (id, direction, file checksum, time, duration, user, luamig version). */
+typedef struct luamig_logrow {
+  const char *rev;
+  bool up;
+  const char *checksum;              /* "" when not taken */
+  double ms;
+} luamig_logrow;
+
+/* Replaces the head rows `from` by `to` (an UPDATE when one replaces one, as
+ * Alembic does, else DELETEs and INSERTs) and writes log's row when not NULL,
+ * all in one round trip and in the revision's transaction, so a failed
+ * revision leaves no row; live, each head row change must touch one row. */
+void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                        const char *const *from, int nfrom, const char *const *to, int nto,
+                        const luamig_logrow *log);
+
+/* The audit log table, through the context. */
+void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
+/* Pushes a holder of the log's rows (revision, direction, checksum), oldest
+ * first, and returns them; NULL (nil pushed) when there is no log. */
+const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 
 /* Session-level advisory lock keyed by the version table's name: held for a
  * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
@@ -300,7 +347,6 @@ void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* ---- sha256.c: checksums of revision files for the audit log ---- */
 
 void luamig_sha256_hex(const void *data, size_t n, char out[65]);
-bool luamig_sha256_file(const char *path, char out[65]);   /* false if unreadable */
 
 /* ---- config.c ---- */
 
@@ -322,7 +368,8 @@ typedef struct luamig_run {
   int opts, cfg;                     /* stack slots */
   int graph;
   luamig_graph *g;
-  luamig_conn *c;                    /* NULL until connected */
+  luamig_conn *c;                    /* NULL until connecting */
+  int conn;                          /* its stack slot */
   luamig_vtable vt;
   const char *lock_timeout;          /* per revision, e.g. "5s" (NULL: server default) */
   const char *statement_timeout;
@@ -332,14 +379,23 @@ typedef struct luamig_run {
 } luamig_run;
 
 
-/* Options (table at 1) -> config -> graph, all pushed. */
-void luamig_run_init(lua_State *L, luamig_run *r);
-/* Connects (a to-be-closed slot) and prepares the session. */
+/* What a command will need, for luamig_run_init. */
+enum {
+  LUAMIG_RUN_CONNECT = 1,            /* the database: start connecting before the files are read */
+  LUAMIG_RUN_SUMS = 2                /* the files' SHA-256 (audit log, changed-file warnings) */
+};
+/* Options (table at 1) -> config -> [connection under way] -> graph, all pushed. */
+void luamig_run_init(lua_State *L, luamig_run *r, int flags);
+/* Finishes connecting (starts, if init was not told to): r->c in slot r->conn,
+ * to be closed on return or error. */
 void luamig_run_connect(luamig_run *r);
 /* Progress to opts.log(event, text, ms, step, nsteps); events: "start",
  * "done", "fail", "info", "warn", "sql" (offline script lines). */
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms);
 bool luamig_opt_flag(lua_State *L, int opts, const char *name);
+/* The same before luamig_run_init: whether the options (argument 1, a table
+ * or nil) set name to a true value. */
+bool luamig_opt_preset(lua_State *L, const char *name);
 int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on the stack */
 /* Reads the version table into cur (indices); raises on an id no file has. */
 int luamig_read_current(luamig_run *r, int *cur, bool *present);

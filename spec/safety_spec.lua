@@ -221,4 +221,49 @@ describe("safety #cli", function()
     assert.equal(0, code, err)
     assert.equal("s", h.psql(db, "SELECT version_num FROM luamig_version"))
   end)
+
+  it("a revision that changes the version table itself is rolled back whole", function()
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, 'op.create_table("t_a", { { "id", "integer" } })',
+        'op.drop_table("t_a")'),
+      ["versions/b.lua"] = h.revision("b", "a", [[op.create_table("t_b", { { "id", "integer" } })
+  op.execute("UPDATE luamig_version SET version_num = 'zzz'")]], 'op.drop_table("t_b")'),
+    })
+    local code, _, err = run(dir, { "upgrade", "head" })
+    assert.equal(1, code)
+    assert.matches("upgrade b failed: version table: update of 'a' changed 0 rows, expected 1 "
+      .. "%(was the table changed by hand%?%)", err)
+    assert.equal(1, select(2, err:gsub("\n", "")), err)
+    -- b's table, its version move and its log row went together; a stays applied
+    assert.equal("a", h.psql(db, "SELECT version_num FROM luamig_version"))
+    assert.equal("", h.psql(db, "SELECT coalesce(to_regclass('t_b')::text, '')"))
+    assert.equal("a", h.psql(db, "SELECT string_agg(revision, ',') FROM luamig_log"))
+  end)
+
+  it("gives up connecting after connect_timeout while it reads the files", function()
+    local bin = h.project({}) .. "/silent_listener"
+    local rc, out = h.sh(("cc -o %s %s/spec/fixtures/silent_listener.c"):format(
+      h.shell_quote(bin), h.shell_quote(h.root)))
+    assert.equal(0, rc, out)
+    local _, pid = h.sh(("%s > %s.port 2>/dev/null </dev/null & echo $!"):format(
+      h.shell_quote(bin), h.shell_quote(bin)))
+    pid = assert(tonumber(pid), pid)
+    local port
+    eventually(function()
+      local f = io.open(bin .. ".port")
+      port = f and f:read("l")
+      if f then f:close() end
+      return port ~= nil
+    end, "the listener's port")
+    local dir = chain(3)
+    local t0 = os.time()
+    local code, _, err = h.run({ "current" }, { cwd = dir, env = {
+      DATABASE_URL = ("host=127.0.0.1 port=%s connect_timeout=2 sslmode=disable dbname=x"):format(port) } })
+    local took = os.time() - t0
+    h.sh("kill " .. pid)
+    assert.equal(1, code)
+    assert.matches("could not connect to host=127.0.0.1 port=" .. port
+      .. " connect_timeout=2 sslmode=disable dbname=x: timeout expired %(connect_timeout%)", err)
+    assert.truthy(took >= 1 and took <= 4, "took " .. took .. " s")
+  end)
 end)

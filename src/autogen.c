@@ -22,9 +22,9 @@ static void push_core(lua_State *L, const char *name) {
  * downgrade_body =, models = }. Options at 1. */
 static int push_comparison(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, LUAMIG_RUN_CONNECT);
   luamig_run_connect(&r);
-  int conn = lua_gettop(L);
+  int conn = r.conn;
   int *cur = luamig_scratch(L, r.g->n);
   int ncur = luamig_read_current(&r, cur, NULL);
   luamig_step *steps;

@@ -12,11 +12,14 @@
  * also runs a script of several statements); with parameters, PQexecParams
  * with every parameter as text.
  */
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "luamig.h"
 
@@ -73,38 +76,102 @@ void luamig_conn_close(luamig_conn *c) {
   }
 }
 
-luamig_conn *luamig_conn_connect(lua_State *L, const char *url) {
+/* ---- connecting: started early, finished when needed ----
+ *
+ * A new session costs the server a fork and its start-up (~5 ms here), time
+ * the client can spend reading revision files. luamig_conn_start sends the
+ * start-up packet without waiting (libpq's PQconnectStartParams and
+ * PQconnectPoll); luamig_conn_pump moves the handshake on when the socket is
+ * ready, without blocking; luamig_conn_finish waits for the rest. libpq leaves
+ * connect_timeout to the caller in this mode, so finish applies it (10 s
+ * unless the URL or PGCONNECT_TIMEOUT says otherwise). */
+
+static double clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The connect_timeout libpq settled on, in ms; 0: wait for ever (as libpq: at least 2 s). */
+static double timeout_ms(PGconn *pg) {
+  PQconninfoOption *opts = PQconninfo(pg);
+  double ms = 0;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) {
+      long s = strtol(o->val, NULL, 10);
+      ms = s <= 0 ? 0 : (double)(s < 2 ? 2 : s) * 1e3;
+    }
+  PQconninfoFree(opts);
+  return ms;
+}
+
+/* One move of the handshake once the socket is ready, waiting up to wait_ms. */
+static void step(luamig_conn *c, int wait_ms) {
+  if (c->polling == PGRES_POLLING_OK || c->polling == PGRES_POLLING_FAILED) return;
+  struct pollfd p = { PQsocket(c->pg), c->polling == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0 };
+  if (p.fd < 0) { c->polling = PGRES_POLLING_FAILED; return; }
+  int n = poll(&p, 1, wait_ms);
+  if (n > 0 || (n < 0 && errno != EINTR)) c->polling = PQconnectPoll(c->pg);
+}
+
+luamig_conn *luamig_conn_start(lua_State *L, const char *url) {
   /* dbname last and expanded: settings in the URL win over these defaults */
   static const char *const keys[] = {
     "connect_timeout", "fallback_application_name", "dbname", NULL
   };
   const char *const vals[] = { "10", "luamig", (url && *url) ? url : NULL, NULL };
   luamig_conn *c = newconn(L);
-  c->pg = PQconnectdbParams(keys, vals, 1);
+  c->pg = PQconnectStartParams(keys, vals, 1);
   if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
   PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
-  if (PQstatus(c->pg) != CONNECTION_OK) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "could not connect to ");
-    if (url && *url) luamig_redact_url(&b, url);
-    else luaL_addstring(&b, "the default server (PG* environment)");
-    luaL_addstring(&b, ": ");
-    char *perr = NULL;
-    PQconninfoOption *opts = (url && *url) ? PQconninfoParse(url, &perr) : NULL;
-    if (url && *url && opts == NULL) {
-      /* libpq's parse errors quote the offending text, which may be the password */
-      luaL_addstring(&b, "invalid connection string or URL (check its syntax and "
-                     "percent-encoding)");
-    } else {
-      add_collapsed(&b, PQerrorMessage(c->pg), 0);
-    }
-    if (opts) PQconninfoFree(opts);
-    PQfreemem(perr);
-    luaL_pushresult(&b);
-    luamig_conn_close(c);
-    lua_error(L);
+  c->polling = PQstatus(c->pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+  if (c->polling != PGRES_POLLING_FAILED) {
+    double t = timeout_ms(c->pg);
+    c->deadline = t > 0 ? clock_ms() + t : 0;
   }
+  step(c, 0);                        /* send the start-up packet now */
+  return c;
+}
+
+void luamig_conn_pump(luamig_conn *c) {
+  if (c != NULL && c->pg != NULL) step(c, 0);
+}
+
+void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url) {
+  bool timed_out = false;
+  while (c->polling != PGRES_POLLING_OK && c->polling != PGRES_POLLING_FAILED) {
+    double left = c->deadline > 0 ? c->deadline - clock_ms() : -1;
+    if (c->deadline > 0 && left <= 0) { timed_out = true; break; }
+    step(c, left < 0 ? -1 : (int)left + 1);
+  }
+  if (!timed_out && PQstatus(c->pg) == CONNECTION_OK) return;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "could not connect to ");
+  if (url && *url) luamig_redact_url(&b, url);
+  else luaL_addstring(&b, "the default server (PG* environment)");
+  luaL_addstring(&b, ": ");
+  char *perr = NULL;
+  PQconninfoOption *opts = (url && *url) ? PQconninfoParse(url, &perr) : NULL;
+  if (url && *url && opts == NULL) {
+    /* libpq's parse errors quote the offending text, which may be the password */
+    luaL_addstring(&b, "invalid connection string or URL (check its syntax and "
+                   "percent-encoding)");
+  } else if (timed_out) {
+    luaL_addstring(&b, "timeout expired (connect_timeout)");
+  } else {
+    add_collapsed(&b, PQerrorMessage(c->pg), 0);
+  }
+  if (opts) PQconninfoFree(opts);
+  PQfreemem(perr);
+  luaL_pushresult(&b);
+  luamig_conn_close(c);
+  lua_error(L);
+}
+
+luamig_conn *luamig_conn_connect(lua_State *L, const char *url) {
+  luamig_conn *c = luamig_conn_start(L, url);
+  luamig_conn_finish(L, c, url);
   return c;
 }
 
@@ -127,6 +194,18 @@ static int holder_gc(lua_State *L) {
     PQclear(res);
   }
   return 0;
+}
+
+/* Pushes an empty holder. */
+static holder *new_holder(lua_State *L) {
+  holder *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->res = NULL;
+  if (luaL_newmetatable(L, RESULT_MT)) {
+    lua_pushcfunction(L, holder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return h;
 }
 
 static void holder_clear(holder *h) {
@@ -215,13 +294,7 @@ static void abandon_copy(luamig_conn *c, ExecStatusType st) {
 static holder *run(lua_State *L, luamig_conn *c, const char *sql, int nparams,
                    const char *const *params) {
   if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
-  holder *h = lua_newuserdatauv(L, sizeof *h, 0);
-  h->res = NULL;
-  if (luaL_newmetatable(L, RESULT_MT)) {
-    lua_pushcfunction(L, holder_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  holder *h = new_holder(L);
   h->res = nparams > 0
     ? PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
     : PQexec(c->pg, sql);
@@ -241,6 +314,11 @@ static holder *run(lua_State *L, luamig_conn *c, const char *sql, int nparams,
     lua_error(L);
     return NULL;
   }
+}
+
+const PGresult *luamig_query_result(lua_State *L, luamig_conn *c, const char *sql,
+                                    int nparams, const char *const *params) {
+  return run(L, c, sql, nparams, params)->res;
 }
 
 long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
@@ -280,10 +358,8 @@ static void push_field(lua_State *L, Oid type, const char *v, int len) {
   }
 }
 
-int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
-                 int nparams, const char *const *params) {
-  holder *h = run(L, c, sql, nparams, params);
-  const PGresult *res = h->res;
+/* Pushes the rows of res as an array of { column = value } tables. */
+static int push_rows(lua_State *L, const PGresult *res) {
   int nrows = PQntuples(res), ncols = PQnfields(res);
   lua_createtable(L, nrows, 0);
   for (int r = 0; r < nrows; r++) {
@@ -295,9 +371,87 @@ int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
     }
     lua_rawseti(L, -2, r + 1);
   }
+  return nrows;
+}
+
+int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
+                 int nparams, const char *const *params) {
+  holder *h = run(L, c, sql, nparams, params);
+  int nrows = push_rows(L, h->res);
   holder_clear(h);
   lua_remove(L, -2);
   return nrows;
+}
+
+/* ---- batches: several statements, one round trip ----
+ *
+ * libpq's pipeline mode sends them all, then one Sync; the server runs them
+ * in order (in one implicit transaction when none is open) and skips the
+ * rest after a failure. Every result is read and the connection is back out
+ * of pipeline mode before anything is raised. */
+
+/* Reads the results up to and including the Sync; false if the connection broke. */
+static bool drain_to_sync(PGconn *pg) {
+  for (int nulls = 0; nulls < 2;) {
+    PGresult *res = PQgetResult(pg);
+    if (res == NULL) { nulls++; continue; }
+    nulls = 0;
+    bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    if (sync) return true;
+  }
+  return false;
+}
+
+void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
+                  bool rows) {
+  if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
+  PGconn *pg = c->pg;
+  holder *h = new_holder(L);         /* the first failure, kept for its message */
+  int top = lua_gettop(L);
+  if (!PQenterPipelineMode(pg)) {
+    push_error(L, c, h, st[0].sql);
+    lua_error(L);
+  }
+  int sent = 0;
+  while (sent < n && PQsendQueryParams(pg, st[sent].sql, st[sent].nparams, NULL,
+                                       st[sent].params, NULL, NULL, 0))
+    sent++;
+  bool ok = PQpipelineSync(pg) == 1, broke = false;
+  int failed = sent < n ? sent : -1;   /* a statement libpq could not send */
+  for (int i = 0; i < sent && ok && !broke; i++) {
+    PGresult *res = PQgetResult(pg);
+    if (res == NULL) { broke = true; break; }
+    ExecStatusType status = PQresultStatus(res);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      if (counts) {
+        const char *k = PQcmdTuples(res);
+        counts[i] = *k ? strtol(k, NULL, 10) : 0;
+      }
+      if (rows) {                    /* converted now: the result is cleared at once */
+        h->res = res;
+        push_rows(L, res);
+        holder_clear(h);
+        res = NULL;
+      }
+    } else if (status != PGRES_PIPELINE_ABORTED && failed < 0) {
+      failed = i;
+      h->res = res;
+      res = NULL;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(pg)) != NULL) PQclear(res);   /* end of statement i */
+  }
+  if (ok && !broke) ok = drain_to_sync(pg);
+  PQexitPipelineMode(pg);
+  if (failed < 0 && ok && !broke) {
+    lua_remove(L, top);              /* the holder, under the row arrays */
+    return;
+  }
+  lua_settop(L, top);
+  push_error(L, c, h, st[failed < 0 ? 0 : failed].sql);
+  holder_clear(h);
+  lua_error(L);
 }
 
 /* ---- parameters from Lua ---- */
@@ -537,7 +691,9 @@ static void pushmeta(lua_State *L) {
 
 static luamig_conn *newconn(lua_State *L) {
   luamig_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->pg = NULL;                      /* closed until PQconnectdbParams returns */
+  c->pg = NULL;                      /* closed until PQconnectStartParams returns */
+  c->polling = PGRES_POLLING_FAILED;
+  c->deadline = 0;
   pushmeta(L);
   lua_setmetatable(L, -2);
   return c;

@@ -94,7 +94,7 @@ static void mark_range(luamig_run *r, const char *range, int *mark) {
  * which needs the database). Returns the findings (see luamig.lint). */
 static int cmd_lint(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, luamig_opt_preset(L, "range") ? 0 : LUAMIG_RUN_CONNECT);
   luamig_graph *g = r.g;
   int *mark = luamig_scratch(L, g->n);
   lua_getfield(L, r.opts, "range");

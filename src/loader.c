@@ -508,10 +508,13 @@ static void add_revision(lua_State *L, luamig_graph *g, int gidx, int hdr, const
   }
 }
 
-static void load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const char *path) {
+static void load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const char *path,
+                      bool sums) {
   int top = lua_gettop(L);
   size_t len;
   const char *text = read_file(L, buf, path, &len);
+  char sum[65] = "";
+  if (sums && text) luamig_sha256_hex(text, len, sum);
   lua_createtable(L, 0, 4);
   if (text && scan_header(L, text, len, lua_gettop(L))) {
     add_revision(L, g, gidx, lua_gettop(L), path, false);
@@ -519,6 +522,7 @@ static void load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const ch
     lua_pop(L, 1);
     add_revision(L, g, gidx, run_file(L, path, text, len), path, true);
   }
+  memcpy(g->revs[g->n - 1].sum, sum, sizeof sum);
   lua_settop(L, top);
 }
 
@@ -562,7 +566,7 @@ void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev) {
   lua_pop(L, 2);                     /* envs, the file buffer */
 }
 
-luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx) {
+luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig_conn *pump) {
   cfg_idx = lua_absindex(L, cfg_idx);
   luamig_graph *g = luamig_graph_new(L);
   int gidx = lua_gettop(L);
@@ -576,7 +580,8 @@ luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx) {
     for (int i = 1; i <= n; i++) {
       lua_geti(L, -1, i);
       const char *path = lua_pushfstring(L, "%s/%s", dir, lua_tostring(L, -1));
-      load_file(L, g, gidx, buf, path);
+      load_file(L, g, gidx, buf, path, sums);
+      if (i % 32 == 0) luamig_conn_pump(pump);
       lua_pop(L, 2);
     }
     lua_pop(L, 2);

@@ -25,13 +25,22 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
   return lua_pushstring(L, buf);
 }
 
-/* Runs SELECT pg_advisory_lock in a protected call, so a lock timeout can be
- * turned into an error that names the holder. */
+/* In one round trip and one implicit transaction: the session's dead-client
+ * check (PostgreSQL 14+ then notices a killed run during a long statement
+ * and rolls back at once, freeing its locks in a second), then the lock,
+ * waiting at most lock_timeout; on a timeout the settings roll back with it.
+ * In a protected call, so a timeout can become an error naming the holder. */
 static int try_lock(lua_State *L) {
   luamig_conn *c = lua_touserdata(L, 1);
-  const char *params[2] = { lua_tostring(L, 2), lua_tostring(L, 3) };
-  luamig_exec(L, c, "SELECT set_config('lock_timeout', $1, false)", 1, &params[1]);
-  luamig_exec(L, c, "SELECT pg_advisory_lock($1::bigint)", 1, &params[0]);
+  const char *key = lua_tostring(L, 2), *wait = lua_tostring(L, 3);
+  const luamig_stmt st[] = {
+    { "SELECT set_config('client_connection_check_interval', '1000', false) "
+      "WHERE current_setting('server_version_num')::int >= 140000", 0, NULL },
+    { "SELECT set_config('lock_timeout', $1, false)", 1, &wait },
+    { "SELECT pg_advisory_lock($1::bigint)", 1, &key },
+    { "RESET lock_timeout", 0, NULL },
+  };
+  luamig_batch(L, c, 4, st, NULL, false);
   return 0;
 }
 
@@ -45,8 +54,6 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
   /* 0 would mean "wait forever" to PostgreSQL: wait at least 1 ms */
   lua_pushfstring(L, "%dms", wait_s * 1000 < 1 ? 1 : (int)(wait_s * 1000));
   int status = lua_pcall(L, 3, 0, 0);
-  const char *reset = "0";
-  luamig_exec(L, c, "SELECT set_config('lock_timeout', $1, false)", 1, &reset);
   if (status == LUA_OK) { lua_settop(L, top); return; }
   if (strstr(lua_tostring(L, -1), "55P03") == NULL) lua_error(L);
 

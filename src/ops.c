@@ -110,6 +110,18 @@ long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
   return 0;
 }
 
+void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
+                       long *counts) {
+  if (ctx->conn != NULL) {
+    luamig_batch(L, ctx->conn, n, st, counts, false);
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    luamig_emit(L, ctx, st[i].sql, st[i].nparams, st[i].params);
+    if (counts) counts[i] = 0;
+  }
+}
+
 /* ---- emitting from an op: errors get the revision's position and the op ---- */
 
 struct emit_call {

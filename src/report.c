@@ -12,7 +12,7 @@
 /* verify: the audit log against the files. */
 static int cmd_verify(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, LUAMIG_RUN_CONNECT | LUAMIG_RUN_SUMS);
   luamig_run_connect(&r);
   int *cur = luamig_scratch(L, r.g->n);
   int ncur = luamig_read_current(&r, cur, NULL);
@@ -24,7 +24,7 @@ static int cmd_verify(lua_State *L) {
  * returns { current = {...}, pending = {...} } (pending in upgrade order). */
 static int cmd_status(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, LUAMIG_RUN_CONNECT);
   luamig_run_connect(&r);
   int *cur = luamig_scratch(L, r.g->n);
   int ncur = luamig_read_current(&r, cur, NULL);
@@ -49,7 +49,7 @@ static int cmd_status(lua_State *L) {
 /* current: the version table's rows, with what the files say of them. */
 static int cmd_current(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, LUAMIG_RUN_CONNECT);
   luamig_run_connect(&r);
   int n = luamig_vtable_read(L, r.c, &r.vt);
   if (n < 0) n = 0;
@@ -74,7 +74,7 @@ static int cmd_current(lua_State *L) {
 
 static int cmd_heads(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, 0);
   lua_createtable(L, r.g->nheads, 0);
   for (int i = 0; i < r.g->nheads; i++) {
     luamig_push_rev_info(L, r.g, r.g->heads[i]);
@@ -86,7 +86,7 @@ static int cmd_heads(lua_State *L) {
 /* history: newest first; opts.range "START:END"; opts.indicate_current. */
 static int cmd_history(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, luamig_opt_preset(L, "indicate_current") ? LUAMIG_RUN_CONNECT : 0);
   luamig_graph *g = r.g;
   int *cur = luamig_scratch(L, g->n), ncur = 0;
   int *iscur = luamig_scratch(L, g->n);
@@ -177,7 +177,7 @@ static void add_details(lua_State *L, const luamig_graph *g, int i) {
 /* show: one revision (any target form that names one) in full. */
 static int cmd_show(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, 0);
   lua_getfield(L, r.opts, "target");
   const char *target = luaL_optstring(L, -1, "head");
   int *dest = luamig_scratch(L, r.g->n);
@@ -194,7 +194,7 @@ static int cmd_show(lua_State *L) {
 /* branches: the branch points, each with its children. */
 static int cmd_branches(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, 0);
   lua_newtable(L);
   int n = 0;
   for (int k = 0; k < r.g->n; k++) {

@@ -25,7 +25,23 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void luamig_run_init(lua_State *L, luamig_run *r) {
+/* The database URL of the config (NULL: libpq's PG* environment). */
+static const char *config_url(luamig_run *r) {
+  lua_getfield(r->L, r->cfg, "url");
+  const char *url = lua_tostring(r->L, -1);
+  lua_pop(r->L, 1);                  /* the config table keeps it */
+  return url;
+}
+
+/* Pushes a connection whose handshake is under way, in a to-be-closed slot:
+ * any error closes it, which rolls back an open transaction and drops the lock. */
+static void start_connecting(luamig_run *r) {
+  r->c = luamig_conn_start(r->L, config_url(r));
+  lua_toclose(r->L, -1);
+  r->conn = lua_gettop(r->L);
+}
+
+void luamig_run_init(lua_State *L, luamig_run *r, int flags) {
   memset(r, 0, sizeof *r);
   r->L = L;
   if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
@@ -49,22 +65,15 @@ void luamig_run_init(lua_State *L, luamig_run *r) {
   lua_getfield(L, r->cfg, "lock_wait");
   r->lock_wait = lua_tonumber(L, -1);
   lua_pop(L, 7);
-  r->g = luamig_load_revisions(L, r->cfg);
+  /* the server starts the session while the revision files are read */
+  if (flags & LUAMIG_RUN_CONNECT) start_connecting(r);
+  r->g = luamig_load_revisions(L, r->cfg, (flags & LUAMIG_RUN_SUMS) != 0, r->c);
   r->graph = lua_gettop(L);
 }
 
 void luamig_run_connect(luamig_run *r) {
-  lua_State *L = r->L;
-  lua_getfield(L, r->cfg, "url");
-  const char *url = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  r->c = luamig_conn_connect(L, url);
-  lua_toclose(L, -1);                /* closed on return and on any error */
-  /* PostgreSQL 14+ notices a dead client during a long statement and rolls
-   * back at once, so a killed run frees its locks in a second, not when the
-   * statement ends. */
-  luamig_exec(L, r->c, "SELECT set_config('client_connection_check_interval', '1000', false) "
-              "WHERE current_setting('server_version_num')::int >= 140000", 0, NULL);
+  if (r->c == NULL) start_connecting(r);
+  luamig_conn_finish(r->L, r->c, config_url(r));
 }
 
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms) {
@@ -76,6 +85,14 @@ void luamig_run_log(luamig_run *r, const char *event, const char *text, double m
   lua_pushinteger(L, r->step);
   lua_pushinteger(L, r->nsteps);
   lua_call(L, 5, 0);
+}
+
+bool luamig_opt_preset(lua_State *L, const char *name) {
+  if (lua_type(L, 1) != LUA_TTABLE) return false;
+  lua_getfield(L, 1, name);
+  bool set = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return set;
 }
 
 bool luamig_opt_flag(lua_State *L, int opts, const char *name) {
@@ -178,17 +195,40 @@ typedef struct attempt {
   double t0;
 } attempt;
 
-/* SET [LOCAL] name = 'value' (SET takes no parameters: the value is a quoted literal). */
-static void set_setting(lua_State *L, luamig_opctx *ctx, const char *name, const char *value,
-                        bool local) {
+/* Pushes SET [LOCAL] name = 'value' (SET takes no parameters: the value is a quoted literal). */
+static const char *push_setting(lua_State *L, const char *name, const char *value, bool local) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   lua_pushfstring(L, "SET %s%s = ", local ? "LOCAL " : "", name);
   luaL_addvalue(&b);
   luamig_quote_literal(&b, value);
   luaL_pushresult(&b);
-  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-  lua_pop(L, 1);
+  return lua_tostring(L, -1);
+}
+
+/* BEGIN and the revision's timeouts, in one round trip. In a transaction
+ * they are SET LOCAL; a non-transactional revision sets them for the
+ * session and close_revision puts them back. */
+static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, bool tx) {
+  luamig_stmt st[3];
+  int n = 0, top = lua_gettop(L);
+  if (tx) st[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
+  if (r->lock_timeout)
+    st[n++] = (luamig_stmt){ push_setting(L, "lock_timeout", r->lock_timeout, tx), 0, NULL };
+  if (r->statement_timeout)
+    st[n++] = (luamig_stmt){ push_setting(L, "statement_timeout", r->statement_timeout, tx),
+                             0, NULL };
+  if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
+  lua_settop(L, top);
+}
+
+static void close_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, bool tx) {
+  luamig_stmt st[2];
+  int n = 0;
+  if (tx) st[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
+  if (!tx && r->lock_timeout) st[n++] = (luamig_stmt){ "RESET lock_timeout", 0, NULL };
+  if (!tx && r->statement_timeout) st[n++] = (luamig_stmt){ "RESET statement_timeout", 0, NULL };
+  if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
 }
 
 static int run_attempt(lua_State *L) {
@@ -198,23 +238,16 @@ static int run_attempt(lua_State *L) {
   const int env = 3;
   const luamig_rev *rv = &r->g->revs[a->s->rev];
   bool tx = rv->transactional;
-  if (tx) luamig_emit(L, ctx, "BEGIN", 0, NULL);
-  if (r->lock_timeout) set_setting(L, ctx, "lock_timeout", r->lock_timeout, tx);
-  if (r->statement_timeout) set_setting(L, ctx, "statement_timeout", r->statement_timeout, tx);
+  open_revision(L, r, ctx, tx);
   luamig_ops_push(L, 2);
   lua_setfield(L, env, "op");
   lua_getfield(L, env, a->s->up ? "upgrade" : "downgrade");
   lua_call(L, 0, 0);
   lua_pushnil(L);
   lua_setfield(L, env, "op");
-  luamig_vtable_move(L, ctx, &r->vt, a->from, a->nfrom, a->to, a->nto);
-  luamig_log_record(L, ctx, &r->vt, rv->id, a->s->up, a->checksum, now_ms() - a->t0);
-  if (tx) {
-    luamig_emit(L, ctx, "COMMIT", 0, NULL);
-  } else {                           /* session settings: put them back */
-    if (r->lock_timeout) luamig_emit(L, ctx, "RESET lock_timeout", 0, NULL);
-    if (r->statement_timeout) luamig_emit(L, ctx, "RESET statement_timeout", 0, NULL);
-  }
+  luamig_logrow log = { rv->id, a->s->up, a->checksum, now_ms() - a->t0 };
+  luamig_vtable_move(L, ctx, &r->vt, a->from, a->nfrom, a->to, a->nto, &log);
+  close_revision(L, r, ctx, tx);
   return 0;
 }
 
@@ -278,9 +311,6 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
   int lineidx = lua_gettop(L);
   if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
   else luamig_run_log(r, "start", line, 0);
-  char checksum[65];
-  if (!luamig_sha256_file(rv->path, checksum))
-    luaL_error(L, "cannot read %s (revision %s)", rv->path, rv->id);
 
   /* the version-table move: heads out, heads in */
   if (s->up) {
@@ -312,7 +342,7 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
   int env = lua_gettop(L);
   lua_pushnil(L);                    /* dropped once fetched: 10,000 at once would not fit in 30 MB */
   lua_rawseti(L, env - 1, s->rev + 1);
-  attempt a = { r, s, from, to, nfrom, nto, checksum, now_ms() };
+  attempt a = { r, s, from, to, nfrom, nto, rv->sum, now_ms() };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
     lua_pushlightuserdata(L, &a);
@@ -353,53 +383,56 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
 
 /* Compares the audit log with the files: pushes { changed = {...}, missing =
  * {...} }: applied revisions whose file changed since, and revisions the log
- * says are applied that no file has. */
+ * says are applied that no file has. The log's rows are read in C, oldest
+ * first, so the last row of a revision is its state (no sort on the server,
+ * no Lua table per row). */
 int luamig_push_findings(luamig_run *r, const int *cur, int ncur) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
+  int top = lua_gettop(L);
+  const PGresult *res = luamig_log_rows(L, r->c, &r->vt);
+  int nrows = res ? PQntuples(res) : 0;
+  int *latest = luamig_scratch(L, g->n);     /* row + 1 of each revision's last row */
+  lua_newtable(L);                           /* the same for ids no file has */
+  int others = lua_gettop(L);
+  for (int k = 0; k < nrows; k++) {
+    const char *id = PQgetvalue(res, k, 0);
+    int i = luamig_graph_find(g, id);
+    if (i >= 0) {
+      latest[i] = k + 1;
+    } else {
+      lua_pushinteger(L, k + 1);
+      lua_setfield(L, others, id);
+    }
+  }
   int *applied = luamig_scratch(L, g->n);
   luamig_mark_reach(L, g, cur, ncur, applied, true);
-  luamig_log_latest(L, r->c, &r->vt);
-  int latest = lua_gettop(L), nfound = 0;
   lua_createtable(L, 0, 2);
-  int res = lua_gettop(L);
+  int out = lua_gettop(L), n = 0;
   lua_newtable(L);
-  int nchanged = 0;
-  for (int k = 0; k < g->n; k++) {
-    int i = g->order[k];
-    if (!applied[i]) continue;
-    if (lua_getfield(L, latest, g->revs[i].id) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_getfield(L, -1, "checksum");
-    char sum[65];
-    bool readable = luamig_sha256_file(g->revs[i].path, sum);
-    if (lua_isstring(L, -1) && (!readable || strcmp(sum, lua_tostring(L, -1)) != 0)) {
-      luamig_push_rev_info(L, g, i);
-      lua_rawseti(L, -4, ++nchanged);
-    }
-    lua_pop(L, 2);
+  for (int k = 0; k < g->n; k++) {   /* upgrade order */
+    int i = g->order[k], row = latest[i] - 1;
+    if (!applied[i] || row < 0 || PQgetisnull(res, row, 2)) continue;
+    if (strcmp(PQgetvalue(res, row, 2), g->revs[i].sum) == 0) continue;
+    luamig_push_rev_info(L, g, i);
+    lua_rawseti(L, -2, ++n);
   }
-  lua_setfield(L, res, "changed");
+  lua_setfield(L, out, "changed");
+  int nchanged = n;
+  n = 0;
   lua_newtable(L);
-  int nmissing = 0;
-  lua_pushnil(L);
-  while (lua_next(L, latest)) {
-    lua_getfield(L, -1, "direction");
-    if (strcmp(lua_tostring(L, -1), "upgrade") == 0 &&
-        luamig_graph_find(g, lua_tostring(L, -3)) < 0) {
-      lua_pushvalue(L, -3);
-      lua_rawseti(L, -5, ++nmissing);
-    }
-    lua_pop(L, 2);
+  for (int k = 0; k < nrows; k++) {  /* log order */
+    const char *id = PQgetvalue(res, k, 0);
+    bool last = lua_getfield(L, others, id) == LUA_TNUMBER && lua_tointeger(L, -1) == k + 1;
+    lua_pop(L, 1);
+    if (!last || strcmp(PQgetvalue(res, k, 1), "upgrade") != 0) continue;
+    lua_pushstring(L, id);
+    lua_rawseti(L, -2, ++n);
   }
-  lua_setfield(L, res, "missing");
-  nfound = nchanged + nmissing;
-  lua_replace(L, latest);
-  lua_settop(L, latest);
-  lua_remove(L, -2);                 /* the applied marks */
-  return nfound;
+  lua_setfield(L, out, "missing");
+  lua_replace(L, top + 1);           /* over the result: cleared when collected */
+  lua_settop(L, top + 1);
+  return nchanged + n;
 }
 
 /* Reports findings through the log as warnings; with opts.strict they are an error. */
@@ -457,7 +490,7 @@ static int open_context(luamig_run *r, bool offline) {
   int connidx = 0;
   if (!offline) {
     luamig_run_connect(r);
-    connidx = lua_gettop(L);
+    connidx = r->conn;
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
   luamig_opctx_new(L, connidx);
@@ -468,7 +501,7 @@ static int open_context(luamig_run *r, bool offline) {
  * Offline (opts.sql), TARGET may be FROM:TO and the statements go to the log. */
 static int migrate(lua_State *L, bool up) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   bool offline = luamig_opt_flag(L, r.opts, "sql");
@@ -511,9 +544,9 @@ static int migrate(lua_State *L, bool up) {
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
+  if (up) luamig_lint_plan(&r, steps, nsteps);   /* loads what it lints: no second compile */
   for (int i = 0; i < nsteps; i++)   /* a syntax error anywhere stops the run before any step */
     luamig_check_body(L, r.g, r.graph, steps[i].rev);
-  if (up) luamig_lint_plan(&r, steps, nsteps);
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);
@@ -546,7 +579,7 @@ static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, i
  * opts.purge empties the table first (even of ids no file has). */
 static int cmd_stamp(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r);
+  luamig_run_init(L, &r, luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT);
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
@@ -600,7 +633,7 @@ static int cmd_stamp(lua_State *L) {
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
                                      push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
-  luamig_vtable_move(L, ctx, &r.vt, from, nfrom, to, nto);
+  luamig_vtable_move(L, ctx, &r.vt, from, nfrom, to, nto, NULL);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);

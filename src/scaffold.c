@@ -147,7 +147,7 @@ static int cmd_revision(lua_State *L) {
   lua_settop(L, 1);
   luamig_config_load(L, 1);
   int cfg = lua_gettop(L);
-  luamig_graph *g = luamig_load_revisions(L, cfg);
+  luamig_graph *g = luamig_load_revisions(L, cfg, false, NULL);
   lua_getfield(L, 1, "message");
   const char *msg = luaL_optstring(L, -1, "");
   int msgidx = lua_gettop(L);

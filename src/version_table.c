@@ -17,18 +17,24 @@ static const char *push_qualified(lua_State *L, const luamig_vtable *vt, const c
   return lua_tostring(L, -1);
 }
 
-/* Whether the quoted, qualified table exists (a plain CREATE TABLE IF NOT
- * EXISTS would make the server print a NOTICE). */
-static bool table_exists(lua_State *L, luamig_conn *c, const char *qualified) {
-  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS present", 1, &qualified);
+/* Whether the version table and its log exist, asked once per run in one
+ * query (a plain CREATE TABLE IF NOT EXISTS would make the server print a
+ * NOTICE); the answer is kept in vt and updated when luamig creates them. */
+static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  if (vt->probed) return;
+  const char *names[2] = { push_qualified(L, vt, vt->name), push_qualified(L, vt, vt->log_name) };
+  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS versions, "
+               "to_regclass($2) IS NOT NULL AS log", 2, names);
   lua_geti(L, -1, 1);
-  lua_getfield(L, -1, "present");
-  bool present = lua_toboolean(L, -1);
-  lua_pop(L, 3);
-  return present;
+  lua_getfield(L, -1, "versions");
+  lua_getfield(L, -2, "log");
+  vt->present = lua_toboolean(L, -2);
+  vt->log_present = lua_toboolean(L, -1);
+  vt->probed = true;
+  lua_pop(L, 6);
 }
 
-void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
+void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "CREATE TABLE IF NOT EXISTS ");
@@ -50,15 +56,16 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *
   luaL_pushresult(&b);
   luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
   lua_pop(L, 1);
+  vt->present = true;
 }
 
-int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
-  const char *name = push_qualified(L, vt, vt->name);
-  if (!table_exists(L, c, name)) {
-    lua_pop(L, 1);
+int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  probe(L, c, vt);
+  if (!vt->present) {
     lua_newtable(L);
     return -1;
   }
+  const char *name = push_qualified(L, vt, vt->name);
   lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
   int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
   lua_newtable(L);                   /* flatten rows to an array of ids */
@@ -73,76 +80,72 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
   return n;
 }
 
-static void one_row(lua_State *L, luamig_opctx *ctx, long n, const char *what,
-                    const char *id) {
-  if (ctx->conn != NULL && n != 1)
-    luaL_error(L, "version table: %s of '%s' changed %d rows, expected 1 "
-               "(was the table changed by hand?)", what, id, (int)n);
-}
-
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                        const char *const *from, int nfrom,
-                        const char *const *to, int nto) {
+                        const char *const *from, int nfrom, const char *const *to, int nto,
+                        const luamig_logrow *log) {
+  int top = lua_gettop(L);
   const char *name = push_qualified(L, vt, vt->name);
-  if (nfrom == 1 && nto == 1) {
-    lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE version_num = $2", name);
-    const char *p[2] = { to[0], from[0] };
-    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 2, p), "update", from[0]);
-    lua_pop(L, 2);
-    return;
+  int n = 0;
+  luamig_stmt *st = lua_newuserdatauv(L, (size_t)(nfrom + nto + 1) * sizeof *st, 0);
+  const char *const update[2] = { nto == 1 ? to[0] : NULL, nfrom == 1 ? from[0] : NULL };
+  bool one = nfrom == 1 && nto == 1;
+  if (one) {                         /* one head replaces another: an UPDATE, as Alembic */
+    st[n++] = (luamig_stmt){ lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE "
+                                             "version_num = $2", name), 2, update };
+  } else {
+    const char *del = lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
+    const char *ins = lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
+    for (int i = 0; i < nfrom; i++) st[n++] = (luamig_stmt){ del, 1, &from[i] };
+    for (int i = 0; i < nto; i++) st[n++] = (luamig_stmt){ ins, 1, &to[i] };
   }
-  lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
-  for (int i = 0; i < nfrom; i++)
-    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 1, &from[i]), "delete", from[i]);
-  lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
-  for (int i = 0; i < nto; i++)
-    one_row(L, ctx, luamig_emit(L, ctx, lua_tostring(L, -1), 1, &to[i]), "insert", to[i]);
-  lua_pop(L, 3);
+  int nmoves = n;
+  char dur[32];
+  const char *lp[5];
+  if (log) {
+    snprintf(dur, sizeof dur, "%.3f", log->ms);
+    lp[0] = log->rev;
+    lp[1] = log->up ? "upgrade" : "downgrade";
+    lp[2] = *log->checksum ? log->checksum : NULL;
+    lp[3] = dur;
+    lp[4] = LUAMIG_VERSION;
+    push_qualified(L, vt, vt->log_name);
+    st[n++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
+                                             "duration_ms, luamig_version) VALUES ($1, $2, $3, "
+                                             "$4, $5)", lua_tostring(L, -1)), 5, lp };
+  }
+  long *counts = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *counts, 0);
+  luamig_emit_batch(L, ctx, n, st, counts);
+  for (int i = 0; ctx->conn != NULL && i < nmoves; i++)
+    if (counts[i] != 1)
+      luaL_error(L, "version table: %s of '%s' changed %d rows, expected 1 (was the table "
+                 "changed by hand?)", one ? "update" : i < nfrom ? "delete" : "insert",
+                 i < nfrom ? from[i] : to[i - nfrom], (int)counts[i]);
+  lua_settop(L, top);
 }
 
 /* ---- the audit log ---- */
 
-void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt) {
+void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
+  if (ctx->conn != NULL) probe(L, ctx->conn, vt);
+  if (ctx->conn != NULL && vt->log_present) return;
   const char *name = push_qualified(L, vt, vt->log_name);
-  if (ctx->conn != NULL && table_exists(L, ctx->conn, name)) {
-    lua_pop(L, 1);
-    return;
-  }
   lua_pushfstring(L, "CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
                   "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
                   "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision, "
                   "db_user text NOT NULL DEFAULT current_user, luamig_version text)", name);
   luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
   lua_pop(L, 2);
+  vt->log_present = true;
 }
 
-void luamig_log_record(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                       const char *rev, bool up, const char *checksum, double ms) {
-  push_qualified(L, vt, vt->log_name);
-  lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, duration_ms, "
-                  "luamig_version) VALUES ($1, $2, $3, $4, $5)", lua_tostring(L, -1));
-  char dur[32];
-  snprintf(dur, sizeof dur, "%.3f", ms);
-  const char *p[5] = { rev, up ? "upgrade" : "downgrade", checksum, dur, LUAMIG_VERSION };
-  luamig_emit(L, ctx, lua_tostring(L, -1), 5, p);
-  lua_pop(L, 2);
-}
-
-void luamig_log_latest(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
+const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  probe(L, c, vt);
+  if (!vt->log_present) { lua_pushnil(L); return NULL; }
   const char *name = push_qualified(L, vt, vt->log_name);
-  bool present = table_exists(L, c, name);
-  lua_newtable(L);
-  if (!present) { lua_remove(L, -2); return; }
-  lua_pushfstring(L, "SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
-                  "ORDER BY revision, id DESC", name);
-  int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, -1, i);
-    lua_getfield(L, -1, "revision");
-    lua_pushvalue(L, -2);
-    lua_settable(L, -6);             /* result[revision] = row */
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
-  lua_remove(L, -2);
+  const char *sql = lua_pushfstring(L, "SELECT revision, direction, checksum FROM %s "
+                                    "ORDER BY id", name);
+  const PGresult *res = luamig_query_result(L, c, sql, 0, NULL);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return res;
 }

@@ -120,7 +120,7 @@ function lint.analyze(revisions)
     if rev.lint == false then
       for _, a in ipairs(up.actions) do rules.step(schema, a, nil) end
     else
-      local lines = file_lines(rev.path)
+      local lines                       -- read once a finding needs its allow comments
       local ctx = { tx = rev.transactional ~= false }
       local function find(rule, message, over, line, safes, trailing)
         local r = lint.rules[rule]
@@ -135,6 +135,7 @@ function lint.analyze(revisions)
           end
         end
         if not f.allowed then
+          lines = lines or file_lines(rev.path)
           local allow = allows_above(lines, line)
           if allow[rule] then
             f.allowed, f.reason, f.via = true, allow[rule], "comment"
