@@ -71,10 +71,11 @@ typedef struct luamig_stmt {
 /* Runs n statements in one round trip (libpq pipeline mode): in order, in one
  * implicit transaction unless one is open. counts[i] (counts may be NULL)
  * gets each one's affected rows; with rows, pushes each one's rows (n arrays,
- * as luamig_query). Raises the first failure as luamig_exec does; the
- * statements after it do not run. */
+ * as luamig_query). Raises the first failure as luamig_exec does, after
+ * prefixes[i] when prefixes is not NULL (a revision's "file:line: op.x: ");
+ * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
-                  bool rows);
+                  bool rows, const char *const *prefixes);
 
 /* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
  * number, string) to text parameters. Numbers and booleans are replaced by their
@@ -198,13 +199,22 @@ void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int i
 typedef struct luamig_opctx {
   luamig_conn *conn;
   bool transactional;                /* false for revisions with transactional = false */
+  bool defer;                        /* DDL waits for luamig_flush (a transactional revision) */
 } luamig_opctx;
 
-/* Pushes a new context (user value 1: script table, user value 2: the conn). */
+/* Pushes a new context (user value 1: script table, user value 2: the conn,
+ * user value 3: the DDL waiting while defer is set). */
 luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
 /* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
 void luamig_ops_push(lua_State *L, int ctx_idx);
 /* Sends one statement to the context's sink; params as in luamig_exec. */
+/* Drops what waits in the context and stops deferring. */
+void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx);
+/* Sends the DDL waiting in the context, then tail (counts gets the tail's
+ * row counts), in one round trip; a failure of the DDL is raised as the op
+ * call would have raised it ("file:line: op.x: ..."). */
+void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt *tail,
+                  long *counts);
 /* luamig_batch through the context (offline: each statement to the script;
  * counts are then 0). */
 void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
@@ -321,15 +331,32 @@ typedef struct luamig_logrow {
   bool up;
   const char *checksum;              /* "" when not taken */
   double ms;
+  char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
+  const char *params[5];
 } luamig_logrow;
 
-/* Replaces the head rows `from` by `to` (an UPDATE when one replaces one, as
- * Alembic does, else DELETEs and INSERTs) and writes log's row when not NULL,
- * all in one round trip and in the revision's transaction, so a failed
- * revision leaves no row; live, each head row change must touch one row. */
+/* A change of the head rows: `from` out, `to` in. */
+typedef struct luamig_move {
+  const char *const *from;
+  int nfrom;
+  const char *const *to;
+  int nto;
+  const char *update[2];             /* the UPDATE's parameters, set by luamig_vtable_move_add */
+} luamig_move;
+
+/* Appends to st (from *n on; room for nfrom + nto) the statements of m: an
+ * UPDATE when one head replaces one (as Alembic does), else DELETEs and
+ * INSERTs. Their SQL is pushed: keep it on the stack until they are sent. */
+void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *m,
+                            luamig_stmt *st, int *n);
+/* Raises unless each of m's statements (counts, in order) touched one row. */
+void luamig_vtable_move_check(lua_State *L, const luamig_move *m, const long *counts);
+/* Appends the audit row's INSERT (its SQL pushed; row holds its parameters). */
+void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
+                    luamig_stmt *st, int *n);
+/* m and, when log is not NULL, its audit row, in one round trip, checked. */
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                        const char *const *from, int nfrom, const char *const *to, int nto,
-                        const luamig_logrow *log);
+                        luamig_move *m, luamig_logrow *log);
 
 /* The audit log table, through the context. */
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
@@ -376,6 +403,7 @@ typedef struct luamig_run {
   int lock_retries;
   int step, nsteps;                  /* progress: revision step of nsteps */
   double lock_wait;                  /* seconds to wait for the migration lock */
+  int ops;                           /* slot of the op metatable (upgrade/downgrade) */
 } luamig_run;
 
 

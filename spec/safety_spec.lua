@@ -222,22 +222,41 @@ describe("safety #cli", function()
     assert.equal("s", h.psql(db, "SELECT version_num FROM luamig_version"))
   end)
 
-  it("a revision that changes the version table itself is rolled back whole", function()
+  it("a version table changed behind its back stops the next revision before it runs", function()
+    -- a moves the version to itself, then empties the table (as a hand edit would)
     local dir = h.project({
-      ["versions/a.lua"] = h.revision("a", nil, 'op.create_table("t_a", { { "id", "integer" } })',
-        'op.drop_table("t_a")'),
-      ["versions/b.lua"] = h.revision("b", "a", [[op.create_table("t_b", { { "id", "integer" } })
-  op.execute("UPDATE luamig_version SET version_num = 'zzz'")]], 'op.drop_table("t_b")'),
+      ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("t_a", { { "id", "integer" } })
+  op.execute("DELETE FROM luamig_version")]], 'op.drop_table("t_a")'),
+      ["versions/b.lua"] = h.revision("b", "a", 'op.create_table("t_b", { { "id", "integer" } })',
+        'op.drop_table("t_b")'),
     })
     local code, _, err = run(dir, { "upgrade", "head" })
     assert.equal(1, code)
     assert.matches("upgrade b failed: version table: update of 'a' changed 0 rows, expected 1 "
       .. "%(was the table changed by hand%?%)", err)
     assert.equal(1, select(2, err:gsub("\n", "")), err)
-    -- b's table, its version move and its log row went together; a stays applied
-    assert.equal("a", h.psql(db, "SELECT version_num FROM luamig_version"))
-    assert.equal("", h.psql(db, "SELECT coalesce(to_regclass('t_b')::text, '')"))
+    -- a committed; b's transaction (its version move) rolled back before its DDL ran
+    assert.equal("", h.psql(db, "SELECT coalesce(string_agg(version_num, ','), '') FROM luamig_version"))
+    assert.equal("t_a|", h.psql(db, "SELECT to_regclass('t_a'), to_regclass('t_b')"))
     assert.equal("a", h.psql(db, "SELECT string_agg(revision, ',') FROM luamig_log"))
+  end)
+
+  it("sends a revision's DDL together, in order, and names the op that failed", function()
+    -- the DDL waits for the next statement that needs an answer, or for COMMIT
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("t_one", { { "id", "integer" } })
+  op.execute("INSERT INTO t_one VALUES (1)")
+  op.create_table("t_one", { { "id", "integer" } })
+  op.create_table("t_two", { { "id", "integer" } })]], 'op.drop_table("t_one")'),
+    })
+    local code, _, err = run(dir, { "upgrade", "head", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches('upgrade a failed: versions/a.lua:8: op.create_table: 42P07: relation "t_one" '
+      .. 'already exists; SQL: CREATE TABLE "t_one"', err, 1, true)
+    assert.equal(1, select(2, err:gsub("\n", "")), err)
+    assert.equal("|", h.psql(db, "SELECT to_regclass('t_one'), to_regclass('t_two')"))
+    assert.equal("0|0", h.psql(db, "SELECT (SELECT count(*) FROM luamig_version), "
+      .. "(SELECT count(*) FROM luamig_log)"))
   end)
 
   it("gives up connecting after connect_timeout while it reads the files", function()

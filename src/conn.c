@@ -404,7 +404,7 @@ static bool drain_to_sync(PGconn *pg) {
 }
 
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
-                  bool rows) {
+                  bool rows, const char *const *prefixes) {
   if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
   PGconn *pg = c->pg;
   holder *h = new_holder(L);         /* the first failure, kept for its message */
@@ -449,8 +449,11 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     return;
   }
   lua_settop(L, top);
-  push_error(L, c, h, st[failed < 0 ? 0 : failed].sql);
+  int at = failed < 0 ? 0 : failed;
+  if (prefixes && prefixes[at]) lua_pushstring(L, prefixes[at]);
+  push_error(L, c, h, st[at].sql);
   holder_clear(h);
+  if (prefixes && prefixes[at]) lua_concat(L, 2);
   lua_error(L);
 }
 

@@ -40,7 +40,7 @@ static int try_lock(lua_State *L) {
     { "SELECT pg_advisory_lock($1::bigint)", 1, &key },
     { "RESET lock_timeout", 0, NULL },
   };
-  luamig_batch(L, c, 4, st, NULL, false);
+  luamig_batch(L, c, 4, st, NULL, false, NULL);
   return 0;
 }
 

@@ -59,13 +59,16 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
     conn_idx = lua_absindex(L, conn_idx);
     c = luamig_conn_check(L, conn_idx);
   }
-  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 2);
+  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 3);
   ctx->conn = c;
   ctx->transactional = true;
+  ctx->defer = false;
   pushmeta(L);
   lua_setmetatable(L, -2);
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 3);
   if (c != NULL) {
     lua_pushvalue(L, conn_idx);
     lua_setiuservalue(L, -2, 2);
@@ -93,12 +96,88 @@ static void terminate(lua_State *L) {
   lua_concat(L, 2);
 }
 
-long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
-                 int nparams, const char *const *params) {
-  if (ctx->conn != NULL) return luamig_exec(L, ctx->conn, sql, nparams, params);
+/* Pushes the index and the context's userdata. */
+static void push_ctx(lua_State *L, luamig_opctx *ctx) {
   push_index(L);
   if (lua_rawgetp(L, -1, ctx) != LUA_TUSERDATA)
     luaL_error(L, "luamig_emit: unknown op context");
+}
+
+/* ---- the queue of a transactional revision ----
+ *
+ * While ctx->defer is set (a transactional revision, live), DDL does not go
+ * at once: it waits in the context's user value 3 as { sql1, where1, sql2,
+ * where2, ... } and leaves with the next statement that needs an answer
+ * (op.execute, op.query, op.bulk_insert) or with the revision's audit row and
+ * COMMIT, in one round trip. Nothing is lost by waiting: the statements run
+ * in order and in the same transaction, and a failure still names the file,
+ * line and op of the statement that failed. */
+
+static int queue_len(lua_State *L, luamig_opctx *ctx) {
+  push_ctx(L, ctx);
+  lua_getiuservalue(L, -1, 3);
+  int n = (int)lua_rawlen(L, -1) / 2;
+  lua_pop(L, 3);
+  return n;
+}
+
+static void queue_add(lua_State *L, luamig_opctx *ctx, const char *sql, const char *what) {
+  push_ctx(L, ctx);
+  lua_getiuservalue(L, -1, 3);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  lua_pushstring(L, sql);
+  lua_rawseti(L, -2, n + 1);
+  luaL_where(L, 1);                  /* the revision's line (level 0 is the op) */
+  lua_pushfstring(L, "%s: ", what);
+  lua_concat(L, 2);
+  lua_rawseti(L, -2, n + 2);
+  lua_pop(L, 3);
+}
+
+void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx) {
+  ctx->defer = false;
+  push_ctx(L, ctx);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 3);
+  lua_pop(L, 2);
+}
+
+void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt *tail,
+                  long *counts) {
+  int top = lua_gettop(L);
+  push_ctx(L, ctx);
+  lua_getiuservalue(L, -1, 3);
+  int queue = lua_gettop(L), nq = (int)lua_rawlen(L, queue) / 2, n = nq + ntail;
+  lua_newtable(L);                   /* emptied first: a failure leaves nothing to resend */
+  lua_setiuservalue(L, queue - 1, 3);
+  if (n == 0) { lua_settop(L, top); return; }
+  luamig_stmt *st = lua_newuserdatauv(L, (size_t)n * sizeof *st, 0);
+  const char **where = lua_newuserdatauv(L, (size_t)n * sizeof *where, 0);
+  long *got = lua_newuserdatauv(L, (size_t)n * sizeof *got, 0);
+  for (int i = 0; i < nq; i++) {     /* the strings stay in the queue table, on the stack */
+    lua_rawgeti(L, queue, 2 * i + 1);
+    lua_rawgeti(L, queue, 2 * i + 2);
+    st[i] = (luamig_stmt){ lua_tostring(L, -2), 0, NULL };
+    where[i] = lua_tostring(L, -1);
+    lua_pop(L, 2);
+  }
+  for (int i = 0; i < ntail; i++) {
+    st[nq + i] = tail[i];
+    where[nq + i] = NULL;
+  }
+  if (ctx->conn != NULL) {
+    luamig_batch(L, ctx->conn, n, st, got, false, where);
+  } else {
+    for (int i = 0; i < n; i++) got[i] = luamig_emit(L, ctx, st[i].sql, st[i].nparams, st[i].params);
+  }
+  for (int i = 0; counts && i < ntail; i++) counts[i] = got[nq + i];
+  lua_settop(L, top);
+}
+
+long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
+                 int nparams, const char *const *params) {
+  if (ctx->conn != NULL) return luamig_exec(L, ctx->conn, sql, nparams, params);
+  push_ctx(L, ctx);
   lua_getiuservalue(L, -1, 1);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -113,7 +192,7 @@ long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
 void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
                        long *counts) {
   if (ctx->conn != NULL) {
-    luamig_batch(L, ctx->conn, n, st, counts, false);
+    luamig_batch(L, ctx->conn, n, st, counts, false, NULL);
     return;
   }
   for (int i = 0; i < n; i++) {
@@ -147,6 +226,7 @@ static int emit_protected(lua_State *L) {
  * failure as "file:line: op.x: <error>". */
 static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query) {
+  if (ctx->defer && queue_len(L, ctx) > 0) luamig_flush(L, ctx, 0, NULL, NULL);
   struct emit_call e = { ctx, sql, nparams, params, query, 0 };
   lua_pushcfunction(L, emit_protected);
   lua_pushlightuserdata(L, &e);
@@ -162,14 +242,17 @@ static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const cha
 }
 
 /* Sends the statements of the string at the top (separated by NUL bytes, see
- * luamig_sql_next) one by one; pops it and returns the rows they affected. */
+ * luamig_sql_next) one by one, or queues them (may_wait, in a deferring
+ * context); pops it and returns the rows they affected. */
 static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
-                        int nparams, const char *const *params) {
+                        int nparams, const char *const *params, bool may_wait) {
   size_t len;
   const char *s = lua_tolstring(L, -1, &len), *end = s + len;
   long count = 0;
-  for (const char *p = s; p <= end; p += strlen(p) + 1)
-    count += op_send(L, ctx, what, p, nparams, params, false);
+  for (const char *p = s; p <= end; p += strlen(p) + 1) {
+    if (ctx->defer && may_wait) queue_add(L, ctx, p, what);
+    else count += op_send(L, ctx, what, p, nparams, params, false);
+  }
   lua_pop(L, 1);
   return count;
 }
@@ -232,7 +315,7 @@ static int op_ddl(lua_State *L) {
   if ((op->flags & CONCURRENT) && ctx->transactional
       && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1)
     luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
-  op_emit_all(L, ctx, op->what, 0, NULL);
+  op_emit_all(L, ctx, op->what, 0, NULL, true);   /* DDL: no answer needed, may wait */
   return 0;
 }
 
@@ -399,7 +482,7 @@ static int op_bulk_insert(lua_State *L) {
     luamig_sql_insert(L, &b, what, table, opts, cols, ncols, rows, first, m);
     luaL_pushresult(&b);
     if (ncols == 0) {
-      count += op_emit_all(L, ctx, what, 0, NULL);
+      count += op_emit_all(L, ctx, what, 0, NULL, false);
     } else {
       count += op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
     }

@@ -185,7 +185,9 @@ static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list
 
 /* One try at one revision: its transaction, timeouts, statements, version
  * row and audit row. Runs under lua_pcall so a lock timeout can be retried;
- * its arguments are the attempt, the op context and the revision's environment. */
+ * its arguments are the attempt, the op context, the revision's environment
+ * and the metatable of its op (whose __index is the run's op table: building
+ * the ~50 closures once per run, not once per revision). */
 typedef struct attempt {
   luamig_run *r;
   const luamig_step *s;
@@ -195,42 +197,48 @@ typedef struct attempt {
   double t0;
 } attempt;
 
-/* Pushes SET [LOCAL] name = 'value' (SET takes no parameters: the value is a quoted literal). */
-static const char *push_setting(lua_State *L, const char *name, const char *value, bool local) {
+/* Pushes SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
+static const char *push_setting(lua_State *L, const char *name, const char *value) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  lua_pushfstring(L, "SET %s%s = ", local ? "LOCAL " : "", name);
+  lua_pushfstring(L, "SET %s = ", name);
   luaL_addvalue(&b);
   luamig_quote_literal(&b, value);
   luaL_pushresult(&b);
   return lua_tostring(L, -1);
 }
 
-/* BEGIN and the revision's timeouts, in one round trip. In a transaction
- * they are SET LOCAL; a non-transactional revision sets them for the
- * session and close_revision puts them back. */
-static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, bool tx) {
-  luamig_stmt st[3];
+/* The revisions' timeouts (config lock_timeout, statement_timeout), set once
+ * for the session after the migration lock is taken: every revision runs
+ * under them, transactional or not, and the connection is the run's own. */
+static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
+  luamig_stmt st[2];
   int n = 0, top = lua_gettop(L);
-  if (tx) st[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
   if (r->lock_timeout)
-    st[n++] = (luamig_stmt){ push_setting(L, "lock_timeout", r->lock_timeout, tx), 0, NULL };
+    st[n++] = (luamig_stmt){ push_setting(L, "lock_timeout", r->lock_timeout), 0, NULL };
   if (r->statement_timeout)
-    st[n++] = (luamig_stmt){ push_setting(L, "statement_timeout", r->statement_timeout, tx),
-                             0, NULL };
+    st[n++] = (luamig_stmt){ push_setting(L, "statement_timeout", r->statement_timeout), 0, NULL };
   if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
   lua_settop(L, top);
 }
 
-static void close_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, bool tx) {
-  luamig_stmt st[2];
-  int n = 0;
-  if (tx) st[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
-  if (!tx && r->lock_timeout) st[n++] = (luamig_stmt){ "RESET lock_timeout", 0, NULL };
-  if (!tx && r->statement_timeout) st[n++] = (luamig_stmt){ "RESET statement_timeout", 0, NULL };
-  if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
+/* BEGIN and the version move m, in one round trip. */
+static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig_move *m) {
+  int top = lua_gettop(L), n = 0;
+  luamig_stmt *st = lua_newuserdatauv(L, (size_t)(1 + m->nfrom + m->nto) * sizeof *st, 0);
+  st[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
+  luamig_vtable_move_add(L, &r->vt, m, st, &n);
+  long *counts = lua_newuserdatauv(L, (size_t)n * sizeof *counts, 0);
+  luamig_emit_batch(L, ctx, n, st, counts);
+  if (ctx->conn != NULL) luamig_vtable_move_check(L, m, counts + 1);
+  lua_settop(L, top);
 }
 
+/* A transactional revision takes two round trips when its upgrade() only
+ * makes DDL: BEGIN and the version move (whose row then stays locked until
+ * COMMIT); then its DDL, which waited in the context, with the audit row and
+ * COMMIT. A non-transactional one runs each statement as it comes, then
+ * moves the version and writes the audit row together. */
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
   luamig_run *r = a->r;
@@ -238,16 +246,31 @@ static int run_attempt(lua_State *L) {
   const int env = 3;
   const luamig_rev *rv = &r->g->revs[a->s->rev];
   bool tx = rv->transactional;
-  open_revision(L, r, ctx, tx);
-  luamig_ops_push(L, 2);
+  luamig_move m = { a->from, a->nfrom, a->to, a->nto, { NULL, NULL } };
+  luamig_opctx_reset(L, ctx);        /* nothing left from a failed try */
+  if (tx) open_revision(L, r, ctx, &m);
+  ctx->defer = tx && ctx->conn != NULL;
+  lua_newtable(L);                   /* the revision's own op: reads fall through to the run's */
+  lua_pushvalue(L, 4);
+  lua_setmetatable(L, -2);
   lua_setfield(L, env, "op");
   lua_getfield(L, env, a->s->up ? "upgrade" : "downgrade");
   lua_call(L, 0, 0);
   lua_pushnil(L);
   lua_setfield(L, env, "op");
-  luamig_logrow log = { rv->id, a->s->up, a->checksum, now_ms() - a->t0 };
-  luamig_vtable_move(L, ctx, &r->vt, a->from, a->nfrom, a->to, a->nto, &log);
-  close_revision(L, r, ctx, tx);
+  luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
+                        .ms = now_ms() - a->t0 };
+  if (tx) {
+    luamig_stmt tail[2];
+    int n = 0;
+    luamig_log_add(L, &r->vt, &log, tail, &n);
+    tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
+    luamig_flush(L, ctx, n, tail, NULL);
+    lua_pop(L, 1);                   /* the INSERT's SQL */
+  } else {
+    luamig_vtable_move(L, ctx, &r->vt, &m, &log);
+  }
+  ctx->defer = false;
   return 0;
 }
 
@@ -348,7 +371,8 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
     lua_pushlightuserdata(L, &a);
     lua_pushvalue(L, ctxidx);
     lua_pushvalue(L, env);
-    if (lua_pcall(L, 3, 0, 0) == LUA_OK) break;
+    lua_pushvalue(L, r->ops);
+    if (lua_pcall(L, 4, 0, 0) == LUA_OK) break;
     const char *msg = luaL_tolstring(L, -1, NULL);
     bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
@@ -521,6 +545,10 @@ static int migrate(lua_State *L, bool up) {
   }
   int ctxidx = open_context(&r, offline);
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
+  lua_createtable(L, 0, 1);          /* { __index = op table }: one op table per run */
+  luamig_ops_push(L, ctxidx);
+  lua_setfield(L, -2, "__index");
+  r.ops = lua_gettop(L);
   lua_getfield(L, r.opts, "backup");
   if (lua_isstring(L, -1) && !offline) backup(&r, lua_tostring(L, -1));
   lua_pop(L, 1);
@@ -547,6 +575,8 @@ static int migrate(lua_State *L, bool up) {
   if (up) luamig_lint_plan(&r, steps, nsteps);   /* loads what it lints: no second compile */
   for (int i = 0; i < nsteps; i++)   /* a syntax error anywhere stops the run before any step */
     luamig_check_body(L, r.g, r.graph, steps[i].rev);
+  if (nsteps > 0) set_timeouts(L, &r, ctx);
+  if (nsteps > 0 && offline) drain_script(&r, ctxidx);
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);
@@ -633,7 +663,8 @@ static int cmd_stamp(lua_State *L) {
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
                                      push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
-  luamig_vtable_move(L, ctx, &r.vt, from, nfrom, to, nto, NULL);
+  luamig_move m = { from, nfrom, to, nto, { NULL, NULL } };
+  luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);

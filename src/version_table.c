@@ -80,46 +80,56 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   return n;
 }
 
-void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
-                        const char *const *from, int nfrom, const char *const *to, int nto,
-                        const luamig_logrow *log) {
-  int top = lua_gettop(L);
+/* Appends to st (from *n on) the statements of move m; their SQL is pushed. */
+void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *m,
+                            luamig_stmt *st, int *n) {
   const char *name = push_qualified(L, vt, vt->name);
-  int n = 0;
-  luamig_stmt *st = lua_newuserdatauv(L, (size_t)(nfrom + nto + 1) * sizeof *st, 0);
-  const char *const update[2] = { nto == 1 ? to[0] : NULL, nfrom == 1 ? from[0] : NULL };
-  bool one = nfrom == 1 && nto == 1;
-  if (one) {                         /* one head replaces another: an UPDATE, as Alembic */
-    st[n++] = (luamig_stmt){ lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE "
-                                             "version_num = $2", name), 2, update };
-  } else {
-    const char *del = lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
-    const char *ins = lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
-    for (int i = 0; i < nfrom; i++) st[n++] = (luamig_stmt){ del, 1, &from[i] };
-    for (int i = 0; i < nto; i++) st[n++] = (luamig_stmt){ ins, 1, &to[i] };
+  if (m->nfrom == 1 && m->nto == 1) {   /* one head replaces another: an UPDATE, as Alembic */
+    m->update[0] = m->to[0];
+    m->update[1] = m->from[0];
+    st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE "
+                                                "version_num = $2", name), 2, m->update };
+    return;
   }
-  int nmoves = n;
-  char dur[32];
-  const char *lp[5];
-  if (log) {
-    snprintf(dur, sizeof dur, "%.3f", log->ms);
-    lp[0] = log->rev;
-    lp[1] = log->up ? "upgrade" : "downgrade";
-    lp[2] = *log->checksum ? log->checksum : NULL;
-    lp[3] = dur;
-    lp[4] = LUAMIG_VERSION;
-    push_qualified(L, vt, vt->log_name);
-    st[n++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
-                                             "duration_ms, luamig_version) VALUES ($1, $2, $3, "
-                                             "$4, $5)", lua_tostring(L, -1)), 5, lp };
-  }
-  long *counts = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *counts, 0);
-  luamig_emit_batch(L, ctx, n, st, counts);
-  for (int i = 0; ctx->conn != NULL && i < nmoves; i++)
+  const char *del = lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
+  const char *ins = lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
+  for (int i = 0; i < m->nfrom; i++) st[(*n)++] = (luamig_stmt){ del, 1, &m->from[i] };
+  for (int i = 0; i < m->nto; i++) st[(*n)++] = (luamig_stmt){ ins, 1, &m->to[i] };
+}
+
+void luamig_vtable_move_check(lua_State *L, const luamig_move *m, const long *counts) {
+  bool one = m->nfrom == 1 && m->nto == 1;
+  int n = one ? 1 : m->nfrom + m->nto;
+  for (int i = 0; i < n; i++)
     if (counts[i] != 1)
       luaL_error(L, "version table: %s of '%s' changed %d rows, expected 1 (was the table "
-                 "changed by hand?)", one ? "update" : i < nfrom ? "delete" : "insert",
-                 i < nfrom ? from[i] : to[i - nfrom], (int)counts[i]);
+                 "changed by hand?)", one ? "update" : i < m->nfrom ? "delete" : "insert",
+                 i < m->nfrom ? m->from[i] : m->to[i - m->nfrom], (int)counts[i]);
+}
+
+void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
+                    luamig_stmt *st, int *n) {
+  snprintf(row->dur, sizeof row->dur, "%.3f", row->ms);
+  row->params[0] = row->rev;
+  row->params[1] = row->up ? "upgrade" : "downgrade";
+  row->params[2] = *row->checksum ? row->checksum : NULL;
+  row->params[3] = row->dur;
+  row->params[4] = LUAMIG_VERSION;
+  const char *name = push_qualified(L, vt, vt->log_name);
+  st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
+                                              "duration_ms, luamig_version) VALUES ($1, $2, "
+                                              "$3, $4, $5)", name), 5, row->params };
+}
+
+void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
+                        luamig_move *m, luamig_logrow *log) {
+  int top = lua_gettop(L), n = 0;
+  luamig_stmt *st = lua_newuserdatauv(L, (size_t)(m->nfrom + m->nto + 1) * sizeof *st, 0);
+  luamig_vtable_move_add(L, vt, m, st, &n);
+  if (log) luamig_log_add(L, vt, log, st, &n);
+  long *counts = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *counts, 0);
+  luamig_emit_batch(L, ctx, n, st, counts);
+  if (ctx->conn != NULL) luamig_vtable_move_check(L, m, counts);
   lua_settop(L, top);
 }
 
