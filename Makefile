@@ -13,6 +13,7 @@ PQ_LIB      ?= -lpq
 CRYPTO_LIB  ?= -lcrypto            # OpenSSL, which libpq links anyway: SHA-256 of revision files
 
 CFLAGS  ?= -O2 -g
+THREADS  = -pthread                # loader.c reads revision files ahead on a second thread
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -31,11 +32,11 @@ all: $(B)/luamig $(B)/lib/luamig/core.so
 
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
 $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -o $@ $(OBJ) $(PQ_LIB) $(CRYPTO_LIB)
+	$(CC) $(CFLAGS) $(THREADS) -shared -o $@ $(OBJ) $(PQ_LIB) $(CRYPTO_LIB)
 
 CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 
@@ -52,10 +53,10 @@ $(B)/gen/embedded_lua.c: scripts/embed.lua $(EMBED_LUA)
 
 $(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
 $(B)/luamig: $(OBJ) $(CLI_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) $(CRYPTO_LIB) -lm
+	$(CC) $(CFLAGS) $(THREADS) -o $@ $(OBJ) $(CLI_OBJ) $(LUA_LIB) $(PQ_LIB) $(CRYPTO_LIB) -lm
 
 # The sanitizer build: only the command (a sanitized .so cannot load into a plain lua5.4).
 asan:

@@ -241,6 +241,7 @@ typedef struct luamig_rev {
   int topo;                          /* position in g->order */
   bool transactional;
   char sum[65];                      /* SHA-256 of the file as read ("": not taken) */
+  bool checked;                      /* its body compiled and ran once: no syntax error */
 } luamig_rev;
 
 typedef struct luamig_graph {
@@ -282,7 +283,11 @@ luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig
  * stack index gidx), compiling and running its file if it was only scanned.
  * Raises "path:line: message" on a syntax error. */
 void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev);
-/* Compiles revs[rev]'s file if it was only scanned, keeping nothing; raises as
+/* Pushes revs[rev]'s environment: envs[rev + 1] when loaded, else a fresh
+ * one from its file, not kept (the lint sees each revision once: 10,000 kept
+ * bodies would not fit in 30 MB). */
+void luamig_push_body(lua_State *L, luamig_graph *g, int gidx, int rev);
+/* Compiles revs[rev]'s file if it was only scanned and not yet checked, keeping nothing; raises as
  * luamig_load_body would. For every step of a plan before the first runs, so a
  * syntax error stops the run before anything is applied. */
 void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);

@@ -71,7 +71,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086  # $SAN is a list of flags
     if ! "$CC" -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O1 -g \
            -fsanitize=fuzzer $SAN -Iinclude -I/usr/include/lua5.4 -I"$PQ_INCDIR" \
-           "fuzz/$t.c" "${objs[@]}" -llua5.4 -lpq -lcrypto -lm -o "$run/$t.bin" >"$log" 2>&1; then
+           "fuzz/$t.c" "${objs[@]}" -llua5.4 -lpq -lcrypto -lm -pthread -o "$run/$t.bin" >"$log" 2>&1; then
       sed 's/^/    /' "$log"
       echo "not ok - $t: did not build"; failed=1; continue
     fi

