@@ -104,16 +104,27 @@ local function down_text(down)
 end
 
 local DATE = "2026-01-01 00:00:00"
-for _, r in ipairs(revs) do
-  local up, down
+
+-- The calls that create a table or add a column, in luamig's Lua and Alembic's Python;
+-- the calls that undo them read the same in both.
+local MAKE = {
+  lua = { table = 'op.create_table("%s", {\n    { "id", "bigint", primary_key = true },\n  })',
+          column = 'op.add_column("%s", { "%s", "integer" })' },
+  python = { table = 'op.create_table("%s", sa.Column("id", sa.BigInteger(), primary_key=True))',
+             column = 'op.add_column("%s", sa.Column("%s", sa.Integer()))' },
+}
+
+-- r's upgrade and downgrade op calls in lang ("lua" or "python").
+local function op_calls(r, lang)
   if r.column then
-    up = ('op.add_column("%s", { "%s", "integer" })'):format(r.table, r.column)
-    down = ('op.drop_column("%s", "%s")'):format(r.table, r.column)
-  else
-    up = ('op.create_table("%s", {\n    { "id", "bigint", primary_key = true },\n  })')
-      :format(r.table)
-    down = ('op.drop_table("%s")'):format(r.table)
+    return MAKE[lang].column:format(r.table, r.column),
+      ('op.drop_column("%s", "%s")'):format(r.table, r.column)
   end
+  return MAKE[lang].table:format(r.table), ('op.drop_table("%s")'):format(r.table)
+end
+
+for _, r in ipairs(revs) do
+  local up, down = op_calls(r, "lua")
   write(("%s/versions/%s_%s.lua"):format(dir, r.id, r.slug), table.concat({
     "-- " .. r.message,
     "--",
@@ -167,15 +178,7 @@ local function py_down(down)
 end
 
 for _, r in ipairs(revs) do
-  local up, down
-  if r.column then
-    up = ('op.add_column("%s", sa.Column("%s", sa.Integer()))'):format(r.table, r.column)
-    down = ('op.drop_column("%s", "%s")'):format(r.table, r.column)
-  else
-    up = ('op.create_table("%s", sa.Column("id", sa.BigInteger(), primary_key=True))')
-      :format(r.table)
-    down = ('op.drop_table("%s")'):format(r.table)
-  end
+  local up, down = op_calls(r, "python")
   write(("%s/alembic/versions/%s_%s.py"):format(dir, r.id, r.slug), table.concat({
     '"""' .. r.message,
     "",

@@ -24,11 +24,20 @@
 
 #define LUAMIG_CONN_MT "luamig.conn"
 
+#define LUAMIG_HELD_WARNINGS 16
+
 typedef struct luamig_conn {
   PGconn *pg;                        /* NULL once closed */
   PostgresPollingStatusType polling; /* the handshake: OK once connected */
   double deadline;                   /* of the handshake (monotonic ms; 0: none) */
+  bool hold_warnings;                /* keep server WARNINGs for luamig_conn_warnings */
+  char *warnings[LUAMIG_HELD_WARNINGS];
+  int nwarnings, dropped_warnings;
 } luamig_conn;
+
+/* Pushes the server WARNINGs held since the last call (an array, with a last
+ * "(N more warnings)" when some did not fit) and forgets them; returns the count. */
+int luamig_conn_warnings(lua_State *L, luamig_conn *c);
 
 /* Pushes a connected handle. Raises "could not connect to <url>: <msg>"
  * with the password masked. */
@@ -183,6 +192,11 @@ bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char
                             const char *expected);
 /* Raises unless the table at idx holds only keys 1..n; returns n. */
 lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
+/* DROP <kind> [IF EXISTS] [schema.]name [CASCADE], the name at arg and the
+ * options ({schema= when qualified, if_exists=, cascade=}) after it: op.drop_table
+ * and op.drop_enum (qualified), op.drop_schema and op.drop_extension (not). */
+void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
+                     const char *kind, const char *label, bool qualified);
 /* [schema.]name: the name at stack slot name_idx, the schema from opts.schema. */
 void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int name_idx,
                          int opts, const char *label);
@@ -283,6 +297,10 @@ luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig
  * stack index gidx), compiling and running its file if it was only scanned.
  * Raises "path:line: message" on a syntax error. */
 void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev);
+/* Plans of up to this many steps keep each body the pre-run checks compile
+ * (the lint, the syntax check) for the run; larger ones compile it again when
+ * the step runs, so 10,000 bodies are never held at once (the 30 MB budget). */
+#define LUAMIG_KEEP_BODIES 1000
 /* Pushes revs[rev]'s environment: envs[rev + 1] when loaded, else a fresh
  * one from its file, not kept (the lint sees each revision once: 10,000 kept
  * bodies would not fit in 30 MB). */

@@ -54,6 +54,20 @@ describe("require 'luamig'", function()
     assert.equal("b2", h.psql(db, "SELECT version_num FROM luamig_version"))
   end)
 
+  it("gives server WARNINGs to the log, not to stderr", function()
+    local noisy = h.project({
+      ["versions/a1_noisy.lua"] = h.revision("a1", nil,
+        [[op.execute("DO $$ BEGIN RAISE WARNING 'careful: %', 42; END $$")]], "",
+        { message = "noisy" }),
+    })
+    local lines = {}
+    assert(luamig.upgrade { config = noisy .. "/luamig.lua", url = h.url(db), lint = "off",
+                            log = function(l) lines[#lines + 1] = l end })
+    assert.same({ "Running upgrade  -> a1, noisy", "warning: server: careful: 42" },
+      { (lines[1]:gsub(" %([%d.]+ ms%)$", "")), lines[2] })
+    assert.equal(2, #lines)
+  end)
+
   it("raises for a wrong call", function()
     assert.has_error(function() luamig.upgrade("head") end)
   end)

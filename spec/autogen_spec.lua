@@ -112,14 +112,8 @@ end)
 
 describe("autogenerate against the server", function()
   local db, conn
-  before_each(function()
-    db = h.new_database()
-    conn = core.connect(h.url(db))
-  end)
-  after_each(function()
-    conn:close()
-    h.drop_database(db)
-  end)
+  h.database_each(function(name) db, conn = name, core.connect(h.url(name)) end,
+    function() conn:close() end)
 
   local function sql(s) conn:exec(s) end
   local function changes(m) return A.diff(conn, m, {}).changes end
@@ -444,11 +438,7 @@ end)
 
 describe("luamig revision --autogenerate and check #cli", function()
   local db, env
-  before_each(function()
-    db = h.new_database()
-    env = { DATABASE_URL = h.url(db) }
-  end)
-  after_each(function() h.drop_database(db) end)
+  h.database_each(function(name) db, env = name, { DATABASE_URL = h.url(name) } end)
 
   local models = read(h.root .. "/app/models.lua")
   local config = 'return { versions = "versions", models = "app.models" }\n'

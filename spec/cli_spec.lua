@@ -33,11 +33,7 @@ end
 
 describe("luamig #cli", function()
   local db, env
-  before_each(function()
-    db = h.new_database()
-    env = { DATABASE_URL = h.url(db) }
-  end)
-  after_each(function() h.drop_database(db) end)
+  h.database_each(function(name) db, env = name, { DATABASE_URL = h.url(name) } end)
 
   local function run(dir, ...)
     return h.run({ ... }, { cwd = dir, env = env })

@@ -8,14 +8,8 @@ local core = require "luamig.core"
 
 describe("luamig.core connection", function()
   local db, conn
-  before_each(function()
-    db = h.new_database()
-    conn = core.connect(h.url(db))
-  end)
-  after_each(function()
-    conn:close()
-    h.drop_database(db)
-  end)
+  h.database_each(function(name) db, conn = name, core.connect(h.url(name)) end,
+    function() conn:close() end)
 
   it("connects to the URL's database and names itself", function()
     local row = conn:query("SELECT current_database() AS db, current_setting('application_name') AS app")[1]

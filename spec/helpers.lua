@@ -236,6 +236,34 @@ function h.revision(id, down, body_up, body_down, extra)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- busted puts describe, it, before_each... in each spec file's environment, not
+-- in _G: the _ENV of the function level levels up.
+local function spec_env(level)
+  local f = debug.getinfo(level + 1, "f").func
+  for i = 1, 255 do
+    local name, value = debug.getupvalue(f, i)
+    if name == nil then break end
+    if name == "_ENV" then return value end
+  end
+  return _G
+end
+
+-- In a describe: a fresh database for each spec, dropped after it. open(name)
+-- runs first (to set the describe's locals: its env, a connection); close(),
+-- when given, runs before the drop.
+function h.database_each(open, close)
+  local env = spec_env(2)
+  local name
+  env.before_each(function()
+    name = h.new_database()
+    open(name)
+  end)
+  env.after_each(function()
+    if close then close() end
+    h.drop_database(name)
+  end)
+end
+
 -- Drops the databases made by new_database and removes every temp dir.
 -- Also runs when this module is collected (busted reloads it per spec file, and at exit).
 function h.cleanup()

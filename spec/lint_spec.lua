@@ -527,11 +527,7 @@ describe("lint #cli", function()
 
   describe("on upgrade", function()
     local db, env
-    before_each(function()
-      db = h.new_database()
-      env = { DATABASE_URL = h.url(db) }
-    end)
-    after_each(function() h.drop_database(db) end)
+    h.database_each(function(name) db, env = name, { DATABASE_URL = h.url(name) } end)
 
     it("warns and runs by default; --lint strict refuses to run; --lint off says nothing", function()
       local dir = project({ BAD })

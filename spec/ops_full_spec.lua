@@ -22,15 +22,10 @@ local HOSTILE = {
 
 describe("op API (live)", function()
   local db, conn, op
-  before_each(function()
-    db = h.new_database()
-    conn = core.connect(h.url(db))
+  h.database_each(function(name)
+    db, conn = name, core.connect(h.url(name))
     op = core.ops(core.new_context(conn))
-  end)
-  after_each(function()
-    conn:close()
-    h.drop_database(db)
-  end)
+  end, function() conn:close() end)
 
   local function one(sql, ...)
     local row = conn:query(sql, ...)[1]
@@ -719,11 +714,7 @@ end)
 
 describe("non-transactional revisions #cli", function()
   local db, env
-  before_each(function()
-    db = h.new_database()
-    env = { DATABASE_URL = h.url(db) }
-  end)
-  after_each(function() h.drop_database(db) end)
+  h.database_each(function(name) db, env = name, { DATABASE_URL = h.url(name) } end)
 
   local function project()
     return h.project({
@@ -847,7 +838,7 @@ op.drop_index("ix_posts_headline", { schema = "app" })
     assert.is_nil(err:find("NOTICE", 1, true))
     assert.is_nil(err:find("chatter", 1, true))
     assert.is_nil(err:find("skipping", 1, true))
-    assert.matches("luamig: server warning: careful: 42\n", err, 1, true)
+    assert.matches("luamig: warning: server: careful: 42\n", err, 1, true)
     assert.matches("Running upgrade  -> a1, noisy", out, 1, true)
   end)
 end)

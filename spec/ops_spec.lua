@@ -22,15 +22,10 @@ local where_pattern = src:gsub("%p", "%%%0") .. ":%d+: "
 
 describe("op (live)", function()
   local db, conn, op
-  before_each(function()
-    db = h.new_database()
-    conn = core.connect(h.url(db))
+  h.database_each(function(name)
+    db, conn = name, core.connect(h.url(name))
     op = core.ops(core.new_context(conn))
-  end)
-  after_each(function()
-    conn:close()
-    h.drop_database(db)
-  end)
+  end, function() conn:close() end)
 
   -- name, type, nullable, default of each column of table in schema (default public).
   local function columns(tbl, schema)

@@ -36,11 +36,7 @@ end
 
 describe("safety #cli", function()
   local db, env
-  before_each(function()
-    db = h.new_database()
-    env = { DATABASE_URL = h.url(db) }
-  end)
-  after_each(function() h.drop_database(db) end)
+  h.database_each(function(name) db, env = name, { DATABASE_URL = h.url(name) } end)
 
   local function run(dir, args, extra)
     local e = {}

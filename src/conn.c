@@ -57,13 +57,43 @@ static void add_collapsed(luaL_Buffer *b, const char *s, size_t max) {
 
 /* Server messages below ERROR: NOTICEs ("relation already exists, skipping")
  * are expected chatter of IF [NOT] EXISTS and go nowhere; a WARNING is worth
- * a line on stderr. libpq's default receiver would print them all. */
+ * a line on stderr, or, while c->hold_warnings is set, a place in c->warnings
+ * for luamig_conn_warnings (this runs inside libpq: it must not call Lua).
+ * libpq's default receiver would print them all. */
 static void notice_receiver(void *arg, const PGresult *res) {
-  (void)arg;
+  luamig_conn *c = arg;
   const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
   const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
   if (severity == NULL || strcmp(severity, "WARNING") != 0 || primary == NULL) return;
-  fprintf(stderr, "luamig: server warning: %s\n", primary);
+  if (!c->hold_warnings) {
+    fprintf(stderr, "luamig: server warning: %s\n", primary);
+  } else if (c->nwarnings < LUAMIG_HELD_WARNINGS) {
+    char *copy = malloc(strlen(primary) + 1);
+    if (copy != NULL) c->warnings[c->nwarnings++] = strcpy(copy, primary);
+  } else {
+    c->dropped_warnings++;
+  }
+}
+
+static void free_warnings(luamig_conn *c) {
+  for (int i = 0; i < c->nwarnings; i++) free(c->warnings[i]);
+  c->nwarnings = 0;
+  c->dropped_warnings = 0;
+}
+
+int luamig_conn_warnings(lua_State *L, luamig_conn *c) {
+  int n = c->nwarnings;
+  lua_createtable(L, n + 1, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, c->warnings[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (c->dropped_warnings > 0) {
+    lua_pushfstring(L, "(%d more warnings)", c->dropped_warnings);
+    lua_rawseti(L, -2, ++n);
+  }
+  free_warnings(c);
+  return n;
 }
 
 static luamig_conn *newconn(lua_State *L);
@@ -74,6 +104,7 @@ void luamig_conn_close(luamig_conn *c) {
     c->pg = NULL;                    /* closed first: never finished twice */
     PQfinish(pg);
   }
+  if (c != NULL) free_warnings(c);
 }
 
 /* ---- connecting: started early, finished when needed ----
@@ -123,7 +154,7 @@ luamig_conn *luamig_conn_start(lua_State *L, const char *url) {
   luamig_conn *c = newconn(L);
   c->pg = PQconnectStartParams(keys, vals, 1);
   if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
-  PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
+  PQsetNoticeReceiver(c->pg, notice_receiver, c);   /* a userdata: it does not move */
   c->polling = PQstatus(c->pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
   if (c->polling != PGRES_POLLING_FAILED) {
     double t = timeout_ms(c->pg);
@@ -697,6 +728,8 @@ static luamig_conn *newconn(lua_State *L) {
   c->pg = NULL;                      /* closed until PQconnectStartParams returns */
   c->polling = PGRES_POLLING_FAILED;
   c->deadline = 0;
+  c->hold_warnings = false;
+  c->nwarnings = c->dropped_warnings = 0;
   pushmeta(L);
   lua_setmetatable(L, -2);
   return c;

@@ -11,13 +11,18 @@
 
 #include "luamig.h"
 
-/* rev.load() -> the revision's environment, compiled and run now and not kept
- * (upvalues: the graph, the revision's index). A file that does not load is
+/* rev.load() -> the revision's environment, compiled and run now (upvalues:
+ * the graph, the revision's index, whether to keep it for the run: a step of a
+ * plan of at most LUAMIG_KEEP_BODIES; else it is dropped after the lint looked
+ * at it). A file that does not load is
  * the user's error, not the lint's: it is raised as { load_error = msg }, so
  * luamig_lint_plan passes it on as it is even in warn mode. */
-/* (graph, g, rev) -> env, for lint_load's protected call. */
+/* (graph, g, rev, keep) -> env, for lint_load's protected call. */
 static int call_push_body(lua_State *L) {
-  luamig_push_body(L, lua_touserdata(L, 2), 1, (int)lua_tointeger(L, 3));
+  luamig_graph *g = lua_touserdata(L, 2);
+  int rev = (int)lua_tointeger(L, 3);
+  if (lua_toboolean(L, 4)) luamig_load_body(L, g, 1, rev);   /* kept for the run */
+  luamig_push_body(L, g, 1, rev);
   return 1;
 }
 
@@ -28,7 +33,8 @@ static int lint_load(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushlightuserdata(L, g);
   lua_pushinteger(L, rev);
-  if (lua_pcall(L, 3, 1, 0) == LUA_OK) return 1;
+  lua_pushvalue(L, lua_upvalueindex(3));
+  if (lua_pcall(L, 4, 1, 0) == LUA_OK) return 1;
   lua_createtable(L, 0, 1);
   lua_insert(L, -2);
   lua_setfield(L, -2, "load_error");
@@ -84,7 +90,8 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
       lua_pop(L, 1);
       lua_pushvalue(L, r->graph);
       lua_pushinteger(L, i);
-      lua_pushcclosure(L, lint_load, 2);
+      lua_pushboolean(L, mark[i] && nfrom <= LUAMIG_KEEP_BODIES);
+      lua_pushcclosure(L, lint_load, 3);
       lua_setfield(L, -2, "load");
     }
     lua_rawseti(L, -2, ++n);

@@ -132,6 +132,20 @@ int luamig_read_current(luamig_run *r, int *cur, bool *present) {
   return n;
 }
 
+/* Server WARNINGs held during the run go to the log as "warn" events. */
+static void log_warnings(luamig_run *r) {
+  lua_State *L = r->L;
+  if (r->c == NULL || r->c->pg == NULL || (r->c->nwarnings == 0 && r->c->dropped_warnings == 0))
+    return;
+  int n = luamig_conn_warnings(L, r->c);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    luamig_run_log(r, "warn", lua_pushfstring(L, "server: %s", lua_tostring(L, -1)), 0);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
 /* Offline: hands the statements gathered so far to the log as "sql" events. */
 static void drain_script(luamig_run *r, int ctxidx) {
   lua_State *L = r->L;
@@ -389,11 +403,13 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
     if (lock_timeout)
       msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
     luamig_run_log(r, "fail", lua_tostring(L, lineidx), now_ms() - a.t0);
+    log_warnings(r);
     luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
   }
   double ms = now_ms() - a.t0;
   if (ctx->conn == NULL) drain_script(r, ctxidx);
   else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
+  log_warnings(r);
 
   /* result entry, appended to the results table just below the scratch */
   lua_settop(L, top);
@@ -515,6 +531,9 @@ static int open_context(luamig_run *r, bool offline) {
   if (!offline) {
     luamig_run_connect(r);
     connidx = r->conn;
+    /* with a log to take them, server WARNINGs go there, not to stderr */
+    if (lua_getfield(L, r->opts, "log") == LUA_TFUNCTION) r->c->hold_warnings = true;
+    lua_pop(L, 1);
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
   luamig_opctx_new(L, connidx);
@@ -573,8 +592,10 @@ static int migrate(lua_State *L, bool up) {
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
   if (up) luamig_lint_plan(&r, steps, nsteps);   /* loads what it lints: no second compile */
-  for (int i = 0; i < nsteps; i++)   /* a syntax error anywhere stops the run before any step */
-    luamig_check_body(L, r.g, r.graph, steps[i].rev);
+  for (int i = 0; i < nsteps; i++) {  /* a syntax error anywhere stops the run before any step */
+    if (nsteps <= LUAMIG_KEEP_BODIES) luamig_load_body(L, r.g, r.graph, steps[i].rev);
+    else luamig_check_body(L, r.g, r.graph, steps[i].rev);
+  }
   if (nsteps > 0) set_timeouts(L, &r, ctx);
   if (nsteps > 0 && offline) drain_script(&r, ctxidx);
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
@@ -590,6 +611,7 @@ static int migrate(lua_State *L, bool up) {
     lua_settop(L, results);
   }
   if (!offline) luamig_lock_release(L, r.c, &r.vt);
+  log_warnings(&r);
   return 1;
 }
 
@@ -668,6 +690,7 @@ static int cmd_stamp(lua_State *L) {
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);
+  log_warnings(&r);
   lua_createtable(L, ndest, 0);
   for (int i = 0; i < ndest; i++) {
     luamig_push_rev_info(L, g, dest[i]);

@@ -201,6 +201,21 @@ lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const ch
   return n;
 }
 
+void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
+                     const char *kind, const char *label, bool qualified) {
+  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
+  const char *name = luamig_arg_ident(L, what, arg, label);
+  luamig_check_opts(L, what, arg + 1, qualified ? allowed : allowed + 1);
+  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
+  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+  luaL_addstring(b, "DROP ");
+  luaL_addstring(b, kind);
+  luaL_addstring(b, if_exists == 1 ? " IF EXISTS " : " ");
+  if (qualified) luamig_add_relation(L, b, what, arg, arg + 1, label);
+  else luamig_add_ident(L, b, what, label, name, strlen(name));
+  if (cascade == 1) luaL_addstring(b, " CASCADE");
+}
+
 void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int name_idx,
                          int opts, const char *label) {
   const char *name = luamig_arg_ident(L, what, name_idx, label);

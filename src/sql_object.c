@@ -112,14 +112,7 @@ void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int 
 
 /* op.drop_enum(name [, {schema=, if_exists=, cascade=}]) */
 void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
-  luamig_arg_ident(L, what, arg, "type name");
-  luamig_check_opts(L, what, arg + 1, allowed);
-  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
-  luaL_addstring(b, if_exists == 1 ? "DROP TYPE IF EXISTS " : "DROP TYPE ");
-  luamig_add_relation(L, b, what, arg, arg + 1, "type name");
-  if (cascade == 1) luaL_addstring(b, " CASCADE");
+  luamig_add_drop(L, b, what, arg, "TYPE", "type name", true);
 }
 
 /* op.add_enum_value(name, value [, {schema=, before=, after=, if_not_exists=}]) */
@@ -165,24 +158,9 @@ void luamig_sql_create_schema(lua_State *L, luaL_Buffer *b, const char *what, in
   }
 }
 
-/* DROP <kind> [IF EXISTS] "name" [CASCADE] for schemas and extensions (not schema-qualified). */
-static void add_drop_unqualified(lua_State *L, luaL_Buffer *b, const char *what,
-                                 const char *kind, int arg, const char *label) {
-  static const char *const allowed[] = { "if_exists", "cascade", NULL };
-  const char *name = luamig_arg_ident(L, what, arg, label);
-  luamig_check_opts(L, what, arg + 1, allowed);
-  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
-  luaL_addstring(b, "DROP ");
-  luaL_addstring(b, kind);
-  luaL_addstring(b, if_exists == 1 ? " IF EXISTS " : " ");
-  luamig_add_ident(L, b, what, label, name, strlen(name));
-  if (cascade == 1) luaL_addstring(b, " CASCADE");
-}
-
 /* op.drop_schema(name [, {if_exists=, cascade=}]) */
 void luamig_sql_drop_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  add_drop_unqualified(L, b, what, "SCHEMA", arg, "schema name");
+  luamig_add_drop(L, b, what, arg, "SCHEMA", "schema name", false);
 }
 
 /* op.create_extension(name [, {schema=, if_not_exists=, version=, cascade=}]) */
@@ -211,7 +189,7 @@ void luamig_sql_create_extension(lua_State *L, luaL_Buffer *b, const char *what,
 
 /* op.drop_extension(name [, {if_exists=, cascade=}]) */
 void luamig_sql_drop_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  add_drop_unqualified(L, b, what, "EXTENSION", arg, "extension name");
+  luamig_add_drop(L, b, what, arg, "EXTENSION", "extension name", false);
 }
 
 /* ---- rows ---- */

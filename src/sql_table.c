@@ -326,14 +326,7 @@ void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int
 
 /* op.drop_table(name [, {schema=, if_exists=, cascade=}]) */
 void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
-  luamig_arg_ident(L, what, arg, "table name");
-  luamig_check_opts(L, what, arg + 1, allowed);
-  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
-  luaL_addstring(b, if_exists == 1 ? "DROP TABLE IF EXISTS " : "DROP TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 1, "table name");
-  if (cascade == 1) luaL_addstring(b, " CASCADE");
+  luamig_add_drop(L, b, what, arg, "TABLE", "table name", true);
 }
 
 /* op.rename_table(old, new [, {schema=}]) */

@@ -184,6 +184,16 @@ local function skip_group(toks, i)
   return i
 end
 
+-- Appends toks[first..last], passed through pass (a rewrite of a token list), to out
+-- between an open and a close token.
+local function append_through(out, toks, first, last, pass, open, close)
+  local inner = {}
+  for j = first, last do inner[#inner + 1] = toks[j] end
+  out[#out + 1] = { k = open }
+  for _, x in ipairs(pass(inner)) do out[#out + 1] = x end
+  out[#out + 1] = { k = close }
+end
+
 -- Removes casts: x::type, and CAST(x AS type) -> (x).
 local function drop_casts(toks)
   local out, i = {}, 1
@@ -211,11 +221,7 @@ local function drop_casts(toks)
         elseif depth == 0 and k == "id" and toks[j].v == "as" and not toks[j].quoted then as = j end
       end
       if as then
-        local inner = {}
-        for j = i + 2, as - 1 do inner[#inner + 1] = toks[j] end
-        out[#out + 1] = { k = "(" }
-        for _, x in ipairs(drop_casts(inner)) do out[#out + 1] = x end
-        out[#out + 1] = { k = ")" }
+        append_through(out, toks, i + 2, as - 1, drop_casts, "(", ")")
         i = stop + 1
       else
         out[#out + 1] = t
@@ -276,11 +282,7 @@ local function rewrite_in(toks)
       out[#out + 1] = { k = "op", v = negated and "<>" or "=" }
       out[#out + 1] = { k = "id", v = negated and "all" or "any" }
       out[#out + 1] = { k = "id", v = "array" }
-      out[#out + 1] = { k = "[" }
-      local inner = {}
-      for j = at + 2, stop - 1 do inner[#inner + 1] = toks[j] end
-      for _, x in ipairs(rewrite_in(inner)) do out[#out + 1] = x end
-      out[#out + 1] = { k = "]" }
+      append_through(out, toks, at + 2, stop - 1, rewrite_in, "[", "]")
       i = stop + 1
     else
       out[#out + 1] = t
