@@ -31,6 +31,7 @@ typedef struct luamig_conn {
   PostgresPollingStatusType polling; /* the handshake: OK once connected */
   double deadline;                   /* of the handshake (monotonic ms; 0: none) */
   bool hold_warnings;                /* keep server WARNINGs for luamig_conn_warnings */
+  int failed_at;                     /* the statement of the last batch that failed (-1: none) */
   char *warnings[LUAMIG_HELD_WARNINGS];
   int nwarnings, dropped_warnings;
 } luamig_conn;
@@ -214,6 +215,7 @@ typedef struct luamig_opctx {
   luamig_conn *conn;
   bool transactional;                /* false for revisions with transactional = false */
   bool defer;                        /* DDL waits for luamig_flush (a transactional revision) */
+  int tail_at;                       /* where the last luamig_flush's tail began in its batch */
 } luamig_opctx;
 
 /* Pushes a new context (user value 1: script table, user value 2: the conn,

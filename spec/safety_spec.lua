@@ -237,6 +237,24 @@ describe("safety #cli", function()
     assert.equal("a", h.psql(db, "SELECT string_agg(revision, ',') FROM luamig_log"))
   end)
 
+  it("a failure of the next revision's opening, sent with this COMMIT, is the next one's", function()
+    -- b's BEGIN and version move ride with a's COMMIT; a drops the version table under them
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("t_a", { { "id", "integer" } })
+  op.execute("DROP TABLE luamig_version")]], 'op.drop_table("t_a")'),
+      ["versions/b.lua"] = h.revision("b", "a", 'op.create_table("t_b", { { "id", "integer" } })',
+        'op.drop_table("t_b")'),
+    })
+    local code, out, err = run(dir, { "upgrade", "head", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches('upgrade b failed: 42P01: relation "luamig_version" does not exist; SQL: UPDATE',
+      err, 1, true)
+    assert.equal(1, select(2, err:gsub("\n", "")), err)
+    assert.matches("Running upgrade  -> a, a ... ", out, 1, true)   -- a finished: it committed
+    assert.equal("t_a|", h.psql(db, "SELECT to_regclass('t_a'), to_regclass('t_b')"))
+    assert.equal("a", h.psql(db, "SELECT string_agg(revision, ',') FROM luamig_log"))
+  end)
+
   it("sends a revision's DDL together, in order, and names the op that failed", function()
     -- the DDL waits for the next statement that needs an answer, or for COMMIT
     local dir = h.project({

@@ -440,6 +440,7 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
   PGconn *pg = c->pg;
   holder *h = new_holder(L);         /* the first failure, kept for its message */
   int top = lua_gettop(L);
+  c->failed_at = -1;
   if (!PQenterPipelineMode(pg)) {
     push_error(L, c, h, st[0].sql);
     lua_error(L);
@@ -481,6 +482,7 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
   }
   lua_settop(L, top);
   int at = failed < 0 ? 0 : failed;
+  c->failed_at = at;
   if (prefixes && prefixes[at]) lua_pushstring(L, prefixes[at]);
   push_error(L, c, h, st[at].sql);
   holder_clear(h);
@@ -729,6 +731,7 @@ static luamig_conn *newconn(lua_State *L) {
   c->polling = PGRES_POLLING_FAILED;
   c->deadline = 0;
   c->hold_warnings = false;
+  c->failed_at = -1;
   c->nwarnings = c->dropped_warnings = 0;
   pushmeta(L);
   lua_setmetatable(L, -2);

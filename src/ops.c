@@ -148,6 +148,7 @@ void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt 
   push_ctx(L, ctx);
   lua_getiuservalue(L, -1, 3);
   int queue = lua_gettop(L), nq = (int)lua_rawlen(L, queue) / 2, n = nq + ntail;
+  ctx->tail_at = nq;
   lua_newtable(L);                   /* emptied first: a failure leaves nothing to resend */
   lua_setiuservalue(L, queue - 1, 3);
   if (n == 0) { lua_settop(L, top); return; }

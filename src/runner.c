@@ -205,10 +205,13 @@ static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list
 typedef struct attempt {
   luamig_run *r;
   const luamig_step *s;
-  const char **from, **to;
-  int nfrom, nto;
+  luamig_move *m;                    /* this revision's version move */
+  luamig_move *next;                 /* the next revision's, to open with this COMMIT (or NULL) */
+  long *next_counts;                 /* its row counts, for that revision's check */
+  bool opened;                       /* this revision was opened with the previous COMMIT */
   const char *checksum;
   double t0;
+  bool final_sent;                   /* its last batch (audit row, COMMIT, next) went out */
 } attempt;
 
 /* Pushes SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
@@ -248,11 +251,14 @@ static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig
   lua_settop(L, top);
 }
 
-/* A transactional revision takes two round trips when its upgrade() only
- * makes DDL: BEGIN and the version move (whose row then stays locked until
- * COMMIT); then its DDL, which waited in the context, with the audit row and
- * COMMIT. A non-transactional one runs each statement as it comes, then
- * moves the version and writes the audit row together. */
+/* A transactional revision opens with BEGIN and its version move (whose row
+ * then stays locked until COMMIT); its DDL waits in the context and goes with
+ * its audit row and COMMIT. When the next revision is transactional too, its
+ * BEGIN and version move ride along after that COMMIT, so a run of DDL-only
+ * revisions takes one round trip each. A non-transactional revision runs each
+ * statement as it comes, then moves the version and writes the audit row. */
+enum { PRE_OPEN = 2 };               /* after the audit row and COMMIT */
+
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
   luamig_run *r = a->r;
@@ -260,9 +266,9 @@ static int run_attempt(lua_State *L) {
   const int env = 3;
   const luamig_rev *rv = &r->g->revs[a->s->rev];
   bool tx = rv->transactional;
-  luamig_move m = { a->from, a->nfrom, a->to, a->nto, { NULL, NULL } };
   luamig_opctx_reset(L, ctx);        /* nothing left from a failed try */
-  if (tx) open_revision(L, r, ctx, &m);
+  if (tx && a->opened) luamig_vtable_move_check(L, a->m, a->next_counts);
+  else if (tx) open_revision(L, r, ctx, a->m);
   ctx->defer = tx && ctx->conn != NULL;
   lua_newtable(L);                   /* the revision's own op: reads fall through to the run's */
   lua_pushvalue(L, 4);
@@ -275,14 +281,21 @@ static int run_attempt(lua_State *L) {
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
                         .ms = now_ms() - a->t0 };
   if (tx) {
-    luamig_stmt tail[2];
-    int n = 0;
+    int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
+    luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
+    long *counts = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *counts, 0);
     luamig_log_add(L, &r->vt, &log, tail, &n);
     tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
-    luamig_flush(L, ctx, n, tail, NULL);
-    lua_pop(L, 1);                   /* the INSERT's SQL */
+    if (a->next) {                   /* PRE_OPEN: the index where the next revision begins */
+      tail[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
+      luamig_vtable_move_add(L, &r->vt, a->next, tail, &n);
+    }
+    a->final_sent = true;
+    luamig_flush(L, ctx, n, tail, counts);
+    if (a->next) memcpy(a->next_counts, counts + PRE_OPEN + 1, (size_t)nnext * sizeof *counts);
+    lua_settop(L, top);
   } else {
-    luamig_vtable_move(L, ctx, &r->vt, &m, &log);
+    luamig_vtable_move(L, ctx, &r->vt, a->m, &log);
   }
   ctx->defer = false;
   return 0;
@@ -324,32 +337,13 @@ static void sleep_ms(double ms) {
   nanosleep(&ts, NULL);
 }
 
-/* One revision, one transaction: its statements and its version-table move,
- * retried with back-off when it times out waiting for a table lock. */
-static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads, int *applied) {
-  lua_State *L = r->L;
+/* The version-table move of step s (heads out, heads in), into m, whose
+ * arrays have room for g->n; heads and applied follow it. */
+static void plan_move(luamig_run *r, const luamig_step *s, int *heads, int *applied,
+                      luamig_move *m, const char **from, const char **to) {
   luamig_graph *g = r->g;
-  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
   const luamig_rev *rv = &g->revs[s->rev];
-  int top = lua_gettop(L);
-  int nrel = rv->nparents + rv->ndeps;
-  const char **from = lua_newuserdatauv(L, (size_t)(nrel + 1) * sizeof *from, 0);
-  const char **to = lua_newuserdatauv(L, (size_t)(nrel + 1) * sizeof *to, 0);
-  int nfrom = 0, nto = 0;
-
-  /* the line Alembic prints: "Running upgrade a -> b, message" */
-  const char *parents = push_ids(L, g, rv->parents, rv->nparents);
-  const char *line = s->up
-    ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
-                      rv->message ? rv->message : "")
-    : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents,
-                      rv->message ? rv->message : "");
-  if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
-  int lineidx = lua_gettop(L);
-  if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
-  else luamig_run_log(r, "start", line, 0);
-
-  /* the version-table move: heads out, heads in */
+  int nrel = rv->nparents + rv->ndeps, nfrom = 0, nto = 0;
   if (s->up) {
     for (int k = 0; k < nrel; k++) {
       int p = k < rv->nparents ? rv->parents[k] : rv->deps[k - rv->nparents];
@@ -371,6 +365,34 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
       if (!covered) { heads[p] = 1; to[nto++] = pr->id; }
     }
   }
+  *m = (luamig_move){ from, nfrom, to, nto, { NULL, NULL } };
+}
+
+/* One revision, one transaction: its statements and its version-table move
+ * m, retried with back-off when it times out waiting for a table lock. next
+ * (with its step), when not NULL, is the following revision's move, to be
+ * opened with this COMMIT; opened says this one was opened that way. Returns
+ * whether next was opened. */
+static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_move *m,
+                     const luamig_step *next_step, luamig_move *next, long *next_counts,
+                     bool opened) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
+  const luamig_rev *rv = &g->revs[s->rev];
+  int top = lua_gettop(L);
+
+  /* the line Alembic prints: "Running upgrade a -> b, message" */
+  const char *parents = push_ids(L, g, rv->parents, rv->nparents);
+  const char *line = s->up
+    ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
+                      rv->message ? rv->message : "")
+    : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents,
+                      rv->message ? rv->message : "");
+  if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
+  int lineidx = lua_gettop(L);
+  if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
+  else luamig_run_log(r, "start", line, 0);
 
   ctx->transactional = rv->transactional;
   luamig_load_body(L, g, r->graph, s->rev);
@@ -379,7 +401,11 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
   int env = lua_gettop(L);
   lua_pushnil(L);                    /* dropped once fetched: 10,000 at once would not fit in 30 MB */
   lua_rawseti(L, env - 1, s->rev + 1);
-  attempt a = { r, s, from, to, nfrom, nto, rv->sum, now_ms() };
+  /* only live, and only from one transactional revision to another */
+  if (ctx->conn == NULL || !rv->transactional || next_step == NULL ||
+      !g->revs[next_step->rev].transactional)
+    next = NULL;
+  attempt a = { r, s, m, next, next_counts, opened, rv->sum, now_ms(), false };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
     lua_pushlightuserdata(L, &a);
@@ -387,7 +413,15 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
     lua_pushvalue(L, env);
     lua_pushvalue(L, r->ops);
     if (lua_pcall(L, 4, 0, 0) == LUA_OK) break;
+    a.opened = false;                /* a retry opens itself */
     const char *msg = luaL_tolstring(L, -1, NULL);
+    if (a.final_sent && a.next && ctx->conn->failed_at - ctx->tail_at >= PRE_OPEN) {
+      /* this revision committed; the next one's BEGIN or version move failed */
+      luamig_run_log(r, "done", lua_tostring(L, lineidx), now_ms() - a.t0);
+      log_warnings(r);
+      luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
+                 g->revs[next_step->rev].id, msg);
+    }
     bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
     if (lock_timeout && tries < r->lock_retries) {
@@ -419,6 +453,7 @@ static void run_step(luamig_run *r, int ctxidx, const luamig_step *s, int *heads
   lua_pushnumber(L, ms);
   lua_setfield(L, -2, "ms");
   lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
+  return next != NULL;
 }
 
 /* Compares the audit log with the files: pushes { changed = {...}, missing =
@@ -601,13 +636,28 @@ static int migrate(lua_State *L, bool up) {
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);
+  /* two moves: this step's and the next one's (planned a step ahead, so it
+   * can open with this step's COMMIT) */
+  const char **ids = lua_newuserdatauv(L, (size_t)4 * (size_t)(r.g->n + 1) * sizeof *ids, 0);
+  long *next_counts = lua_newuserdatauv(L, (size_t)(r.g->n + 1) * sizeof *next_counts, 0);
+  luamig_move moves[2];
+  int n1 = r.g->n + 1;
+  if (nsteps > 0) plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
 
   lua_createtable(L, nsteps, 0);
   int results = lua_gettop(L);
   r.nsteps = nsteps;
+  bool opened = false;
   for (int i = 0; i < nsteps; i++) {
     r.step = i + 1;
-    run_step(&r, ctxidx, &steps[i], heads, applied);
+    luamig_move *m = &moves[i % 2], *next = NULL;
+    if (i + 1 < nsteps) {
+      next = &moves[(i + 1) % 2];
+      const char **buf = ids + (size_t)((i + 1) % 2) * 2 * (size_t)n1;
+      plan_move(&r, &steps[i + 1], heads, applied, next, buf, buf + n1);
+    }
+    opened = run_step(&r, ctxidx, &steps[i], m, next ? &steps[i + 1] : NULL, next, next_counts,
+                      opened);
     lua_settop(L, results);
   }
   if (!offline) luamig_lock_release(L, r.c, &r.vt);
