@@ -522,6 +522,7 @@ static void add_revision(lua_State *L, luamig_graph *g, int gidx, int hdr, const
  * the reader and frees what it read ahead. */
 
 #define AHEAD 64
+#define BATCH 16                     /* a waiting thread is woken for this many files, not each */
 
 typedef struct fetched {
   char *data;
@@ -536,6 +537,7 @@ typedef struct prefetch {
   int dirfd;
   const char **names;                /* anchored in the names table on the stack */
   int n, done, used;                 /* files; read by the reader; taken by the loader */
+  int want_done, want_used;          /* what a waiting loader / reader waits for */
   bool stop, sums;
   fetched *files;
   pthread_mutex_t mu;
@@ -569,7 +571,10 @@ static void *reader(void *arg) {
   prefetch *p = arg;
   for (int i = 0; i < p->n; i++) {
     pthread_mutex_lock(&p->mu);
-    while (!p->stop && i >= p->used + AHEAD) pthread_cond_wait(&p->cv, &p->mu);
+    if (!p->stop && i >= p->used + AHEAD) {
+      p->want_used = i - AHEAD + BATCH;
+      while (!p->stop && i >= p->used + AHEAD) pthread_cond_wait(&p->cv, &p->mu);
+    }
     bool stop = p->stop;
     pthread_mutex_unlock(&p->mu);
     if (stop) break;
@@ -578,7 +583,7 @@ static void *reader(void *arg) {
     pthread_mutex_lock(&p->mu);
     p->files[i] = f;
     p->done = i + 1;
-    pthread_cond_broadcast(&p->cv);
+    if (p->done >= p->want_done || p->done == p->n) pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
   }
   return NULL;
@@ -649,11 +654,14 @@ static prefetch *prefetch_start(lua_State *L, const char *dir, int idx, int n, b
 static const char *take(lua_State *L, prefetch *p, int i, int buf, size_t *len, char sum[65]) {
   if (!p->running) return NULL;
   pthread_mutex_lock(&p->mu);
-  while (p->done <= i) pthread_cond_wait(&p->cv, &p->mu);
+  if (p->done <= i) {
+    p->want_done = i + BATCH < p->n ? i + BATCH : p->n;
+    while (p->done <= i) pthread_cond_wait(&p->cv, &p->mu);
+  }
   fetched f = p->files[i];
   p->files[i].data = NULL;
   p->used = i + 1;
-  pthread_cond_broadcast(&p->cv);
+  if (p->used >= p->want_used) pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   if (!f.ok) return NULL;
   if (lua_rawlen(L, buf) <= f.len) { /* grow the state's buffer (never full: as read_file) */
