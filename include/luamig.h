@@ -40,6 +40,9 @@ typedef struct luamig_conn {
  * "(N more warnings)" when some did not fit) and forgets them; returns the count. */
 int luamig_conn_warnings(lua_State *L, luamig_conn *c);
 
+/* A monotonic clock in milliseconds (timeouts, durations). */
+double luamig_now_ms(void);
+
 /* Pushes a connected handle. Raises "could not connect to <url>: <msg>"
  * with the password masked. */
 luamig_conn *luamig_conn_connect(lua_State *L, const char *url);

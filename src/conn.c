@@ -117,7 +117,7 @@ void luamig_conn_close(luamig_conn *c) {
  * connect_timeout to the caller in this mode, so finish applies it (10 s
  * unless the URL or PGCONNECT_TIMEOUT says otherwise). */
 
-static double clock_ms(void) {
+double luamig_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
@@ -158,7 +158,7 @@ luamig_conn *luamig_conn_start(lua_State *L, const char *url) {
   c->polling = PQstatus(c->pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
   if (c->polling != PGRES_POLLING_FAILED) {
     double t = timeout_ms(c->pg);
-    c->deadline = t > 0 ? clock_ms() + t : 0;
+    c->deadline = t > 0 ? luamig_now_ms() + t : 0;
   }
   step(c, 0);                        /* send the start-up packet now */
   return c;
@@ -171,7 +171,7 @@ void luamig_conn_pump(luamig_conn *c) {
 void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url) {
   bool timed_out = false;
   while (c->polling != PGRES_POLLING_OK && c->polling != PGRES_POLLING_FAILED) {
-    double left = c->deadline > 0 ? c->deadline - clock_ms() : -1;
+    double left = c->deadline > 0 ? c->deadline - luamig_now_ms() : -1;
     if (c->deadline > 0 && left <= 0) { timed_out = true; break; }
     step(c, left < 0 ? -1 : (int)left + 1);
   }

@@ -395,6 +395,14 @@ static int push_filebuf(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* Replaces the buffer at buf (and the registry's) by one of size bytes. */
+static void grow_filebuf(lua_State *L, int buf, size_t size) {
+  lua_newuserdatauv(L, size, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "luamig.filebuf");
+  lua_replace(L, buf);
+}
+
 /* Reads path whole into the buffer at buf (replaced by a larger one when
  * needed); returns the text, or NULL when it cannot be read (then Lua's own
  * loader reports why). The descriptor is closed before anything can raise. */
@@ -409,10 +417,7 @@ static const char *read_file(lua_State *L, int buf, const char *path, size_t *le
     close(fd);
     if (got < 0) return NULL;
     if (n < cap) { *len = n; return data; }
-    lua_newuserdatauv(L, cap * 2, 0);  /* full: maybe more to come */
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "luamig.filebuf");
-    lua_replace(L, buf);
+    grow_filebuf(L, buf, cap * 2);   /* full: maybe more to come */
   }
 }
 
@@ -664,12 +669,7 @@ static const char *take(lua_State *L, prefetch *p, int i, int buf, size_t *len, 
   if (p->used >= p->want_used) pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   if (!f.ok) return NULL;
-  if (lua_rawlen(L, buf) <= f.len) { /* grow the state's buffer (never full: as read_file) */
-    lua_newuserdatauv(L, f.len * 2 + 1, 0);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "luamig.filebuf");
-    lua_replace(L, buf);
-  }
+  if (lua_rawlen(L, buf) <= f.len) grow_filebuf(L, buf, f.len * 2 + 1);  /* never full: as read_file */
   char *data = lua_touserdata(L, buf);
   memcpy(data, f.data, f.len);
   free(f.data);

@@ -166,11 +166,8 @@ void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt 
     st[nq + i] = tail[i];
     where[nq + i] = NULL;
   }
-  if (ctx->conn != NULL) {
-    luamig_batch(L, ctx->conn, n, st, got, false, where);
-  } else {
-    for (int i = 0; i < n; i++) got[i] = luamig_emit(L, ctx, st[i].sql, st[i].nparams, st[i].params);
-  }
+  if (ctx->conn != NULL) luamig_batch(L, ctx->conn, n, st, got, false, where);
+  else luamig_emit_batch(L, ctx, n, st, got);
   for (int i = 0; counts && i < ntail; i++) counts[i] = got[nq + i];
   lua_settop(L, top);
 }

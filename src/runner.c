@@ -19,12 +19,6 @@ extern char **environ;
 
 #include "luamig.h"
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The database URL of the config (NULL: libpq's PG* environment). */
 static const char *config_url(luamig_run *r) {
   lua_getfield(r->L, r->cfg, "url");
@@ -87,19 +81,15 @@ void luamig_run_log(luamig_run *r, const char *event, const char *text, double m
   lua_call(L, 5, 0);
 }
 
-bool luamig_opt_preset(lua_State *L, const char *name) {
-  if (lua_type(L, 1) != LUA_TTABLE) return false;
-  lua_getfield(L, 1, name);
-  bool set = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return set;
-}
-
 bool luamig_opt_flag(lua_State *L, int opts, const char *name) {
   lua_getfield(L, opts, name);
   bool b = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return b;
+}
+
+bool luamig_opt_preset(lua_State *L, const char *name) {
+  return lua_type(L, 1) == LUA_TTABLE && luamig_opt_flag(L, 1, name);
 }
 
 int *luamig_scratch(lua_State *L, int n) {
@@ -239,12 +229,18 @@ static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
   lua_settop(L, top);
 }
 
-/* BEGIN and the version move m, in one round trip. */
+/* Appends a revision's opening: BEGIN, then its version move m (whose row
+ * counts follow BEGIN's in the batch's counts). */
+static void add_opening(lua_State *L, luamig_run *r, luamig_move *m, luamig_stmt *st, int *n) {
+  st[(*n)++] = (luamig_stmt){ "BEGIN", 0, NULL };
+  luamig_vtable_move_add(L, &r->vt, m, st, n);
+}
+
+/* A revision's opening on its own, in one round trip, checked. */
 static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig_move *m) {
   int top = lua_gettop(L), n = 0;
   luamig_stmt *st = lua_newuserdatauv(L, (size_t)(1 + m->nfrom + m->nto) * sizeof *st, 0);
-  st[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
-  luamig_vtable_move_add(L, &r->vt, m, st, &n);
+  add_opening(L, r, m, st, &n);
   long *counts = lua_newuserdatauv(L, (size_t)n * sizeof *counts, 0);
   luamig_emit_batch(L, ctx, n, st, counts);
   if (ctx->conn != NULL) luamig_vtable_move_check(L, m, counts + 1);
@@ -279,17 +275,14 @@ static int run_attempt(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
-                        .ms = now_ms() - a->t0 };
+                        .ms = luamig_now_ms() - a->t0 };
   if (tx) {
     int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
     luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
     long *counts = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *counts, 0);
     luamig_log_add(L, &r->vt, &log, tail, &n);
     tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
-    if (a->next) {                   /* PRE_OPEN: the index where the next revision begins */
-      tail[n++] = (luamig_stmt){ "BEGIN", 0, NULL };
-      luamig_vtable_move_add(L, &r->vt, a->next, tail, &n);
-    }
+    if (a->next) add_opening(L, r, a->next, tail, &n);   /* at PRE_OPEN */
     a->final_sent = true;
     luamig_flush(L, ctx, n, tail, counts);
     if (a->next) memcpy(a->next_counts, counts + PRE_OPEN + 1, (size_t)nnext * sizeof *counts);
@@ -405,7 +398,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   if (ctx->conn == NULL || !rv->transactional || next_step == NULL ||
       !g->revs[next_step->rev].transactional)
     next = NULL;
-  attempt a = { r, s, m, next, next_counts, opened, rv->sum, now_ms(), false };
+  attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
     lua_pushlightuserdata(L, &a);
@@ -417,7 +410,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
     const char *msg = luaL_tolstring(L, -1, NULL);
     if (a.final_sent && a.next && ctx->conn->failed_at - ctx->tail_at >= PRE_OPEN) {
       /* this revision committed; the next one's BEGIN or version move failed */
-      luamig_run_log(r, "done", lua_tostring(L, lineidx), now_ms() - a.t0);
+      luamig_run_log(r, "done", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
       log_warnings(r);
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
@@ -436,11 +429,11 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
     }
     if (lock_timeout)
       msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
-    luamig_run_log(r, "fail", lua_tostring(L, lineidx), now_ms() - a.t0);
+    luamig_run_log(r, "fail", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
     log_warnings(r);
     luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
   }
-  double ms = now_ms() - a.t0;
+  double ms = luamig_now_ms() - a.t0;
   if (ctx->conn == NULL) drain_script(r, ctxidx);
   else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
   log_warnings(r);
