@@ -71,7 +71,7 @@ test: deps all asan
 demo: deps all
 	@bash scripts/demo.sh
 
-bench: all
+bench: deps all
 	@bash bench/run.sh
 	@bash bench/autogen.sh
 

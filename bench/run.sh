@@ -25,6 +25,10 @@ LUA=${LUA:-lua5.4}
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
+if ! command -v hyperfine >/dev/null && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+  say "installing hyperfine (the timer of every figure)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
+fi
 command -v hyperfine >/dev/null || die "hyperfine is needed (apt-get install hyperfine)"
 command -v "$LUA" >/dev/null || die "$LUA is needed (apt-get install lua5.4)"
 [[ -x $PSQL ]] || die "no psql at $PSQL (set PG_BINDIR)"
