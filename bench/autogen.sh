@@ -14,7 +14,7 @@ LUA=${LUA:-lua5.4}
 if [[ -z ${PGHOST:-} ]]; then
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench-autogen.XXXXXX")
   chmod 755 "$tmp"
-  trap 'bash "$root/scripts/pgcluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+  trap 'bash "$root/scripts/pgcluster.sh" remove "$tmp/pg" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
   unset DATABASE_URL PGDATABASE PGHOSTADDR PGSERVICE PGPASSWORD PGOPTIONS
   eval "$(bash scripts/pgcluster.sh start "$tmp/pg" "${BENCH_PORT:-5492}")"
   export PGHOST PGPORT PGUSER

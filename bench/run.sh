@@ -45,7 +45,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench.XXXXXX")
 chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
 cleanup() {
-  bash "$root/scripts/pgcluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  bash "$root/scripts/pgcluster.sh" remove "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT

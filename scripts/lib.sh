@@ -65,12 +65,11 @@ need_luamig() {
   [[ -x $LUAMIG ]] || die "$LUAMIG is missing: run make first"
 }
 
-# Starts the private cluster under .demo/ (or finds it running) and exports
-# PGHOST/PGPORT/PGUSER for it. pgcluster.sh hands .demo/ to postgres when we are root.
+# Starts the private cluster of .demo/ (or finds it running) and exports
+# PGHOST/PGPORT/PGUSER for it. It lives in .demo/, or where the server's user can reach it
+# (root runs it as postgres): pgcluster.sh decides, and names it in .demo/cluster.
 demo_cluster_start() {
   local out
-  "$PG_BINDIR/pg_isready" -q -h "$DEMO_DIR" -p "$DEMO_PORT" 2>/dev/null ||
-    note "Starting the private PostgreSQL cluster in $DEMO_DIR (port $DEMO_PORT)..."
   out=$(bash "$ROOT/scripts/pgcluster.sh" start "$DEMO_DIR" "$DEMO_PORT") ||
     die "could not start the demo cluster (bash scripts/pgcluster.sh start .demo $DEMO_PORT)"
   eval "$(printf '%s\n' "$out" | grep '^export ' || true)"
@@ -156,7 +155,7 @@ use_database() {
 demo_footer() {
   cat <<EOF
 
-Connect:   $PSQL -h $DEMO_DIR -p ${PGPORT:-$DEMO_PORT} -U postgres $DEMO_DB
+Connect:   $PSQL -h $PGHOST -p ${PGPORT:-$DEMO_PORT} -U postgres $DEMO_DB
            (then: \\dt, \\d sessions, SELECT * FROM luamig_version;)
 Stop it:   bash scripts/pgcluster.sh stop .demo
 EOF

@@ -15,7 +15,7 @@ specs=("$@")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-test.XXXXXX")
 chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
 cleanup() {
-  bash scripts/pgcluster.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+  bash scripts/pgcluster.sh remove "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
