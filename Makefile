@@ -27,7 +27,7 @@ CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 
-.PHONY: all asan test demo deps clean bench install fuzz
+.PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
@@ -41,15 +41,19 @@ $(B)/lib/luamig/core.so: $(OBJ)
 CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 
 # The Lua modules the command carries inside (package.preload), so it needs no Lua
-# files at run time; luamig/core.so finds them on package.path instead.
-LUA       ?= lua$(LUA_VERSION)
+# files at run time; luamig/core.so finds them on package.path instead. scripts/embed.c
+# writes them as C arrays (after compiling each): the build runs no lua5.4 binary.
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua
 
-$(B)/gen/embedded_lua.c: scripts/embed.lua $(EMBED_LUA)
+$(B)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)
-	$(LUA) scripts/embed.lua $@ $(EMBED_LUA)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LUA_LIB) -lm
+
+$(B)/gen/embedded_lua.c: $(B)/embed $(EMBED_LUA)
+	@mkdir -p $(dir $@)
+	$(B)/embed $@ $(EMBED_LUA)
 
 $(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
 	@mkdir -p $(dir $@)
@@ -62,16 +66,18 @@ $(B)/luamig: $(OBJ) $(CLI_OBJ)
 asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g $(SAN)" build-asan/luamig
 
-deps:
-	@bash scripts/deps.sh
+# What each target needs, installed with apt-get when we are root (scripts/deps.sh).
+deps: deps-test
+deps-build deps-demo deps-test deps-bench:
+	@bash scripts/deps.sh $(@:deps-%=%)
 
-test: deps all asan
+test: deps-test all asan
 	@bash scripts/test.sh
 
-demo: deps all
+demo: deps-demo all
 	@bash scripts/demo.sh
 
-bench: deps all
+bench: deps-bench all
 	@bash bench/run.sh
 	@bash bench/autogen.sh
 
@@ -84,7 +90,7 @@ clean:
 
 # The seed project's targets (db-setup, db-migrate, db-migrate-create, db-migrate-rollback,
 # db-migrate-history, db-migrate-current, db-reset) on DATABASE_URL or the demo cluster.
-db-%: all
+db-%: deps-demo all
 	@bash scripts/db.sh $*
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command, the luamig module (Lua files and

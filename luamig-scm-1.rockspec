@@ -17,7 +17,7 @@ advisory lock while it works. It installs the luamig command, the luamig module 
 luamig.core) and, inside the rock's directory, the man page and shell completions.
 ]],
   homepage = "https://github.com/luamig/luamig",
-  license = "MIT",  -- placeholder until the project adds a LICENSE file
+  license = "MIT",
   labels = { "database", "postgresql", "migrations" },
 }
 
@@ -41,7 +41,6 @@ build = {
   build_variables = {
     CFLAGS = "$(CFLAGS) -I$(PQ_INCDIR)/postgresql",
     LIBFLAG = "$(LIBFLAG)",
-    LUA = "$(LUA)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA_LIBDIR = "$(LUA_LIBDIR)",
     PQ_INCDIR = "$(PQ_INCDIR)",

@@ -25,17 +25,12 @@ LUA=${LUA:-lua5.4}
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-if ! command -v hyperfine >/dev/null && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-  say "installing hyperfine (the timer of every figure)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null 2>&1 || true
-fi
+# hyperfine (the timer of every figure), lua5.4, PostgreSQL, GNU time (max RSS):
+# installed when we are root, as for make bench.
+bash scripts/deps.sh bench || exit 1
 command -v hyperfine >/dev/null || die "hyperfine is needed (apt-get install hyperfine)"
 command -v "$LUA" >/dev/null || die "$LUA is needed (apt-get install lua5.4)"
 [[ -x $PSQL ]] || die "no psql at $PSQL (set PG_BINDIR)"
-if [[ ! -x /usr/bin/time ]] && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-  say "installing GNU time (for max RSS)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 || true
-fi
 [[ -x /usr/bin/time ]] || say "no /usr/bin/time: the max RSS column will say n/a"
 if [[ ! -x $LUAMIG ]]; then
   [[ -z ${BENCH_LUAMIG:-} ]] || die "no luamig binary at $LUAMIG"

@@ -13,6 +13,14 @@ local function must(cmd)
 end
 M.must = must
 
+-- The text of a file.
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 -- make, luarocks and the scripts must not see the MAKEFLAGS of a `make test` around them,
 -- nor any database of the caller's.
 M.CLEAN_ENV = {
@@ -53,6 +61,40 @@ end
 function M.clone(dest)
   must(("git clone -q %s %s"):format(q(M.origin()), q(dest)))
   return dest
+end
+
+local without = {}   -- PATH directories made so far in this spec file, by what they hide
+
+-- A directory to use as PATH: every command on PATH but those named in hidden (under any
+-- name: a link to lua5.4 is hidden with lua5.4), as on a machine without their packages.
+function M.path_without(hidden)
+  local key = table.concat(hidden, " ")
+  if without[key] then return without[key] end
+  local dir, words = M.scratch() .. "/bin", {}
+  for i, n in ipairs(hidden) do words[i] = q(n) end
+  must("mkdir " .. q(dir))
+  must(("cd %s && bash -c %s _ %s"):format(q(dir), q([==[
+    declare -A hide
+    for n in "$@"; do hide[$n]=1; done
+    IFS=: read -ra dirs <<<"$PATH"
+    for d in "${dirs[@]}"; do
+      for f in "$d"/*; do
+        n=${f##*/}
+        [[ -x $f && ! -d $f && ! -e $n && ! -L $n && -z ${hide[$n]:-} ]] || continue
+        if [[ -L $f ]]; then t=$(readlink -f "$f"); [[ -z ${hide[${t##*/}]:-} ]] || continue; fi
+        ln -s "$f" "$n"
+      done
+    done]==]), table.concat(words, " ")))
+  for _, n in ipairs(hidden) do
+    assert(h.sh("PATH=" .. q(dir) .. " command -v " .. q(n)) ~= 0, n .. " is still on " .. dir)
+  end
+  without[key] = dir
+  return dir
+end
+
+-- PATH without lua5.4: the build must need no Lua interpreter.
+function M.path_without_lua54()
+  return M.path_without { "lua5.4", "luac5.4" }
 end
 
 return M

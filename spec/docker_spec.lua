@@ -3,18 +3,14 @@
 -- where a compose client is installed (it needs no engine), else the spec says it
 -- skipped that check. #docker
 local h = require "helpers"
+local checkout = require "checkout"
 
 assert(_VERSION == "Lua 5.4", "run the specs with busted --lua=lua5.4")
 
 local q = h.shell_quote
+local read = checkout.read
 local DIR = h.root .. "/examples/docker"
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- The compose command here: "docker compose" (the v2 plugin) or "docker-compose", or nil.
 local function compose_command()

@@ -1,7 +1,9 @@
 -- Installing luamig: make install / uninstall under a PREFIX, luarocks make into a
--- tree (from a copy of the repository, so the work tree's build/ stays as it is),
--- and the shell completions. #install
+-- tree (from a copy of the repository, so the work tree's build/ stays as it is, and
+-- with no lua5.4 on PATH: the build needs none), luarocks pack of a source rock from a
+-- local clone and a build of that rock, and the shell completions. #install
 local h = require "helpers"
+local checkout = require "checkout"
 
 assert(_VERSION == "Lua 5.4", "run the specs with busted --lua=lua5.4")
 
@@ -16,6 +18,8 @@ end
 local function exists(path)
   return h.sh("test -e " .. q(path)) == 0
 end
+
+local read = checkout.read
 
 -- A scratch directory under the spec session's temp dir.
 local function scratch()
@@ -122,8 +126,8 @@ describe("luarocks make #install", function()
     must(("mkdir %s && tar -C %s --exclude='./build*' --exclude=./.demo --exclude=./.git "
           .. "--exclude=./.pgtest -cf - . | tar -C %s -xf -")
       :format(q(src), q(h.root), q(src)))
-    must(("cd %s && %s MAKEFLAGS=-j2 luarocks --lua-version=5.4 make --tree=%s %s 2>&1")
-      :format(q(src), CLEAN_MAKE, q(tree), args or ""))
+    must(("cd %s && %s MAKEFLAGS=-j2 PATH=%s luarocks --lua-version=5.4 make --tree=%s %s 2>&1")
+      :format(q(src), CLEAN_MAKE, q(checkout.path_without_lua54()), q(tree), args or ""))
     return tree
   end
 
@@ -158,6 +162,38 @@ describe("luarocks make #install", function()
   it("with PQ_INCDIR given", function()
     local inc = must("pg_config --includedir 2>/dev/null || echo /usr/include/postgresql"):gsub("%s+$", "")
     check_tree(luarocks_make("PQ_INCDIR=" .. q(inc)))
+  end)
+
+  it("luarocks pack makes a source rock from a local clone, and that rock builds", function()
+    local real = read(h.root .. "/luamig-scm-1.rockspec")
+    local url = 'url = "git+https://github.com/luamig/luamig.git"'
+    assert.matches(url, real, nil, true)
+    assert.not_matches("placeholder", real, nil, true)
+    assert.matches('license = "MIT"', real, nil, true)
+    local license = read(h.root .. "/LICENSE")
+    assert.matches("^MIT License\n\nCopyright %(c%) %d+ the luamig authors\n", license)
+
+    -- a copy of the rockspec whose source is a clone of this tree
+    local base = scratch()
+    local clone = checkout.clone(base .. "/luamig")
+    must("mkdir " .. q(base .. "/rock"))
+    local f = assert(io.open(base .. "/rock/luamig-scm-1.rockspec", "w"))
+    f:write((real:gsub(url:gsub("%p", "%%%0"), ('url = "git+file://%s"'):format(clone))))
+    f:close()
+    local out = must(("cd %s/rock && %s luarocks --lua-version=5.4 pack luamig-scm-1.rockspec 2>&1")
+      :format(q(base), CLEAN_MAKE))
+    assert.matches("Packed: .*luamig%-scm%-1%.src%.rock", out)
+    local listing = must("unzip -l " .. q(base .. "/rock/luamig-scm-1.src.rock"))
+    for _, file in ipairs { "luamig-scm-1.rockspec", "luamig/LICENSE", "luamig/Makefile",
+                            "luamig/scripts/embed.c", "luamig/src/cli.c", "luamig/lua/luamig/init.lua" } do
+      assert.matches("%s" .. file:gsub("%p", "%%%0") .. "\n", listing, nil, false, file .. " is not in the rock")
+    end
+
+    local tree = base .. "/tree"
+    must(("cd %s/rock && %s MAKEFLAGS=-j2 PATH=%s luarocks --lua-version=5.4 build "
+          .. "luamig-scm-1.src.rock --tree=%s 2>&1")
+      :format(q(base), CLEAN_MAKE, q(checkout.path_without_lua54()), q(tree)))
+    check_tree(tree)
   end)
 end)
 
