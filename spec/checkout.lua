@@ -13,12 +13,18 @@ local function must(cmd)
 end
 M.must = must
 
--- The text of a file.
+-- The text of a file; writing one.
 function M.read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")
   f:close()
   return s
+end
+
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
 end
 
 -- make, luarocks and the scripts must not see the MAKEFLAGS of a `make test` around them,

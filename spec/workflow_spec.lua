@@ -3,16 +3,18 @@
 -- db-reset, on the repository's example project against a fresh database. #workflow
 --
 -- make runs in a temporary copy of the project (Makefile, scripts/, luamig.lua,
--- versions/), so db-migrate-create writes there and not into the repository's
+-- versions/, app/), so db-migrate-create writes there and not into the repository's
 -- versions/. `-o all` keeps make from building in the copy (which has no sources):
 -- the luamig command is this tree's, through LUAMIG (scripts/lib.sh reads it).
 local h = require "helpers"
+local checkout = require "checkout"
 
 assert(_VERSION == "Lua 5.4", "run the specs with busted --lua=lua5.4")
 
 local HEAD, BEFORE = "3f2a9c1b7e4d", "a1b2c3d4e5f6"
 
 local q = h.shell_quote
+local read, write = checkout.read, checkout.write
 
 local function must(cmd)
   local code, out = h.sh(cmd)
@@ -28,7 +30,7 @@ describe("the guide's make targets #workflow", function()
     h.drop_database(db)
     base = h.project({})
     dir = base .. "/project"
-    must(("mkdir %s && cd %s && cp -R Makefile scripts luamig.lua versions %s/")
+    must(("mkdir %s && cd %s && cp -R Makefile scripts luamig.lua versions app %s/")
       :format(q(dir), q(h.root), q(dir)))
   end)
   after_each(function() h.drop_database(db) end)
@@ -115,10 +117,38 @@ describe("the guide's make targets #workflow", function()
     assert.matches("Upgraded: 5 revisions.", out, nil, true)
   end)
 
-  it("db-migrate-create asks for the message on standard input", function()
+  it("db-migrate-create asks for the message on standard input; without models, a plain revision", function()
+    -- a project whose luamig.lua names no models: no database needed (this one does not exist)
+    local config = read(dir .. "/luamig.lua")
+    write(dir .. "/luamig.lua", (config:gsub("\n%s*models%s*=[^\n]*", "")))
     local code, out, err = make("db-migrate-create", nil, "Create index on sessions.expires_at\n")
     assert.equal(0, code, out .. err)
     assert.matches("Migration message: ", err, nil, true)
-    assert.matches("Generating versions/%x+_create_index_on_sessions_expires_at%.lua %.%.%. done", out)
+    local path = out:match("Generating (versions/%x+_create_index_on_sessions_expires_at%.lua) %.%.%. done")
+    assert.truthy(path, out)
+    assert.not_matches("Detected", out, nil, true)
+    assert.matches("\nfunction upgrade%(%)\n%s*\nend\n", read(dir .. "/" .. path))
+  end)
+
+  it("db-migrate-create autogenerates from the models (app/models.lua), as the guide's target does", function()
+    ok("db-setup")
+    ok("db-migrate")
+    local models = read(dir .. "/app/models.lua")
+    local edited = models:gsub('(\n  { "name", "varchar%(255%)" },\n)', '%1  { "nickname", "varchar(80)" },\n', 1)
+    assert.are_not.equal(models, edited)
+    write(dir .. "/app/models.lua", edited)
+
+    local out = ok("db-migrate-create", { m = "Add nickname to users" })
+    assert.matches("Detected added column 'users.nickname'", out, nil, true)
+    local path = out:match("Generating (versions/%x+_add_nickname_to_users%.lua) %.%.%. done")
+    assert.truthy(path, out)
+    local up = read(dir .. "/" .. path):match("\nfunction upgrade%(%)\n(.-)\nend\n")
+    assert.matches('op.add_column("users"', up, nil, true)
+    assert.matches('"nickname"', up, nil, true)
+
+    out = ok("db-migrate")
+    assert.matches("Upgraded: 1 revision.", out, nil, true)
+    assert.equal("1", h.psql(h.url(db), [[SELECT count(*) FROM information_schema.columns
+                                           WHERE table_name = 'users' AND column_name = 'nickname']]))
   end)
 end)
