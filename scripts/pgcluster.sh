@@ -54,22 +54,25 @@ remembered() {
   printf '%s' "$home"
 }
 
-# Whether the server's user can reach DIR (every parent searchable) with a short enough socket path.
-fits_in_place() {
+# Why the cluster cannot live in DIR itself: the socket path would be too long, or the
+# server's user cannot search every parent of DIR. Empty when it can.
+why_elsewhere() {
   local d=$1 socket=/.s.PGSQL.$port
-  ((${#d} + ${#socket} <= SOCKET_MAX)) || return 1
-  as_pg test -x "$(dirname "$d")"
+  if ((${#d} + ${#socket} > SOCKET_MAX)); then
+    echo "its socket path in $d would pass $SOCKET_MAX bytes"
+  elif ! as_pg test -x "$(dirname "$d")"; then
+    echo "$server_user cannot enter $d"
+  fi
 }
 
 # Creates (or finds) the short directory for DIR under /var/tmp and records it in DIR/cluster.
 shared_home() {
-  local d=$1 hash home
+  local d=$1 why=$2 hash home
   hash=$(printf '%s:%s' "$server_user" "$d" | sha256sum | cut -c1-12)
   home=$SHARED_TMP/luamig-pg-$hash
   if [[ ! -d $home ]]; then
-    as_pg mkdir -m 700 "$home" 2>/dev/null ||
-      die "cannot create $home for the cluster of $d ($server_user cannot reach $d)"
-    note "$server_user cannot reach $d (or the socket path is too long): the cluster lives in $home"
+    as_pg mkdir -m 700 "$home" 2>/dev/null || die "cannot create $home for the cluster ($why)"
+    note "$why: the cluster lives in $home (named in $d/cluster)"
   fi
   [[ ! -L $home && $(stat -c %U "$home") == "$server_user" ]] ||
     die "$home is not a directory of $server_user's: remove it, or start the cluster elsewhere"
@@ -79,16 +82,17 @@ shared_home() {
 
 # Where DIR's cluster lives, creating the directory when it does not exist yet.
 home_for_start() {
-  local d=$1 home
+  local d=$1 home why
   home=$(remembered "$d")
+  why=$(why_elsewhere "$d")
   if [[ -n $home ]]; then
     [[ -d $home ]] || as_pg mkdir -m 700 "$home" || die "cannot create $home (named in $d/cluster)"
-  elif fits_in_place "$d"; then
+  elif [[ -z $why ]]; then
     home=$d
     if [[ $EUID -eq 0 ]]; then chown postgres: "$d"; fi
     chmod 755 "$d"               # so root and others can reach the socket
   else
-    home=$(shared_home "$d")
+    home=$(shared_home "$d" "$why")
   fi
   printf '%s' "$home"
 }

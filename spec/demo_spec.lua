@@ -55,6 +55,7 @@ describe("make demo in a fresh clone #demo", function()
     if ROOT then
       -- postgres cannot enter the clone: the cluster lives where it can, remembered in .demo/
       assert.matches("^/var/tmp/", host)
+      assert.matches("pgcluster: postgres cannot enter [^\n]*/%.demo: the cluster lives in " .. host:gsub("%p", "%%%0"), err)
       assert.equal(host, must("cat " .. q(demo .. "/cluster")))
       assert.equal("postgres 700", must("stat -c '%U %a' " .. q(host)))
     else
@@ -98,6 +99,7 @@ describe("scripts/pgcluster.sh #demo", function()
     assert.equal(0, code, out .. err)
     local host = out:match("export PGHOST=(%S+) ")
     assert.truthy(host, out)
+    assert.matches("its socket path in [^\n]* would pass 107 bytes: the cluster lives in " .. host:gsub("%p", "%%%0"), err)
     assert.is_true(#host + #"/.s.PGSQL.5441" <= SOCKET_MAX, host)
     assert.equal(host, must("cat " .. q(long .. "/cluster")))
     assert.equal("1", h.psql(("host=%s port=5441 user=postgres dbname=postgres"):format(host), "SELECT 1"))
