@@ -488,7 +488,7 @@ const char *luamig_push_json(lua_State *L, int idx);
 
 int luamig_open_autogen(lua_State *L);
 
-/* build/gen/embedded_lua.c (scripts/embed.lua), linked into the command only:
+/* build/gen/embedded_lua.c (written by scripts/embed.c), linked into the command only:
  * registers the Lua modules autogenerate needs (luamig.schema, luamig.autogen,
  * ...) in package.preload, so the command needs no Lua files on disk. */
 void luamig_open_embedded(lua_State *L);
