@@ -122,6 +122,10 @@ void luamig_quote_literal(luaL_Buffer *b, const char *s);
  * skipping quoted text and comments: the offline form of a parameterized statement. */
 void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
                        int nparams, const char *const *params);
+/* Pushes s (len bytes) on one line: each control character (newline, CR, tab,
+ * escape, NUL, DEL) becomes a space. For every text that goes into a SQL comment
+ * or a one-line message. */
+const char *luamig_push_oneline(lua_State *L, const char *s, size_t len);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
@@ -283,6 +287,9 @@ luamig_rev *luamig_graph_add(lua_State *L, luamig_graph *g, const char *id,
 void luamig_graph_strings(lua_State *L, int idx, const char *what,
                           char ***list, int *n);
 char *luamig_graph_strdup(lua_State *L, const char *s);
+/* Why id (len bytes) cannot be a revision id, or NULL when it can: ids are
+ * [A-Za-z0-9_]{1,32} and none of the target words (head, heads, base, current). */
+const char *luamig_rev_id_problem(const char *id, size_t len);
 int luamig_graph_find(const luamig_graph *g, const char *id);       /* exact id, or -1 */
 /* Resolves down_revision/depends_on, children, heads, bases; raises on a
  * missing parent or a cycle (naming it). */
@@ -314,6 +321,11 @@ void luamig_push_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * luamig_load_body would. For every step of a plan before the first runs, so a
  * syntax error stops the run before anything is applied. */
 void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
+
+/* Gives the userdata at the top the metatable mt (made once, close as its
+ * __close and __gc) and makes its slot to-be-closed: the resource is released
+ * on return or on any error. */
+void luamig_toclose(lua_State *L, const char *mt, lua_CFunction close);
 
 /* ---- target.c: target resolution and run plans (pure) ---- */
 

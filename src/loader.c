@@ -485,9 +485,12 @@ static void add_revision(lua_State *L, luamig_graph *g, int gidx, int hdr, const
   const char *id = opt_string_field(L, hdr, "revision", path);
   if (id == NULL || *id == '\0')
     luaL_error(L, "%s: no 'revision' id set (add: revision = \"<12 hex digits>\")", path);
-  if (strlen(id) > LUAMIG_REV_MAX)
-    luaL_error(L, "%s: revision id '%s' is longer than %d characters", path, id,
-               LUAMIG_REV_MAX);
+  lua_getfield(L, hdr, "revision");
+  size_t idlen = lua_rawlen(L, -1);
+  const char *problem = luamig_rev_id_problem(id, idlen);
+  if (problem)
+    luaL_error(L, "%s: revision id '%s' %s", path, luamig_push_oneline(L, id, idlen), problem);
+  lua_pop(L, 1);
   if (env) check_functions(L, hdr, path, id);
   const char *message = opt_string_field(L, hdr, "message", path);
   luamig_rev *r = luamig_graph_add(L, g, id, path);
@@ -617,6 +620,17 @@ static int prefetch_close(lua_State *L) {
   return 0;
 }
 
+void luamig_toclose(lua_State *L, const char *mt, lua_CFunction close) {
+  if (luaL_newmetatable(L, mt)) {
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_toclose(L, -1);
+}
+
 /* Pushes a prefetcher of the n names of the array at idx (names in dir) in
  * a to-be-closed slot and starts its reader; without a descriptor or a
  * thread it reads nothing ahead and take() says so. */
@@ -625,14 +639,7 @@ static prefetch *prefetch_start(lua_State *L, const char *dir, int idx, int n, b
   prefetch *p = lua_newuserdatauv(L, sizeof *p, 1);
   memset(p, 0, sizeof *p);
   p->dirfd = -1;
-  if (luaL_newmetatable(L, "luamig.prefetch")) {
-    lua_pushcfunction(L, prefetch_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, prefetch_close);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
+  luamig_toclose(L, "luamig.prefetch", prefetch_close);
   lua_pushvalue(L, idx);
   lua_setiuservalue(L, -2, 1);       /* keeps the name strings alive */
   p->n = n;

@@ -343,3 +343,14 @@ bool luamig_sql_ends_in_comment(const char *sql) {
   }
   return open;
 }
+
+const char *luamig_push_oneline(lua_State *L, const char *s, size_t len) {
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    p[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+  }
+  luaL_pushresultsize(&b, len);
+  return lua_tostring(L, -1);
+}
