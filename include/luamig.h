@@ -327,6 +327,27 @@ void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * on return or on any error. */
 void luamig_toclose(lua_State *L, const char *mt, lua_CFunction close);
 
+/* ---- sandbox.c: what a revision's code may do, and for how long ---- */
+
+/* Pushes the shared, read-through base of every revision environment: the
+ * standard libraries, with print/io.write/io.stdout going to stderr and os.exit
+ * refused. */
+void luamig_push_sandbox(lua_State *L);
+/* Sets the time budget of each call into a revision (revision_timeout; 0: none);
+ * label is the limit as configured, for the message. */
+void luamig_budget_limit(lua_State *L, double ms, const char *label);
+/* lua_pcall of the function below nargs arguments as revision code of path
+ * (what: "upgrade()", "downgrade()", "the file"): under the time budget, any
+ * error value rendered as "file:line: message" (a string on top on failure).
+ * Returns the lua_pcall status. */
+int luamig_revision_pcall(lua_State *L, int nargs, int nresults, const char *path,
+                          const char *what);
+/* The running revision spent ms waiting on the server: not its own time. */
+void luamig_budget_pause(lua_State *L, double ms);
+/* Silences (or not) print and io.write in revisions, as while the lint records
+ * them; returns the previous setting. */
+bool luamig_sandbox_quiet(lua_State *L, bool quiet);
+
 /* ---- target.c: target resolution and run plans (pure) ---- */
 
 typedef struct luamig_step {
@@ -421,6 +442,10 @@ void luamig_sha256_hex(const void *data, size_t n, char out[65]);
  * pushes the resolved config table: url, versions (array), version_table,
  * version_table_schema, dir (of the config). */
 void luamig_config_load(lua_State *L, int opts_idx);
+/* A duration as PostgreSQL writes them ("500ms", "5s", "10min", "2h", "1d"; a
+ * bare number is milliseconds) into *ms; false unless it is one, from 0 to
+ * 2^31 - 1 ms (about 24 days, PostgreSQL's own limit). */
+bool luamig_parse_duration(const char *s, double *ms);
 /* Pushes the KEY=value pairs of a .env file as a table (the first of a key
  * wins); returns their count, or -1 (empty table) when the file is unreadable.
  * Raises "path:N: expected KEY=value" on a malformed line. */

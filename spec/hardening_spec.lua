@@ -146,10 +146,148 @@ describe("hardening #cli", function()
     end)
   end)
 
+  describe("time and files (item 3)", function()
+    local LOOP = [[op.execute("CREATE TABLE t_loop (id int)")
+  local n = 0
+  while true do n = n + 1 end]]
+
+    it("an endless loop in upgrade() ends at revision_timeout, rolled back", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, LOOP) })
+      local t0 = os.time()
+      local code, out, err = run(dir, { "-q", "--revision-timeout", "1s", "upgrade" }, { timeout = 60 })
+      assert.equal(1, code, err)
+      assert.matches("upgrade a failed: versions/a%.lua:%d+: upgrade%(%) ran longer than "
+        .. "revision_timeout %(1s%)", err)
+      assert.equal("", out)
+      assert.is_true(os.time() - t0 < 20)
+      assert.equal("luamig_log,luamig_version", tables(db))
+      assert.equal("", versions(db))
+    end)
+
+    it("revision_timeout in the config, and at file load", function()
+      local dir = h.project({ ["versions/a.lua"] = 'revision = "a"\nwhile true do end\n'
+        .. "function upgrade() end\nfunction downgrade() end\n" },
+        'return { versions = "versions", revision_timeout = "300ms" }\n')
+      local code, out, err = run(dir, { "heads" }, { timeout = 60 })
+      refused("^luamig: error: versions/a%.lua:2: the file ran longer than revision_timeout "
+        .. "%(300ms%)", code, out, err)
+    end)
+
+    it("refuses a FIFO and a symlink to a device named *.lua; a symlink to a file is fine", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil),
+                              ["elsewhere/b.lua"] = h.revision("b", "a") })
+      assert.equal(0, (h.sh("ln -s ../elsewhere/b.lua " .. q(dir .. "/versions/b.lua"))))
+      local code, out, err = run(dir, { "heads" })
+      assert.equal(0, code, err)
+      assert.equal("b (head)\n", out)
+      assert.equal(0, (h.sh("mkfifo " .. q(dir .. "/versions/c.lua"))))
+      code, out, err = run(dir, { "heads" }, { timeout = 20 })
+      refused("versions/c%.lua: not a regular file", code, out, err)
+      os.remove(dir .. "/versions/c.lua")
+      assert.equal(0, (h.sh("ln -s /dev/null " .. q(dir .. "/versions/d.lua"))))
+      code, out, err = run(dir, { "heads" }, { timeout = 20 })
+      refused("versions/d%.lua: not a regular file", code, out, err)
+    end)
+  end)
+
+  describe("bounds (item 4)", function()
+    it("bulk_insert with more columns than a table can have", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, [[local row = {}
+  for i = 1, 70000 do row["c" .. i] = i end
+  op.bulk_insert("t", { row })]]) })
+      local code, out, err = run(dir, { "upgrade", "head", "--sql" }, { timeout = 20 })
+      assert.equal(1, code, err)
+      assert.matches("versions/a%.lua:%d+: op%.bulk_insert: 70000 columns, more than a table can "
+        .. "have %(1600%)", err)
+      assert.equal(1, lines(err), err)
+      assert.not_matches("INSERT INTO \"t\"", out)
+    end)
+
+    it("a column list that never ends (__index, __len)", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("t",
+    setmetatable({}, { __len = function() return math.maxinteger end,
+                       __index = function(_, i) return { "c" .. i, "int" } end }))]]) })
+      local code, out, err = run(dir, { "upgrade", "head", "--sql" }, { timeout = 20 })
+      assert.equal(1, code, err)
+      assert.matches("versions/a%.lua:%d+: op%.create_table: columns must be a plain array", err)
+      assert.not_matches("CREATE TABLE \"t\"", out)
+      code, _, err = run(dir, { "upgrade" }, { timeout = 20 })
+      assert.equal(1, code, err)
+      assert.equal("luamig_log,luamig_version", tables(db))
+    end)
+
+    it("validates every duration and number option", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil) })
+      local function bad(args, pattern, config)
+        local d = config and h.project({ ["versions/a.lua"] = h.revision("a", nil) }, config) or dir
+        local code, out, err = run(d, args, { timeout = 20 })
+        refused(pattern, code, out, err)
+      end
+      bad({ "--lock-wait", "2147484", "upgrade" },
+        "lock_wait %(%-%-lock%-wait%) must be a number of seconds from 0 to 2147483, not '2147484'")
+      bad({ "--lock-wait", "1e400", "upgrade" }, "lock_wait .* not '1e400'")
+      bad({ "--lock-wait", "-1", "upgrade" }, "lock_wait .* not '%-1'")
+      bad({ "upgrade" }, "lock_wait .* not '%-?nan'",
+        'return { versions = "versions", lock_wait = 0/0 }')
+      bad({ "upgrade" }, "lock_retries must be a whole number from 0 to 20, not '100'",
+        'return { versions = "versions", lock_retries = 100 }')
+      bad({ "upgrade" }, "lock_retries must be a whole number from 0 to 20, not '2.5'",
+        'return { versions = "versions", lock_retries = 2.5 }')
+      bad({ "upgrade" }, "lock_timeout must be a duration such as \"5s\", \"500ms\" or \"10min\" "
+        .. "%(up to 24 days; 0 turns it off%), not 'forever'",
+        'return { versions = "versions", lock_timeout = "forever" }')
+      bad({ "upgrade" }, "statement_timeout must be a duration .* not '1 fortnight'",
+        'return { versions = "versions", statement_timeout = "1 fortnight" }')
+      bad({ "--revision-timeout", "10x", "upgrade" }, "revision_timeout %(%-%-revision%-timeout%) must be a duration .* not '10x'")
+      bad({ "--revision-timeout", "99999999999h", "upgrade" }, "revision_timeout .* must be a duration")
+      assert.equal("", tables(db))
+    end)
+  end)
 
 
+  describe("os.exit (item 7)", function()
+    it("in upgrade(): an error naming file:line, nothing applied, exit 1", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil,
+        [[op.execute("CREATE TABLE t (id int)"); os.exit(0)]]) })
+      local code, out, err = run(dir, { "-q", "upgrade" })
+      assert.equal(1, code, err)
+      assert.matches("upgrade a failed: versions/a%.lua:%d+: os%.exit is not allowed in a revision", err)
+      assert.equal("", out)
+      assert.equal("luamig_log,luamig_version", tables(db))
+      assert.equal("", versions(db))
+    end)
 
+    it("at file load", function()
+      local dir = h.project({ ["versions/a.lua"] = 'revision = "a"\nos.exit(0)\n'
+        .. "function upgrade() end\nfunction downgrade() end\n" })
+      local code, out, err = run(dir, { "heads" })
+      refused("^luamig: error: versions/a%.lua:2: os%.exit is not allowed in a revision %(raise an error",
+        code, out, err)
+    end)
+  end)
 
+  describe("print and io.write (item 8)", function()
+    local BODY = [[print("hello", 42)
+  io.write("written\n")
+  io.stdout:write("to stdout\n")
+  op.execute("CREATE TABLE t (id int)")]]
+
+    it("go to stderr, prefixed with the file, once, never into --sql or --json", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, BODY) })
+      local code, out, err = run(dir, { "upgrade", "head", "--sql" })
+      assert.equal(0, code, err)
+      assert.not_matches("hello", out)
+      assert.not_matches("written", out)
+      assert.not_matches("to stdout", out)
+      assert.matches("versions/a%.lua:%d+: hello\t42\n", err)
+      assert.equal(1, select(2, err:gsub("hello", "")), err)
+      assert.equal(1, select(2, err:gsub("written", "")), err)
+      code, out, err = run(dir, { "upgrade", "--json" })
+      assert.equal(0, code, err)
+      assert.matches('^{"steps":%[.*%]}\n$', out)
+      assert.matches("hello", err)
+    end)
+  end)
 
 
   describe("revision ids (item 14)", function()

@@ -430,6 +430,7 @@ static const option options[] = {
   { NULL, "--strict", "strict", false },
   { NULL, "--lint", "lint", true },
   { NULL, "--lock-wait", "lock_wait", true },
+  { NULL, "--revision-timeout", "revision_timeout", true },
   { NULL, "--purge", "purge", false },
   { NULL, "--splice", "splice", false },
   { NULL, "--branch-label", "branch_label", true },

@@ -271,7 +271,8 @@ static int run_attempt(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_setfield(L, env, "op");
   lua_getfield(L, env, a->s->up ? "upgrade" : "downgrade");
-  lua_call(L, 0, 0);
+  if (luamig_revision_pcall(L, 0, 0, rv->path, a->s->up ? "upgrade()" : "downgrade()") != LUA_OK)
+    lua_error(L);
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
