@@ -391,6 +391,7 @@ typedef struct luamig_logrow {
   const char *rev;
   bool up;
   const char *checksum;              /* "" when not taken */
+  bool started;                      /* the start row of a non-transactional revision */
   double ms;
   char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
   const char *params[5];
@@ -494,7 +495,8 @@ int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on th
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
-/* Pushes { changed = {...}, missing = {...} } from the audit log; returns their count. */
+/* Pushes { changed = {...}, missing = {...}, interrupted = {...} } from the
+ * audit log; returns the count of the first two. */
 int luamig_push_findings(luamig_run *r, const int *cur, int ncur);
 
 int luamig_open_runner(lua_State *L);

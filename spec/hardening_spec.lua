@@ -244,6 +244,68 @@ describe("hardening #cli", function()
     end)
   end)
 
+  describe("messages in SQL comments and on screen (item 5)", function()
+    local function apply_script(script)
+      local file = os.tmpname()
+      local f = assert(io.open(file, "wb"))
+      f:write(script)
+      f:close()
+      local code, out = h.sh(("%s -X -q -v ON_ERROR_STOP=1 -d %s -f %s"):format(PSQL, q(db), q(file)))
+      os.remove(file)
+      return code, out
+    end
+
+    it("a hostile message cannot end the comment: the script drops nothing", function()
+      h.psql(db, "CREATE TABLE precious (id int)")
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil,
+        [[op.execute("CREATE TABLE t (id int)")]], nil,
+        { message = "Create t\nDROP TABLE precious; --" }) })
+      local code, script, err = run(dir, { "upgrade", "head", "--sql" })
+      assert.equal(0, code, err)
+      assert.matches("\n%-%- Running upgrade  %-> a, Create t DROP TABLE precious; %-%-\n", script)
+      local ok, out = apply_script(script)
+      assert.equal(0, ok, out)
+      assert.equal("precious,t", h.psql(db, [[SELECT string_agg(tablename, ',' ORDER BY tablename)
+                                              FROM pg_tables WHERE tablename IN ('precious', 't')]]))
+    end)
+
+    it("a five-line message: one line in progress and history, all of it in --verbose", function()
+      local msg = "Add audit columns\n\nWhy: the auditors asked.\r\nTicket: OPS-12\tsee wiki\n\27[31mend"
+      local dir = h.project({ ["versions/a.lua"] = ('revision = "a"\nmessage = %q\n'):format(msg)
+        .. 'function upgrade() op.execute("CREATE TABLE t (id int)") end\nfunction downgrade() end\n' })
+      local code, script, err = run(dir, { "upgrade", "head", "--sql" })
+      assert.equal(0, code, err)
+      assert.not_matches("\27", script)
+      assert.matches("\n%-%- Running upgrade  %-> a, Add audit columns  Why: the auditors asked%.  "
+        .. "Ticket: OPS%-12 see wiki  %[31mend\n", script)
+      local ok, out = apply_script(script)
+      assert.equal(0, ok, out)
+      h.psql(db, "DROP TABLE t, luamig_version, luamig_log")
+      code, out, err = run(dir, { "upgrade" })
+      assert.equal(0, code, err)
+      assert.matches("^Running upgrade  %-> a, Add audit columns %.%.%. [%d.]+ ms\nUpgraded: 1 revision%.\n$", out)
+      code, out = run(dir, { "history" })
+      assert.equal(0, code)
+      assert.equal("<base> -> a (head) (current), Add audit columns\n", out)
+      code, out = run(dir, { "history", "--verbose" })
+      assert.equal(0, code)
+      assert.matches("\n    Add audit columns\n\n    Why: the auditors asked%.\n    Ticket: OPS%-12"
+        .. "\tsee wiki\n     %[31mend\n", out)
+    end)
+
+    it("revision -m with several lines writes them as comment lines; show prints them", function()
+      local dir = h.project({ ["versions/.keep"] = "" })
+      local code, _, err = run(dir, { "revision", "--rev-id", "ml", "-m", "First line\nsecond line" })
+      assert.equal(0, code, err)
+      local out
+      code, out = run(dir, { "show", "ml" })
+      assert.equal(0, code)
+      assert.matches("\n    First line\n    second line\n", out)
+      code, out = run(dir, { "-q", "upgrade", "head", "--sql" })
+      assert.equal(0, code)
+      assert.matches("%-%- Running upgrade  %-> ml, First line second line\n", out)
+    end)
+  end)
 
   describe("os.exit (item 7)", function()
     it("in upgrade(): an error naming file:line, nothing applied, exit 1", function()
@@ -289,6 +351,21 @@ describe("hardening #cli", function()
     end)
   end)
 
+  describe("stdout errors (item 13)", function()
+    it("a script to a full disk fails", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, [[op.execute("SELECT 1")]]) })
+      local code, out = h.sh(("cd %s && %s upgrade head --sql >/dev/full"):format(q(dir), q(h.bin)))
+      assert.equal(1, code, out)
+      assert.equal("luamig: error: could not write the script: No space left on device\n", out)
+      code, out = h.sh(("cd %s && %s history >/dev/full"):format(q(dir), q(h.bin)))
+      assert.equal(1, code, out)
+      assert.equal("luamig: error: could not write the output: No space left on device\n", out)
+      code, out = h.sh(("cd %s && DATABASE_URL=%s %s upgrade --json >/dev/full"):format(q(dir),
+        q(env.DATABASE_URL), q(h.bin)))
+      assert.equal(1, code, out)
+      assert.matches("could not write the output: No space left on device\n$", out)
+    end)
+  end)
 
   describe("revision ids (item 14)", function()
     local bad_ids = { "head", "heads", "base", "current", "-1", "a:b", "x@y", "a b", "a\nb",
@@ -327,6 +404,55 @@ describe("hardening #cli", function()
     end)
   end)
 
+  describe("error values and interrupted runs (item 19)", function()
+    local function fails_with(body, pattern)
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, body) })
+      local code, out, err = run(dir, { "-q", "upgrade" })
+      assert.equal(1, code, err)
+      assert.equal("", out)
+      assert.matches(pattern, err)
+      assert.not_matches("table: 0x", err)
+      assert.not_matches("error object is not a string", err)
+      assert.equal("", versions(db))
+      return err
+    end
+
+    it("tables, __tostring, nil and level-0 strings all name file:line", function()
+      fails_with("error({ code = 1 })", "upgrade a failed: versions/a%.lua:%d+: a table value "
+        .. "was raised as the error %(give it a __tostring metamethod%)\n$")
+      fails_with('error(setmetatable({}, { __tostring = function() return "custom boom" end }))',
+        "upgrade a failed: versions/a%.lua:%d+: custom boom\n$")
+      fails_with("error()", "upgrade a failed: versions/a%.lua:%d+: nil error value\n$")
+      fails_with('error("no position", 0)', "upgrade a failed: versions/a%.lua:%d+: no position\n$")
+    end)
+
+    it("FAILED never goes into the --sql output", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, 'error("boom")') })
+      local code, out, err = run(dir, { "upgrade", "head", "--sql" })
+      assert.equal(1, code, err)
+      assert.not_matches("FAILED", out)
+      assert.matches("versions/a%.lua:%d+: boom", err)
+    end)
+
+    it("the next run says an earlier run stopped inside a non-transactional revision", function()
+      local body = [[op.execute("CREATE TABLE IF NOT EXISTS part1 (id int)")
+  op.execute("SELECT 1 / $1::int", { tonumber(os.getenv("LUAMIG_TEST_DIVISOR") or "0") })]]
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, body, nil,
+        { transactional = false }) })
+      local code, _, err = run(dir, { "-q", "upgrade" })
+      assert.equal(1, code, err)
+      assert.matches("22012", err)
+      assert.equal("luamig_log,luamig_version,part1", tables(db))
+      local e = { DATABASE_URL = env.DATABASE_URL, LUAMIG_TEST_DIVISOR = "1" }
+      code, _, err = run(dir, { "-q", "upgrade" }, { env = e })
+      assert.equal(0, code, err)
+      assert.matches("warning: an earlier run stopped inside revision a %(versions/a%.lua%), which is "
+        .. "not transactional: what it did before it stopped was not rolled back", err)
+      code, _, err = run(dir, { "-q", "downgrade", "base" }, { env = e })
+      assert.equal(0, code, err)
+      assert.equal("", err)
+    end)
+  end)
 end)
 
 -- valgrind over the 40-parent merge (the system liblua is not instrumented, so
