@@ -319,7 +319,7 @@ static const command commands[] = {
     "Find changes that lock busy tables or break the running release; exit 2 on findings" },
   { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
     "Create a merge revision joining two or more heads" },
-  { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV [--splice]]\n"
+  { "revision", cmd_revision, "revision [-m MESSAGE] [--rev-id ID] [--head REV [--splice]]\n"
     "         [--autogenerate [--allow-empty] [--models MODULE]]\n"
     "         [--branch-label NAME] [--depends-on REV]... [--version-path DIR]",
     "Create a new revision file on top of the head" },
@@ -330,7 +330,7 @@ static const command commands[] = {
     "Pending revisions; exit 0 at head, 3 when some are pending" },
   { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE]",
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE] [--revision-timeout DURATION]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
