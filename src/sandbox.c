@@ -66,11 +66,13 @@ bool luamig_sandbox_quiet(lua_State *L, bool quiet) {
   return was;
 }
 
-/* The count hook: past the deadline, raises at the line that is running (and
- * again at each later look, should the revision catch it). */
+/* The count hook: past the deadline, raises at the line that is running; then
+ * at every instruction, so a revision that catches the error (pcall in a loop)
+ * meets it again at once in the frame around that pcall, and so on outwards. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   budget *b = get_budget(L);
   if (!b->armed || luamig_now_ms() <= b->deadline) return;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
   lua_getinfo(L, "Sl", ar);
   lua_pushfstring(L, "%s:%d: %s ran longer than revision_timeout (%s): an endless loop? "
                   "(--revision-timeout or revision_timeout in luamig.lua sets the limit)",
