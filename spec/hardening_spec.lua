@@ -173,6 +173,17 @@ describe("hardening #cli", function()
         .. "%(300ms%)", code, out, err)
     end)
 
+    it("a revision that catches the timeout in a loop still ends", function()
+      local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil, [[local n = 0
+  while true do
+    pcall(function() while true do n = n + 1 end end)
+  end]]) }, 'return { versions = "versions", revision_timeout = "300ms" }\n')
+      local code, _, err = run(dir, { "--lint", "off", "upgrade", "head", "--sql" }, { timeout = 30 })
+      assert.equal(1, code, err)
+      assert.matches("upgrade a failed: versions/a%.lua:%d+: upgrade%(%) ran longer than "
+        .. "revision_timeout %(300ms%)", err)
+    end)
+
     it("refuses a FIFO and a symlink to a device named *.lua; a symlink to a file is fine", function()
       local dir = h.project({ ["versions/a.lua"] = h.revision("a", nil),
                               ["elsewhere/b.lua"] = h.revision("b", "a") })
