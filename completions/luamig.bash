@@ -72,7 +72,7 @@ _luamig() {
         cfg=${COMP_WORDS[i + 1]}; ((i++)) ;;
       --config=*) cfg=${w#--config=} ;;
       --url | -m | --message | --rev-id | --head | -r | --rev-range | --branch-label | \
-        --depends-on | --version-path | --lock-wait | --models | --backup) ((i++)) ;;
+        --depends-on | --version-path | --lock-wait | --revision-timeout | --models | --backup) ((i++)) ;;
       -*) ;;
       *) [[ -z $cmd ]] && cmd=$w ;;
     esac
@@ -92,7 +92,7 @@ _luamig() {
     --head | --depends-on)
       _luamig_reply -W "$(_luamig_revisions "$cfg") head base" -- "$cur"
       return 0 ;;
-    --url | -m | --message | --rev-id | -r | --rev-range | --branch-label | --lock-wait | --models | --backup)
+    --url | -m | --message | --rev-id | -r | --rev-range | --branch-label | --lock-wait | --revision-timeout | --models | --backup)
       return 0 ;;
   esac
 
@@ -132,10 +132,10 @@ _luamig() {
       opts="--purge --sql"
       words="head heads base $(_luamig_revisions "$cfg")" ;;
     upgrade)
-      opts="--sql --lock-wait --lint --backup"
+      opts="--sql --lock-wait --revision-timeout --lint --backup"
       words="head heads $(_luamig_revisions "$cfg")" ;;
     downgrade)
-      opts="--sql --lock-wait"
+      opts="--sql --lock-wait --revision-timeout"
       words="base $(_luamig_revisions "$cfg")" ;;
     status) ;;
     verify) opts="--strict" ;;

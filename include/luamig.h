@@ -122,6 +122,10 @@ void luamig_quote_literal(luaL_Buffer *b, const char *s);
  * skipping quoted text and comments: the offline form of a parameterized statement. */
 void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
                        int nparams, const char *const *params);
+/* Pushes s (len bytes) on one line: each control character (newline, CR, tab,
+ * escape, NUL, DEL) becomes a space. For every text that goes into a SQL comment
+ * or a one-line message. */
+const char *luamig_push_oneline(lua_State *L, const char *s, size_t len);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
@@ -283,6 +287,9 @@ luamig_rev *luamig_graph_add(lua_State *L, luamig_graph *g, const char *id,
 void luamig_graph_strings(lua_State *L, int idx, const char *what,
                           char ***list, int *n);
 char *luamig_graph_strdup(lua_State *L, const char *s);
+/* Why id (len bytes) cannot be a revision id, or NULL when it can: ids are
+ * [A-Za-z0-9_]{1,32} and none of the target words (head, heads, base, current). */
+const char *luamig_rev_id_problem(const char *id, size_t len);
 int luamig_graph_find(const luamig_graph *g, const char *id);       /* exact id, or -1 */
 /* Resolves down_revision/depends_on, children, heads, bases; raises on a
  * missing parent or a cycle (naming it). */
@@ -314,6 +321,32 @@ void luamig_push_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * luamig_load_body would. For every step of a plan before the first runs, so a
  * syntax error stops the run before anything is applied. */
 void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
+
+/* Gives the userdata at the top the metatable mt (made once, close as its
+ * __close and __gc) and makes its slot to-be-closed: the resource is released
+ * on return or on any error. */
+void luamig_toclose(lua_State *L, const char *mt, lua_CFunction close);
+
+/* ---- sandbox.c: what a revision's code may do, and for how long ---- */
+
+/* Pushes the shared, read-through base of every revision environment: the
+ * standard libraries, with print/io.write/io.stdout going to stderr and os.exit
+ * refused. */
+void luamig_push_sandbox(lua_State *L);
+/* Sets the time budget of each call into a revision (revision_timeout; 0: none);
+ * label is the limit as configured, for the message. */
+void luamig_budget_limit(lua_State *L, double ms, const char *label);
+/* lua_pcall of the function below nargs arguments as revision code of path
+ * (what: "upgrade()", "downgrade()", "the file"): under the time budget, any
+ * error value rendered as "file:line: message" (a string on top on failure).
+ * Returns the lua_pcall status. */
+int luamig_revision_pcall(lua_State *L, int nargs, int nresults, const char *path,
+                          const char *what);
+/* The running revision spent ms waiting on the server: not its own time. */
+void luamig_budget_pause(lua_State *L, double ms);
+/* Silences (or not) print and io.write in revisions, as while the lint records
+ * them; returns the previous setting. */
+bool luamig_sandbox_quiet(lua_State *L, bool quiet);
 
 /* ---- target.c: target resolution and run plans (pure) ---- */
 
@@ -358,6 +391,7 @@ typedef struct luamig_logrow {
   const char *rev;
   bool up;
   const char *checksum;              /* "" when not taken */
+  bool started;                      /* the start row of a non-transactional revision */
   double ms;
   char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
   const char *params[5];
@@ -409,6 +443,10 @@ void luamig_sha256_hex(const void *data, size_t n, char out[65]);
  * pushes the resolved config table: url, versions (array), version_table,
  * version_table_schema, dir (of the config). */
 void luamig_config_load(lua_State *L, int opts_idx);
+/* A duration as PostgreSQL writes them ("500ms", "5s", "10min", "2h", "1d"; a
+ * bare number is milliseconds) into *ms; false unless it is one, from 0 to
+ * 2^31 - 1 ms (about 24 days, PostgreSQL's own limit). */
+bool luamig_parse_duration(const char *s, double *ms);
 /* Pushes the KEY=value pairs of a .env file as a table (the first of a key
  * wins); returns their count, or -1 (empty table) when the file is unreadable.
  * Raises "path:N: expected KEY=value" on a malformed line. */
@@ -457,7 +495,8 @@ int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on th
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
-/* Pushes { changed = {...}, missing = {...} } from the audit log; returns their count. */
+/* Pushes { changed = {...}, missing = {...}, interrupted = {...} } from the
+ * audit log; returns the count of the first two. */
 int luamig_push_findings(luamig_run *r, const int *cur, int ncur);
 
 int luamig_open_runner(lua_State *L);

@@ -4,6 +4,8 @@
  * inside one protected Lua call, so every error becomes one line on stderr
  * and exit status 1, and every resource is released by its __gc/__close.
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,7 @@ typedef struct command {
   const char *summary;
 } command;
 
-luamig_cli_state luamig_cli = { false, false, false };
+luamig_cli_state luamig_cli = { false, false, false, false };
 
 const char *luamig_cli_paint(const char *code) { return luamig_cli.colour ? code : ""; }
 
@@ -78,13 +80,18 @@ const char *luamig_cli_field(lua_State *L, int t, const char *k) {
   return str;
 }
 
+static bool line_open;                /* a progress line waits for its "3.1 ms" or FAILED */
+
 /* Progress from the runner: "Running upgrade a -> b, msg ... 3.1 ms"; on a
  * terminal, long runs get a "[12/340]" counter. */
 static int cli_log(lua_State *L) {
   const char *event = luaL_checkstring(L, 1), *text = luaL_checkstring(L, 2);
   double ms = luaL_checknumber(L, 3);
   lua_Integer step = luaL_optinteger(L, 4, 0), nsteps = luaL_optinteger(L, 5, 0);
-  if (strcmp(event, "sql") == 0) { printf("%s\n", text); return 0; }  /* even when quiet */
+  if (strcmp(event, "sql") == 0) {   /* even when quiet; a script cut short must stop the run */
+    if (printf("%s\n", text) < 0) luaL_error(L, "could not write the script: %s", strerror(errno));
+    return 0;
+  }
   if (strcmp(event, "warn") == 0) {
     fflush(stdout);
     fprintf(stderr, "%sluamig: warning: %s%s\n", luamig_cli_paint(YELLOW), text, luamig_cli_paint(RESET));
@@ -96,10 +103,14 @@ static int cli_log(lua_State *L) {
       printf("%s[%lld/%lld]%s ", luamig_cli_paint(DIM), (long long)step, (long long)nsteps,
              luamig_cli_paint(RESET));
     printf("%s ... ", text);
+    line_open = true;
   } else if (strcmp(event, "done") == 0) {
     printf("%s%.1f ms%s\n", luamig_cli_paint(DIM), ms, luamig_cli_paint(RESET));
+    line_open = false;
   } else if (strcmp(event, "fail") == 0) {
-    printf("%sFAILED%s\n", luamig_cli_paint(RED), luamig_cli_paint(RESET));
+    /* ends the progress line; with --sql there is none, and the error says it on stderr */
+    if (line_open) printf("%sFAILED%s\n", luamig_cli_paint(RED), luamig_cli_paint(RESET));
+    line_open = false;
   } else {
     printf("%s\n", text);
   }
@@ -308,7 +319,7 @@ static const command commands[] = {
     "Find changes that lock busy tables or break the running release; exit 2 on findings" },
   { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
     "Create a merge revision joining two or more heads" },
-  { "revision", cmd_revision, "revision -m MESSAGE [--rev-id ID] [--head REV [--splice]]\n"
+  { "revision", cmd_revision, "revision [-m MESSAGE] [--rev-id ID] [--head REV [--splice]]\n"
     "         [--autogenerate [--allow-empty] [--models MODULE]]\n"
     "         [--branch-label NAME] [--depends-on REV]... [--version-path DIR]",
     "Create a new revision file on top of the head" },
@@ -319,7 +330,7 @@ static const command commands[] = {
     "Pending revisions; exit 0 at head, 3 when some are pending" },
   { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE]",
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE] [--revision-timeout DURATION]",
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -430,6 +441,7 @@ static const option options[] = {
   { NULL, "--strict", "strict", false },
   { NULL, "--lint", "lint", true },
   { NULL, "--lock-wait", "lock_wait", true },
+  { NULL, "--revision-timeout", "revision_timeout", true },
   { NULL, "--purge", "purge", false },
   { NULL, "--splice", "splice", false },
   { NULL, "--branch-label", "branch_label", true },
@@ -501,6 +513,7 @@ static int cli_main(lua_State *L) {
   const char *name = parse_args(L, argc, argv);
   luamig_cli.quiet = luamig_cli_flag(L, "quiet");
   luamig_cli.json = luamig_cli_flag(L, "json");
+  luamig_cli.sql = luamig_cli_flag(L, "sql");
   luamig_cli.colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL && !luamig_cli.json;
   if (luamig_cli_flag(L, "version")) {
     printf("luamig %s (%s, libpq %d)\n", LUAMIG_VERSION, LUA_RELEASE, PQlibVersion());
@@ -531,6 +544,34 @@ static int cli_main(lua_State *L) {
   return 1;
 }
 
+/* "luamig: error: ..." on stderr, "error:" in red on a terminal. */
+static void print_error(const char *fmt, ...) {
+  bool tty = isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
+  fprintf(stderr, "%sluamig: error:%s ", tty ? RED : "", tty ? RESET : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+/* Flushes and closes stdout: a script or a listing cut short (a full disk, a
+ * closed pipe) must not end in exit 0. Returns the exit status. */
+static int check_stdout(int status) {
+  errno = 0;
+  bool ok = fflush(stdout) == 0 && !ferror(stdout);
+  int err = errno;
+  if (fclose(stdout) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (ok) return status;
+  if (status == 0)                   /* a failed command has said what went wrong already */
+    print_error("could not write the %s: %s", luamig_cli.sql ? "script" : "output",
+                err ? strerror(err) : "write error");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   lua_State *L = luaL_newstate();
   if (L == NULL) {
@@ -552,8 +593,7 @@ int main(int argc, char **argv) {
   int status;
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
     fflush(stdout);
-    const char *msg = lua_tostring(L, -1);
-    if (msg == NULL) msg = "(error object is not a string)";
+    const char *msg = lua_type(L, -1) == LUA_TNIL ? "nil error value" : luaL_tolstring(L, -1, NULL);
     if (luamig_cli.json) {               /* the document CI reads says what went wrong */
       lua_createtable(L, 0, 1);
       lua_pushstring(L, msg);
@@ -561,12 +601,11 @@ int main(int argc, char **argv) {
       printf("%s\n", luamig_push_json(L, -1));
       lua_pop(L, 2);
     }
-    bool tty = isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL;
-    fprintf(stderr, "%sluamig: error:%s %s\n", tty ? RED : "", tty ? RESET : "", msg);
+    print_error("%s", msg);
     status = 1;
   } else {
     status = (int)lua_tointeger(L, -1);
   }
   lua_close(L);
-  return status;
+  return check_stdout(status);
 }

@@ -13,6 +13,7 @@
 typedef struct luamig_cli_state {
   bool quiet;                        /* -q: no progress lines */
   bool json;                         /* --json: one document on stdout, errors included */
+  bool sql;                          /* --sql: stdout is a script */
   bool colour;                       /* a terminal, and NO_COLOR unset */
 } luamig_cli_state;
 

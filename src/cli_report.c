@@ -10,6 +10,29 @@
 #include "luamig.h"
 #include "cli.h"
 
+/* A revision's message on one line: its first line, control characters as
+ * spaces (a message cannot move the cursor or break the line). */
+static void print_first_line(const char *msg) {
+  for (; msg && *msg && *msg != '\n' && *msg != '\r'; msg++)
+    putchar((unsigned char)*msg < 0x20 || *msg == 0x7f ? ' ' : *msg);
+}
+
+/* Every line of text indented by four spaces (an empty line stays empty), a
+ * CR before a newline dropped, other control characters but tabs as spaces. */
+static void print_indented(const char *text) {
+  for (const char *p = text; p && *p;) {
+    size_t len = strcspn(p, "\n");
+    size_t shown = len > 0 && p[len - 1] == '\r' ? len - 1 : len;
+    if (shown > 0) fputs("    ", stdout);
+    for (size_t i = 0; i < shown; i++) {
+      unsigned char c = (unsigned char)p[i];
+      putchar((c < 0x20 && c != '\t') || c == 0x7f ? ' ' : (char)c);
+    }
+    putchar('\n');
+    p += len + (p[len] == '\n');
+  }
+}
+
 /* "a, b -> c (head) (current), message", as Alembic's history prints it. */
 static void print_line(lua_State *L, int rev) {
   lua_getfield(L, rev, "down_revision");
@@ -28,8 +51,9 @@ static void print_line(lua_State *L, int rev) {
     if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
     lua_pop(L, 1);
   }
-  const char *msg = luamig_cli_field(L, rev, "message");
-  printf(", %s\n", msg ? msg : "");
+  fputs(", ", stdout);
+  print_first_line(luamig_cli_field(L, rev, "message"));
+  putchar('\n');
 }
 
 static void print_verbose(lua_State *L, int rev) {
@@ -50,8 +74,11 @@ static void print_verbose(lua_State *L, int rev) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  printf("\nPath: %s\n\n", luamig_cli_field(L, rev, "path"));
   const char *msg = luamig_cli_field(L, rev, "message");
-  printf("\nPath: %s\n\n    %s\n\n", luamig_cli_field(L, rev, "path"), msg ? msg : "");
+  if (msg && *msg) print_indented(msg);
+  else putchar('\n');
+  putchar('\n');
 }
 
 int luamig_cli_current(lua_State *L) {
@@ -202,12 +229,7 @@ int luamig_cli_show(lua_State *L) {
     const char *doc = luamig_cli_field(L, rev, "doc");
     if (doc && *doc) {
       printf("\n");
-      for (const char *p = doc; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        printf("    %.*s\n", (int)len, p);
-        p += len + (nl != NULL);
-      }
+      print_indented(doc);
     }
     lua_settop(L, res);
   }
@@ -232,8 +254,9 @@ int luamig_cli_branches(lua_State *L) {
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, res, i);
     int rev = lua_gettop(L);
-    const char *msg = luamig_cli_field(L, rev, "message");
-    printf("%s (branchpoint), %s\n", luamig_cli_field(L, rev, "revision"), msg ? msg : "");
+    printf("%s (branchpoint), ", luamig_cli_field(L, rev, "revision"));
+    print_first_line(luamig_cli_field(L, rev, "message"));
+    putchar('\n');
     lua_getfield(L, rev, "children");
     int nc = (int)lua_rawlen(L, -1);
     for (int k = 1; k <= nc; k++) {

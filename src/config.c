@@ -96,6 +96,60 @@ static void run_config(lua_State *L, const char *path) {
     luaL_error(L, "%s: must return a table (return { url = ..., versions = \"versions\" })", path);
 }
 
+bool luamig_parse_duration(const char *s, double *ms) {
+  static const struct { const char *unit; double ms; } units[] = {
+    { "us", 0.001 }, { "ms", 1 }, { "s", 1000 }, { "min", 60000 }, { "h", 3600000 },
+    { "d", 86400000 }, { "", 1 },
+  };
+  while (*s == ' ') s++;
+  if (!((*s >= '0' && *s <= '9') || *s == '.')) return false;  /* no sign, no "inf" */
+  char *end;
+  double v = strtod(s, &end);
+  while (*end == ' ') end++;
+  size_t n = strlen(end);
+  while (n > 0 && end[n - 1] == ' ') n--;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strlen(units[i].unit) != n || strncmp(end, units[i].unit, n) != 0) continue;
+    v *= units[i].ms;
+    if (!(v >= 0 && v <= 2147483647.0)) return false;   /* also NaN */
+    *ms = v;
+    return true;
+  }
+  return false;
+}
+
+enum { DURATION = -2 };              /* a setting kind beside LUA_TSTRING and LUA_TNUMBER */
+
+/* Checks the value at the top as setting key (a DURATION, a string, or one of
+ * the numbers below) and leaves its normal form there: one clear line now
+ * rather than an overflow or a server error in the middle of a run. */
+static void check_setting(lua_State *L, const char *key, int type) {
+  static const struct { const char *key, *what; double max; bool whole; } numbers[] = {
+    { "lock_wait", "lock_wait (--lock-wait) must be a number of seconds from 0 to 2147483",
+      2147483, false },
+    { "lock_retries", "lock_retries must be a whole number from 0 to 20", 20, true },
+  };
+  int t = lua_type(L, -1);
+  double v, ms;
+  if (type == DURATION && (t != LUA_TSTRING || !luamig_parse_duration(lua_tostring(L, -1), &ms)))
+    luaL_error(L, "%s%s must be a duration such as \"5s\", \"500ms\" or \"10min\" (up to "
+               "24 days; 0 turns it off), not '%s'", key,
+               strcmp(key, "revision_timeout") == 0 ? " (--revision-timeout)" : "",
+               luaL_tolstring(L, -1, NULL));
+  if (type == LUA_TSTRING && t != LUA_TSTRING)
+    luaL_error(L, "config: '%s' must be a string", key);
+  if (type != LUA_TNUMBER) return;
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+    if (strcmp(key, numbers[i].key) != 0) continue;
+    v = lua_tonumber(L, -1);
+    if (!lua_isnumber(L, -1) || !(v >= 0 && v <= numbers[i].max) ||
+        (numbers[i].whole && v != (double)(long)v))
+      luaL_error(L, "%s, not '%s'", numbers[i].what, luaL_tolstring(L, -1, NULL));
+    lua_pushnumber(L, v);
+    lua_replace(L, -2);
+  }
+}
+
 /* Copies field k from table `from` to `to` when `to` lacks it. */
 static void inherit(lua_State *L, int to, int from, const char *k) {
   if (lua_getfield(L, to, k) == LUA_TNIL) {
@@ -115,7 +169,7 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   static const char *const keys[] = { "url", "versions", "version_table",
                                       "version_table_schema", "log_table", "lock_wait",
                                       "lock_timeout", "statement_timeout", "lock_retries",
-                                      NULL };
+                                      "revision_timeout", NULL };
   for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
 
   lua_getfield(L, opts_idx, "config");
@@ -190,8 +244,9 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   /* safety settings: strings are PostgreSQL durations ("5s", "500ms") */
   static const struct { const char *key, *def; int type; } defaults[] = {
     { "log_table", "luamig_log", LUA_TSTRING },
-    { "lock_timeout", "5s", LUA_TSTRING },
-    { "statement_timeout", NULL, LUA_TSTRING },
+    { "lock_timeout", "5s", DURATION },
+    { "statement_timeout", NULL, DURATION },
+    { "revision_timeout", "10min", DURATION },
     { "lock_retries", "3", LUA_TNUMBER },
     { "lock_wait", "60", LUA_TNUMBER },
   };
@@ -201,18 +256,9 @@ void luamig_config_load(lua_State *L, int opts_idx) {
       lua_pushstring(L, defaults[i].def);
       if (defaults[i].type == LUA_TNUMBER) lua_pushnumber(L, lua_tonumber(L, -1));
       lua_setfield(L, cfg, defaults[i].key);
-      lua_settop(L, cfg);
-      continue;
-    }
-    if (t != LUA_TNIL && defaults[i].type == LUA_TNUMBER) {
-      if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0)
-        luaL_error(L, "config: '%s' must be a number of %s, not '%s'", defaults[i].key,
-                   strcmp(defaults[i].key, "lock_wait") == 0 ? "seconds" : "retries",
-                   luaL_tolstring(L, -1, NULL));
-      lua_pushnumber(L, lua_tonumber(L, -1));
+    } else if (t != LUA_TNIL) {
+      check_setting(L, defaults[i].key, defaults[i].type);
       lua_setfield(L, cfg, defaults[i].key);
-    } else if (t != LUA_TNIL && t != LUA_TSTRING) {
-      luaL_error(L, "config: '%s' must be a string such as \"5s\"", defaults[i].key);
     }
     lua_settop(L, cfg);
   }

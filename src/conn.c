@@ -437,6 +437,7 @@ static bool drain_to_sync(PGconn *pg) {
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes) {
   if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
+  if (rows) luaL_checkstack(L, n + LUA_MINSTACK, "too many statements in one batch");
   PGconn *pg = c->pg;
   holder *h = new_holder(L);         /* the first failure, kept for its message */
   int top = lua_gettop(L);

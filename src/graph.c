@@ -5,6 +5,7 @@
  * open-addressing index from id to position, so lookups stay O(1) and the
  * whole graph is built and linked in linear time even for 10,000 revisions.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,12 +125,17 @@ void luamig_graph_strings(lua_State *L, int idx, const char *what,
   if (lua_isnoneornil(L, idx)) return;
   if (lua_type(L, idx) == LUA_TSTRING) count = 1;
   else if (lua_type(L, idx) == LUA_TTABLE) {
-    count = (int)luaL_len(L, idx);
-    for (int i = 1; i <= count; i++)
-      if (lua_geti(L, idx, i) != LUA_TSTRING)
+    /* raw: a header list is plain data, and no metamethod may make it endless */
+    size_t len = lua_rawlen(L, idx);
+    if (len > INT_MAX / sizeof(char *))
+      luaL_error(L, "%s: a list of %I entries is too long", what, (lua_Integer)len);
+    count = (int)len;
+    for (int i = 1; i <= count; i++) {   /* one value on the stack at a time: any length fits */
+      if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
         luaL_error(L, "%s must be a string or a list of strings (item %d is %s)",
                    what, i, luaL_typename(L, -1));
-    lua_pop(L, count);
+      lua_pop(L, 1);
+    }
   } else {
     luaL_error(L, "%s must be a string or a list of strings, not %s", what,
                luaL_typename(L, idx));
@@ -140,11 +146,22 @@ void luamig_graph_strings(lua_State *L, int idx, const char *what,
   *list = l;                         /* owned by the revision from here on */
   for (int i = 0; i < count; i++) {
     if (lua_type(L, idx) == LUA_TSTRING) lua_pushvalue(L, idx);
-    else lua_geti(L, idx, i + 1);
+    else lua_rawgeti(L, idx, i + 1);
     l[i] = luamig_graph_strdup(L, lua_tostring(L, -1));
     *n = i + 1;
     lua_pop(L, 1);
   }
+}
+
+const char *luamig_rev_id_problem(const char *id, size_t len) {
+  static const char *const reserved[] = { "head", "heads", "base", "current", NULL };
+  if (len == 0 || len > LUAMIG_REV_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz"
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != len)
+    return "must be 1 to 32 letters, digits or '_'";
+  for (int i = 0; reserved[i]; i++)
+    if (strcmp(id, reserved[i]) == 0)
+      return "is reserved (head, heads, base and current are targets, not ids)";
+  return NULL;
 }
 
 /* A down_revision or depends_on entry: an id, or for depends_on a branch label. */

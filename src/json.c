@@ -55,6 +55,7 @@ static void add_value(json *j, int idx, int depth);
 
 static void add_table(json *j, int idx, int depth) {
   lua_State *L = j->L;
+  luaL_checkstack(L, 8, "json: nesting too deep");   /* a few slots per level of nesting */
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   bool has_keys = false;
   lua_pushnil(L);

@@ -41,6 +41,22 @@ static int lint_load(lua_State *L) {
   return lua_error(L);
 }
 
+/* rev.pcall(fn, what) -> true | false, message: fn (the revision's upgrade or
+ * downgrade, with the lint's recording op) as any call into the revision at
+ * upvalue 1's path: under its time budget, errors as "file:line: message". */
+static int lint_pcall(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  const char *what = luaL_optstring(L, 2, "upgrade()");
+  lua_pushvalue(L, 1);
+  if (luamig_revision_pcall(L, 0, 0, lua_tostring(L, lua_upvalueindex(1)), what) != LUA_OK) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* (revisions) -> require("luamig.lint").analyze(revisions) */
 static int call_analyze(lua_State *L) {
   lua_getglobal(L, "require");
@@ -84,6 +100,9 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     lua_setfield(L, -2, "transactional");
     lua_pushboolean(L, mark[i]);
     lua_setfield(L, -2, "lint");
+    lua_pushstring(L, rv->path);
+    lua_pushcclosure(L, lint_pcall, 1);
+    lua_setfield(L, -2, "pcall");
     if (lua_rawgeti(L, envs, i + 1) != LUA_TNIL) {  /* ran when it was read */
       lua_setfield(L, -2, "env");
     } else {                         /* loaded by the lint when it gets there, then dropped */
@@ -97,7 +116,9 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     lua_rawseti(L, -2, ++n);
   }
   lua_remove(L, envs);
+  bool quiet = luamig_sandbox_quiet(L, true);   /* the run prints what the revision prints */
   bool ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  luamig_sandbox_quiet(L, quiet);
   if (!ok && lua_istable(L, -1)) {   /* a revision file that does not load: the user's error */
     lua_getfield(L, -1, "load_error");
     lua_error(L);

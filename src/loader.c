@@ -2,9 +2,9 @@
  * loader.c: revision files -> graph entries.
  *
  * Each file runs in an environment of its own whose reads fall through to a
- * table of the standard libraries, so globals a revision sets never reach
- * another file or the host program. `op` is put into the environment only
- * while the revision runs.
+ * table of the standard libraries (sandbox.c: print to stderr, no os.exit, a
+ * time budget), so globals a revision sets never reach another file or the
+ * host program. `op` is put into the environment only while the revision runs.
  *
  * Building the graph must not mean compiling every file: with 10,000
  * revisions that was most of the time of `history` and `heads`. A file whose
@@ -24,31 +24,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "luamig.h"
-
-static const char *const sandbox_names[] = {
-  "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
-  "rawequal", "rawget", "rawlen", "rawset", "require", "select", "setmetatable",
-  "tonumber", "tostring", "type", "xpcall", "_VERSION",
-  "coroutine", "math", "os", "string", "table", "utf8", "io", NULL
-};
-
-/* Pushes the shared, read-through base of every revision environment. */
-static void push_sandbox(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "luamig.sandbox") == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_pushglobaltable(L);
-  for (int i = 0; sandbox_names[i]; i++) {
-    lua_getfield(L, -1, sandbox_names[i]);
-    lua_setfield(L, -3, sandbox_names[i]);
-  }
-  lua_pop(L, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "luamig.sandbox");
-}
 
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -403,6 +382,13 @@ static void grow_filebuf(lua_State *L, int buf, size_t size) {
   lua_replace(L, buf);
 }
 
+/* Whether fd is a regular file: a FIFO or a device named *.lua would be read
+ * for ever (opened with O_NONBLOCK, so a FIFO's open does not wait either). */
+static bool is_regular(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* Reads path whole into the buffer at buf (replaced by a larger one when
  * needed); returns the text, or NULL when it cannot be read (then Lua's own
  * loader reports why). The descriptor is closed before anything can raise. */
@@ -410,8 +396,13 @@ static const char *read_file(lua_State *L, int buf, const char *path, size_t *le
   for (;;) {
     char *data = lua_touserdata(L, buf);
     size_t cap = lua_rawlen(L, buf), n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return NULL;
+    if (!is_regular(fd)) {
+      close(fd);
+      luaL_error(L, "%s: not a regular file (a FIFO, a device or a directory named *.lua); "
+                 "luamig reads only regular files in the versions directories", path);
+    }
     ssize_t got = 0;
     while (n < cap && (got = read(fd, data + n, cap - n)) > 0) n += (size_t)got;
     close(fd);
@@ -445,14 +436,14 @@ static int run_file(lua_State *L, const char *path, const char *text, size_t len
   load_chunk(L, path, text, len);
   lua_newtable(L);                   /* the file's environment */
   lua_newtable(L);
-  push_sandbox(L);
+  luamig_push_sandbox(L);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   int env = lua_gettop(L);
   lua_pushvalue(L, env);
   lua_setupvalue(L, env - 1, 1);     /* _ENV of the main chunk */
   lua_pushvalue(L, env - 1);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_error(L);
+  if (luamig_revision_pcall(L, 0, 0, path, "the file") != LUA_OK) lua_error(L);
   lua_remove(L, env - 1);
   return lua_gettop(L);
 }
@@ -485,9 +476,12 @@ static void add_revision(lua_State *L, luamig_graph *g, int gidx, int hdr, const
   const char *id = opt_string_field(L, hdr, "revision", path);
   if (id == NULL || *id == '\0')
     luaL_error(L, "%s: no 'revision' id set (add: revision = \"<12 hex digits>\")", path);
-  if (strlen(id) > LUAMIG_REV_MAX)
-    luaL_error(L, "%s: revision id '%s' is longer than %d characters", path, id,
-               LUAMIG_REV_MAX);
+  lua_getfield(L, hdr, "revision");
+  size_t idlen = lua_rawlen(L, -1);
+  const char *problem = luamig_rev_id_problem(id, idlen);
+  if (problem)
+    luaL_error(L, "%s: revision id '%s' %s", path, luamig_push_oneline(L, id, idlen), problem);
+  lua_pop(L, 1);
   if (env) check_functions(L, hdr, path, id);
   const char *message = opt_string_field(L, hdr, "message", path);
   luamig_rev *r = luamig_graph_add(L, g, id, path);
@@ -552,8 +546,9 @@ typedef struct prefetch {
 /* Reads name (in dirfd) whole into a malloc'd buffer. */
 static fetched slurp(int dirfd, const char *name) {
   fetched f = { NULL, 0, false, "" };
-  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return f;
+  if (!is_regular(fd)) { close(fd); return f; }   /* read_file says why */
   size_t cap = 16384;
   f.data = malloc(cap);
   ssize_t got = 0;
@@ -617,6 +612,17 @@ static int prefetch_close(lua_State *L) {
   return 0;
 }
 
+void luamig_toclose(lua_State *L, const char *mt, lua_CFunction close) {
+  if (luaL_newmetatable(L, mt)) {
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_toclose(L, -1);
+}
+
 /* Pushes a prefetcher of the n names of the array at idx (names in dir) in
  * a to-be-closed slot and starts its reader; without a descriptor or a
  * thread it reads nothing ahead and take() says so. */
@@ -625,14 +631,7 @@ static prefetch *prefetch_start(lua_State *L, const char *dir, int idx, int n, b
   prefetch *p = lua_newuserdatauv(L, sizeof *p, 1);
   memset(p, 0, sizeof *p);
   p->dirfd = -1;
-  if (luaL_newmetatable(L, "luamig.prefetch")) {
-    lua_pushcfunction(L, prefetch_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, prefetch_close);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
+  luamig_toclose(L, "luamig.prefetch", prefetch_close);
   lua_pushvalue(L, idx);
   lua_setiuservalue(L, -2, 1);       /* keeps the name strings alive */
   p->n = n;
@@ -750,6 +749,12 @@ void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev) {
 
 luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig_conn *pump) {
   cfg_idx = lua_absindex(L, cfg_idx);
+  lua_getfield(L, cfg_idx, "revision_timeout");   /* the budget of each call into a revision */
+  double limit = 0;
+  if (lua_isstring(L, -1) && !luamig_parse_duration(lua_tostring(L, -1), &limit))
+    luaL_error(L, "revision_timeout: bad duration '%s'", lua_tostring(L, -1));
+  luamig_budget_limit(L, limit, lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  lua_pop(L, 1);
   luamig_graph *g = luamig_graph_new(L);
   int gidx = lua_gettop(L);
   int buf = push_filebuf(L);

@@ -224,11 +224,13 @@ static int emit_protected(lua_State *L) {
  * failure as "file:line: op.x: <error>". */
 static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query) {
+  double t0 = luamig_now_ms();       /* the server's time is not the revision's */
   if (ctx->defer && queue_len(L, ctx) > 0) luamig_flush(L, ctx, 0, NULL, NULL);
   struct emit_call e = { ctx, sql, nparams, params, query, 0 };
   lua_pushcfunction(L, emit_protected);
   lua_pushlightuserdata(L, &e);
   int status = lua_pcall(L, 1, query ? 1 : 0, 0);
+  luamig_budget_pause(L, luamig_now_ms() - t0);
   if (status == LUA_OK) return e.count;
   if (status == LUA_ERRRUN && lua_type(L, -1) == LUA_TSTRING) {
     luaL_where(L, 1);                /* we are the op again: level 1 is the revision */
@@ -389,6 +391,7 @@ static int compare_names(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+#define MAX_COLUMNS 1600             /* PostgreSQL's limit per table */
 #define BULK_ROWS 500                /* rows per INSERT, fewer when 65535 parameters come first */
 
 /* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
@@ -440,6 +443,8 @@ static int op_bulk_insert(lua_State *L) {
     lua_pop(L, 1);
   }
   if (n == 0) { lua_pushinteger(L, 0); return 1; }
+  if (ncols > MAX_COLUMNS)           /* and more than a statement's 65535 parameters per row */
+    luamig_op_error(L, what, "%d columns, more than a table can have (%d)", ncols, MAX_COLUMNS);
 
   /* 5: the column names, sorted (strcmp: byte order, whatever the locale) */
   const char **names = lua_newuserdatauv(L, (size_t)(ncols > 0 ? ncols : 1) * sizeof *names, 0);

@@ -266,12 +266,22 @@ static int run_attempt(lua_State *L) {
   if (tx && a->opened) luamig_vtable_move_check(L, a->m, a->next_counts);
   else if (tx) open_revision(L, r, ctx, a->m);
   ctx->defer = tx && ctx->conn != NULL;
+  if (!tx) {                         /* its start row: if the run stops inside, the next says so */
+    luamig_logrow start = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
+                            .started = true };
+    luamig_stmt st[1];
+    int n = 0;
+    luamig_log_add(L, &r->vt, &start, st, &n);
+    luamig_emit_batch(L, ctx, n, st, NULL);
+    lua_pop(L, 1);
+  }
   lua_newtable(L);                   /* the revision's own op: reads fall through to the run's */
   lua_pushvalue(L, 4);
   lua_setmetatable(L, -2);
   lua_setfield(L, env, "op");
   lua_getfield(L, env, a->s->up ? "upgrade" : "downgrade");
-  lua_call(L, 0, 0);
+  if (luamig_revision_pcall(L, 0, 0, rv->path, a->s->up ? "upgrade()" : "downgrade()") != LUA_OK)
+    lua_error(L);
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
@@ -375,13 +385,16 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   const luamig_rev *rv = &g->revs[s->rev];
   int top = lua_gettop(L);
 
-  /* the line Alembic prints: "Running upgrade a -> b, message" */
+  /* the line Alembic prints, "Running upgrade a -> b, message": on screen with
+   * the message's first line, in a --sql comment with all of it on one line */
+  const char *message = rv->message ? rv->message : "";
+  size_t msglen = ctx->conn == NULL ? strlen(message) : strcspn(message, "\r\n");
   const char *parents = push_ids(L, g, rv->parents, rv->nparents);
   const char *line = s->up
     ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
-                      rv->message ? rv->message : "")
+                      luamig_push_oneline(L, message, msglen))
     : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents,
-                      rv->message ? rv->message : "");
+                      luamig_push_oneline(L, message, msglen));
   if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
   int lineidx = lua_gettop(L);
   if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
@@ -498,6 +511,15 @@ int luamig_push_findings(luamig_run *r, const int *cur, int ncur) {
     lua_rawseti(L, -2, ++n);
   }
   lua_setfield(L, out, "missing");
+  lua_newtable(L);                   /* non-transactional revisions a run stopped inside */
+  int ninterrupted = 0;
+  for (int i = 0; i < g->n; i++) {
+    int row = latest[i] - 1;
+    if (row < 0 || strstr(PQgetvalue(res, row, 1), "-started") == NULL) continue;
+    luamig_push_rev_info(L, g, i);
+    lua_rawseti(L, -2, ++ninterrupted);
+  }
+  lua_setfield(L, out, "interrupted");
   lua_replace(L, top + 1);           /* over the result: cleared when collected */
   lua_settop(L, top + 1);
   return nchanged + n;
@@ -522,6 +544,18 @@ static void warn_findings(luamig_run *r, int nfound) {
     luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
               lua_tostring(L, -1)), 0);
     lua_pop(L, 2);
+  }
+  lua_getfield(L, res, "interrupted");
+  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
+    lua_rawgeti(L, -1, i);
+    lua_getfield(L, -1, "revision");
+    lua_getfield(L, -2, "path");
+    luamig_run_log(r, "warn", lua_pushfstring(L, "an earlier run stopped inside revision %s (%s), "
+              "which is not transactional: what it did before it stopped was not rolled back "
+              "(a CREATE INDEX CONCURRENTLY that stopped leaves an INVALID index); check the "
+              "database against the file before the revision runs again",
+              lua_tostring(L, -2), lua_tostring(L, -1)), 0);
+    lua_pop(L, 4);
   }
   lua_settop(L, res);
   if (nfound > 0 && luamig_opt_flag(L, r->opts, "strict"))

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,10 +93,23 @@ static void push_lua_literal(lua_State *L, const char *s) {
   for (; *s; s++) {
     if (*s == '"' || *s == '\\') { luaL_addchar(&b, '\\'); luaL_addchar(&b, *s); }
     else if (*s == '\n') luaL_addstring(&b, "\\n");
-    else if ((unsigned char)*s < 32) { char e[8]; snprintf(e, sizeof e, "\\%d", *s); luaL_addstring(&b, e); }
+    else if ((unsigned char)*s < 32) { char e[8]; snprintf(e, sizeof e, "\\%03d", *s); luaL_addstring(&b, e); }
     else luaL_addchar(&b, *s);
   }
   luaL_addchar(&b, '"');
+  luaL_pushresult(&b);
+}
+
+/* Pushes msg for the header comment ("-- ${message}"): each of its lines a
+ * comment line, other control characters (a CR would end the comment) as spaces. */
+static void push_comment_lines(lua_State *L, const char *msg) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (; *msg; msg++) {
+    unsigned char c = (unsigned char)*msg;
+    if (c == '\n') luaL_addstring(&b, "\n-- ");
+    else luaL_addchar(&b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
+  }
   luaL_pushresult(&b);
 }
 
@@ -141,28 +155,120 @@ static void substitute(lua_State *L, int idx, const char *name) {
   lua_pop(L, 2);
 }
 
+/* __close and __gc of the versions-directory lock: unlocks by closing. */
+static int dirlock_close(lua_State *L) {
+  int *fd = lua_touserdata(L, 1);
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+  return 0;
+}
+
+/* Pushes an exclusive lock on the first versions directory, held (a to-be-
+ * closed slot) while a revision is planned and written: concurrent `revision`
+ * runs then see each other's files, so an id gets one file and each new
+ * revision goes on the head the one before wrote. */
+static void lock_versions(lua_State *L, int cfg) {
+  int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+  *fd = -1;
+  luamig_toclose(L, "luamig.dirlock", dirlock_close);
+  lua_getfield(L, cfg, "versions");
+  lua_geti(L, -1, 1);
+  const char *dir = lua_tostring(L, -1);
+  *fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (*fd >= 0)                      /* no directory: loading the revisions says so */
+    while (flock(*fd, LOCK_EX) != 0)
+      if (errno != EINTR) luaL_error(L, "cannot lock %s: %s", dir, strerror(errno));
+  lua_pop(L, 2);
+}
+
+/* Checks the id at the top (--rev-id, or a new random one) for a new revision. */
+static void check_new_id(lua_State *L, const luamig_graph *g) {
+  size_t len;
+  const char *id = lua_tolstring(L, -1, &len);
+  if (id == NULL) luaL_error(L, "revision id must be a string");
+  const char *problem = luamig_rev_id_problem(id, len);
+  if (problem) luaL_error(L, "revision id '%s' %s", luamig_push_oneline(L, id, len), problem);
+  int other = luamig_graph_find(g, id);
+  if (other >= 0) luaL_error(L, "revision id '%s' already exists in %s", id, g->revs[other].path);
+}
+
+/* Pushes branch_labels as a Lua literal: { "label" } for opts.branch_label, else nil. */
+static void push_labels(lua_State *L, const luamig_graph *g) {
+  if (lua_getfield(L, 1, "branch_label") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "nil");
+    return;
+  }
+  const char *label = luaL_checkstring(L, -1);
+  if (luamig_graph_find(g, label) >= 0)
+    luaL_error(L, "branch label '%s' is a revision id", label);
+  for (int k = 0; k < g->n; k++)
+    for (int j = 0; j < g->revs[k].nlabels; j++)
+      if (strcmp(g->revs[k].labels[j], label) == 0)
+        luaL_error(L, "branch label '%s' is already used by revision %s (%s)",
+                   label, g->revs[k].id, g->revs[k].path);
+  lua_pushliteral(L, "{ ");
+  push_lua_literal(L, label);
+  lua_pushliteral(L, " }");
+  lua_concat(L, 3);
+  lua_remove(L, -2);
+}
+
+/* Pushes depends_on as a Lua literal: { "id", ... } of opts.depends_on (a
+ * target or a list of them, each resolved to ids), else nil. */
+static void push_depends(lua_State *L, const luamig_graph *g) {
+  lua_newtable(L);                   /* the resolved ids */
+  int ids = lua_gettop(L), n = 0;
+  if (lua_getfield(L, 1, "depends_on") != LUA_TNIL) {
+    if (lua_isstring(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_rawseti(L, -2, 1); }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+    lua_Integer nd = (lua_Integer)lua_rawlen(L, -2);
+    for (lua_Integer a = 1; a <= nd; a++) {
+      lua_rawgeti(L, -2, a);
+      int k = luamig_resolve(L, g, NULL, 0, luaL_checkstring(L, -1), true, one);
+      lua_pop(L, 1);
+      for (int j = 0; j < k; j++) {
+        lua_pushstring(L, g->revs[one[j]].id);
+        lua_rawseti(L, ids, ++n);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  luaL_Buffer b;                     /* one id on the stack at a time: any number fits */
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, n ? "{ " : "nil");
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addstring(&b, ", ");
+    lua_rawgeti(L, ids, i);
+    push_lua_literal(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  if (n) luaL_addstring(&b, " }");
+  luaL_pushresult(&b);
+  lua_remove(L, ids);
+}
+
 /* revision: opts.message, opts.rev_id, opts.head (default: the single head). */
 static int cmd_revision(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   luamig_config_load(L, 1);
   int cfg = lua_gettop(L);
+  lock_versions(L, cfg);
   luamig_graph *g = luamig_load_revisions(L, cfg, false, NULL);
-  lua_getfield(L, 1, "message");
-  const char *msg = luaL_optstring(L, -1, "");
+  /* no message is an empty one, as with Alembic: the file is then <id>.lua */
+  if (lua_getfield(L, 1, "message") == LUA_TNIL) { lua_pop(L, 1); lua_pushliteral(L, ""); }
+  if (!lua_isstring(L, -1)) return luaL_error(L, "revision: message must be a string");
+  const char *msg = lua_tostring(L, -1);
   int msgidx = lua_gettop(L);
 
   if (lua_getfield(L, 1, "rev_id") == LUA_TNIL) { lua_pop(L, 1); push_new_id(L); }
+  check_new_id(L, g);
   const char *id = lua_tostring(L, -1);
   int ididx = lua_gettop(L);
-  size_t idlen = strlen(id);
-  if (idlen == 0 || idlen > LUAMIG_REV_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz"
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != idlen)
-    return luaL_error(L, "revision id '%s' must be 1 to %d letters, digits or '_'", id,
-                      LUAMIG_REV_MAX);
-  if (luamig_graph_find(g, id) >= 0)
-    return luaL_error(L, "revision id '%s' already exists in %s", id,
-                      g->revs[luamig_graph_find(g, id)].path);
 
   int *parents = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
   int nparents = 0;
@@ -209,60 +315,10 @@ static int cmd_revision(lua_State *L) {
   }
   lua_pop(L, 1);
 
-  /* branch_labels and depends_on, as Lua list literals (or nil) */
-  luaL_Buffer lb;
-  int nlabels = 0;
-  luaL_buffinit(L, &lb);
-  if (lua_getfield(L, 1, "branch_label") != LUA_TNIL) {
-    const char *label = luaL_checkstring(L, -1);
-    if (luamig_graph_find(g, label) >= 0)
-      return luaL_error(L, "branch label '%s' is a revision id", label);
-    for (int k = 0; k < g->n; k++)
-      for (int j = 0; j < g->revs[k].nlabels; j++)
-        if (strcmp(g->revs[k].labels[j], label) == 0)
-          return luaL_error(L, "branch label '%s' is already used by revision %s (%s)",
-                            label, g->revs[k].id, g->revs[k].path);
-    lua_pop(L, 1);
-    luaL_addstring(&lb, "{ ");
-    push_lua_literal(L, label);
-    luaL_addvalue(&lb);
-    luaL_addstring(&lb, " }");
-    nlabels = 1;
-  } else {
-    lua_pop(L, 1);
-  }
-  if (nlabels == 0) luaL_addstring(&lb, "nil");
-  luaL_pushresult(&lb);
+  push_labels(L, g);
   int labels_idx = lua_gettop(L);
-  lua_newtable(L);                   /* depends_on as resolved ids */
-  int deps = lua_gettop(L), ndeps = 0;
-  if (lua_getfield(L, 1, "depends_on") != LUA_TNIL) {
-    if (lua_isstring(L, -1)) { lua_newtable(L); lua_insert(L, -2); lua_rawseti(L, -2, 1); }
-    luaL_checktype(L, -1, LUA_TTABLE);
-    int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
-    int nd = (int)luaL_len(L, -2);
-    for (int a = 1; a <= nd; a++) {
-      lua_geti(L, -2, a);
-      int k = luamig_resolve(L, g, NULL, 0, luaL_checkstring(L, -1), true, one);
-      lua_pop(L, 1);
-      for (int j = 0; j < k; j++) {
-        lua_pushfstring(L, "%s\"%s\"", ndeps ? ", " : "", g->revs[one[j]].id);
-        lua_rawseti(L, deps, ++ndeps);
-      }
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (ndeps == 0) {
-    lua_pushliteral(L, "nil");
-  } else {
-    lua_pushliteral(L, "{ ");
-    for (int i = 1; i <= ndeps; i++) lua_rawgeti(L, deps, i);
-    lua_pushliteral(L, " }");
-    lua_concat(L, ndeps + 2);
-  }
-  lua_replace(L, deps);
-  int deps_idx = deps;
+  push_depends(L, g);
+  int deps_idx = lua_gettop(L);
 
   /* the template: revision.lua.tmpl beside the config, else the built-in one */
   lua_getfield(L, cfg, "dir");
@@ -310,8 +366,7 @@ static int cmd_revision(lua_State *L) {
   substitute(L, text, "branch_labels");
   lua_pushvalue(L, deps_idx);
   substitute(L, text, "depends_on");
-  lua_pushstring(L, luaL_gsub(L, msg, "\n", " "));
-  lua_remove(L, -2);
+  push_comment_lines(L, msg);
   substitute(L, text, "message");
   push_lua_literal(L, msg);
   substitute(L, text, "message_literal");

@@ -191,7 +191,10 @@ bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char
 lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label) {
   if (!lua_istable(L, idx))
     luamig_op_error(L, what, "%s must be a table (an array) (got %s)", label, luaL_typename(L, idx));
-  lua_Integer n = luaL_len(L, idx);
+  /* raw: a proxy's __len or __index could make the list endless */
+  if (luaL_getmetafield(L, idx, "__index") != LUA_TNIL || luaL_getmetafield(L, idx, "__len") != LUA_TNIL)
+    luamig_op_error(L, what, "%s must be a plain array (a table without __index or __len)", label);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
@@ -342,4 +345,15 @@ bool luamig_sql_ends_in_comment(const char *sql) {
     p = next != p ? next : p + 1;
   }
   return open;
+}
+
+const char *luamig_push_oneline(lua_State *L, const char *s, size_t len) {
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    p[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+  }
+  luaL_pushresultsize(&b, len);
+  return lua_tostring(L, -1);
 }

@@ -24,6 +24,18 @@ local function line_logger(log)
   end
 end
 
+-- An error value as one line of text: nil and tables without __tostring would
+-- otherwise read "nil" or "table: 0x...".
+local function error_text(e)
+  if type(e) == "string" then return e end
+  if e == nil then return "nil error value" end
+  local mt = getmetatable(e)
+  if (type(e) == "table" or type(e) == "userdata") and not (type(mt) == "table" and mt.__tostring) then
+    return ("a %s value was raised as the error (give it a __tostring metamethod)"):format(type(e))
+  end
+  return tostring(e)
+end
+
 local function command(name)
   return function(opts)
     opts = opts or {}
@@ -39,7 +51,7 @@ local function command(name)
       call.log = line_logger(opts.log)
     end
     local ok, result = pcall(core[name], call)
-    if not ok then return nil, tostring(result) end
+    if not ok then return nil, error_text(result) end
     return result
   end
 end

@@ -73,7 +73,8 @@ local function record(rev, fname, known)
   end })
   local saved = rawget(env, "op")
   rawset(env, "op", op)
-  local ok, err = pcall(fn)
+  -- rev.pcall (from the core): the revision's time budget, errors as "file:line: message"
+  local ok, err = (rev.pcall or pcall)(fn, fname .. "()")
   rawset(env, "op", saved)
   if not ok then rec.error = tostring(err) end
   rec.trailing = rec.pending

@@ -403,6 +403,16 @@ end
 
 -- ---- op calls ----
 
+-- The array part of t (raw reads up to its raw length): a proxy table whose __index
+-- or __len never ends cannot make the lint loop; the op itself refuses it.
+local function items(t)
+  local out = {}
+  if type(t) == "table" then
+    for i = 1, rawlen(t) do out[i] = rawget(t, i) end
+  end
+  return out
+end
+
 local function opts_at(args, i)
   local o = args[i]
   return type(o) == "table" and o or {}
@@ -433,7 +443,7 @@ function from_op.create_table(a)
   local o = opts_at(a, 3)
   local t = key(o.schema, a[1])
   local cols = {}
-  for _, c in ipairs(type(a[2]) == "table" and a[2] or {}) do
+  for _, c in ipairs(items(a[2])) do
     if type(c) == "table" then
       local col = column_action(t, c)
       cols[#cols + 1] = { name = col.column, def = col }
@@ -457,7 +467,7 @@ end
 function from_op.create_index(a)
   local o = opts_at(a, 4)
   local cols = {}
-  for _, c in ipairs(opts_at(a, 3)) do cols[#cols + 1] = c end
+  for _, c in ipairs(items(a[3])) do cols[#cols + 1] = c end
   return { { kind = "create_index", name = key(o.schema, a[1]), table = key(o.schema, a[2]),
              columns = cols, unique = o.unique,
              concurrently = o.concurrently == true } }
