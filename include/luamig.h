@@ -118,12 +118,23 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
 /* Appends s as a SQL string literal: for statements that take no parameters
  * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
+/* sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
+ * nested comments), and what luamig asks of it. */
 /* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
  * skipping quoted text and comments: the offline form of a parameterized statement. */
 void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
                        int nparams, const char *const *params);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
+/* Why SQL text meant as one expression (a default, a WHERE) would not stay
+ * one: a ';' outside quotes and comments, or a quote or comment left open; NULL when fine. */
+const char *luamig_sql_fragment_problem(const char *sql);
+/* How many statements sql holds (empty ones between ';'s not counted). */
+int luamig_sql_count_statements(const char *sql);
+/* The first statement of sql that ends or splits a transaction (BEGIN, COMMIT,
+ * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
+ * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
+const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
 

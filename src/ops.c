@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "luamig.h"
 
@@ -317,10 +318,26 @@ static int op_ddl(lua_State *L) {
   return 0;
 }
 
+/* Refuses, before it runs, SQL that would end the revision's transaction
+ * (luamig commits it with its version row) or drop the migration lock. */
+static void check_txn_control(lua_State *L, const luamig_opctx *ctx, const char *what,
+                              const char *sql) {
+  char found[64];
+  if (!ctx->transactional || !luamig_sql_txn_control(sql, found, sizeof found)) return;
+  if (strncasecmp(found, "pg_advisory_unlock", 18) == 0 || found[0] == '"')
+    luamig_op_error(L, what, "%s could release luamig's migration lock, which must hold until "
+                    "the run ends (use pg_advisory_xact_lock, released at COMMIT, or a revision "
+                    "with transactional = false for locks of your own)", found);
+  luamig_op_error(L, what, "%s would end the revision's transaction, which luamig commits "
+                  "itself with the version row; a revision that controls its transactions "
+                  "must set transactional = false", found);
+}
+
 /* Checks sql (stack slot 1) and pushes the parameters of the array at slot 2
  * (params.n when it has trailing or inner nils) from slot 3 on; returns their
  * count and their text through *params. */
-static int push_sql_params(lua_State *L, const char *what, const char ***params) {
+static int push_sql_params(lua_State *L, const luamig_opctx *ctx, const char *what,
+                           const char ***params) {
   if (lua_gettop(L) > 2)
     luamig_op_error(L, what, "takes at most 2 arguments (got %d); pass parameters as an "
                     "array: %s(sql, { a, b })", lua_gettop(L), what);
@@ -331,6 +348,7 @@ static int push_sql_params(lua_State *L, const char *what, const char ***params)
   const char *sql = lua_tolstring(L, 1, &len);
   if (strlen(sql) < len) luamig_op_error(L, what, "SQL contains a NUL byte");
   if (strspn(sql, " \t\r\n\f\v") == len) luamig_op_error(L, what, "empty SQL");
+  check_txn_control(L, ctx, what, sql);
   lua_Integer n = 0;
   if (lua_istable(L, 2)) {
     n = lua_getfield(L, 2, "n") == LUA_TNUMBER && lua_isinteger(L, -1)
@@ -344,6 +362,10 @@ static int push_sql_params(lua_State *L, const char *what, const char ***params)
   } else if (!lua_isnil(L, 2)) {
     luamig_op_error(L, what, "params must be an array (got %s)", luaL_typename(L, 2));
   }
+  /* the server takes one statement with parameters; --sql would write them all */
+  if (n > 0 && luamig_sql_count_statements(sql) > 1)
+    luamig_op_error(L, what, "SQL with parameters must be one statement (the server runs one; "
+                    "split it into one %s call per statement)", what);
   *params = luamig_params(L, 3, (int)n, what);
   return (int)n;
 }
@@ -353,7 +375,7 @@ static int op_execute(lua_State *L) {
   static const char what[] = "op.execute";
   luamig_opctx *ctx = upctx(L);
   const char **params;
-  int n = push_sql_params(L, what, &params);
+  int n = push_sql_params(L, ctx, what, &params);
   lua_pushinteger(L, op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
   return 1;
 }
@@ -364,7 +386,7 @@ static int op_query(lua_State *L) {
   static const char what[] = "op.query";
   luamig_opctx *ctx = upctx(L);
   const char **params;
-  int n = push_sql_params(L, what, &params);
+  int n = push_sql_params(L, ctx, what, &params);
   if (ctx->conn == NULL) {
     luaL_where(L, 1);
     lua_pushliteral(L, "op.query needs a live database; offline --sql cannot run data queries");

@@ -1,0 +1,173 @@
+-- Hardening (issue #14, items 6, 9-12, 15-18): state that must not drift, SQL that
+-- must not say more in the script than in the live run, and secrets that must not
+-- leave the process. Each describe names its item; docs/safety.md lists them.
+local h = require "helpers"
+local core = require "luamig.core"
+
+assert(_VERSION == "Lua 5.4", "run the specs with busted --lua=lua5.4")
+
+-- Runs f(op) with an offline op table (transactional unless told); returns pcall's pair.
+local function offline(f, transactional)
+  local op = core.ops(core.new_context(nil, { transactional = transactional ~= false }))
+  return pcall(f, op)
+end
+
+describe("item 6: transaction control in a transactional revision", function()
+  local refused = {
+    "COMMIT", "commit;", "  End", "BEGIN", "begin transaction isolation level serializable",
+    "START TRANSACTION", "ROLLBACK", "abort", "SAVEPOINT s1", "RELEASE s1", "release savepoint s1",
+    "ROLLBACK TO s1", "rollback to savepoint s1", "PREPARE TRANSACTION 'x'",
+    "COMMIT PREPARED 'x'", "ROLLBACK PREPARED 'x'", "SELECT pg_advisory_unlock_all()",
+    "SELECT 1; SELECT pg_catalog.pg_advisory_unlock(42)", "select PG_ADVISORY_UNLOCK_SHARED(1)",
+    "UPDATE t SET a = 1; COMMIT; SELECT 1", "/* c */ COMMIT", "-- c\nROLLBACK",
+  }
+  for _, sql in ipairs(refused) do
+    it("refuses " .. sql:gsub("\n", "\\n") .. " before it runs, with file:line and the way out", function()
+      local ok, err = offline(function(op) op.execute(sql) end)
+      assert.is_false(ok)
+      assert.matches("op%.execute: .*transactional = false", err)
+      assert.is_nil(err:find("\n"), err)
+      ok, err = offline(function(op) op.query(sql) end)
+      assert.is_false(ok)
+      assert.matches("op%.query: .*transactional = false", err)
+    end)
+  end
+
+  local allowed = {
+    "SELECT 'COMMIT'", "SELECT E'it\\'s; COMMIT'", "-- COMMIT\nSELECT 1", "/* ROLLBACK /* nested */ */ SELECT 1",
+    "DO $$BEGIN PERFORM 1; END$$", "DO $body$ BEGIN PERFORM pg_advisory_unlock(1); END $body$",
+    'SELECT 1 AS "commit"', "SELECT 1 AS commit_count", "UPDATE t SET ended = true WHERE kind = 'END'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END",
+    "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; END",
+    "SELECT my_pg_advisory_unlock_all_wrapper_is_fine FROM t",
+  }
+  for _, sql in ipairs(allowed) do
+    it("lets " .. sql:gsub("\n", "\\n") .. " through", function()
+      local ok, err = offline(function(op) op.execute(sql) end)
+      assert.is_true(ok, err)
+    end)
+  end
+
+  it("lets a non-transactional revision manage its own transactions", function()
+    local ok, err = offline(function(op) op.execute("BEGIN"); op.execute("COMMIT") end, false)
+    assert.is_true(ok, err)
+  end)
+end)
+
+describe("item 6: transaction control in a revision #cli", function()
+  local db, url
+  h.database_each(function(name) db, url = name, h.url(name) end)
+
+  it("COMMIT then an error records nothing, live and in --sql alike", function()
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("t1", { { "id", "int" } })
+  op.execute("COMMIT")
+  op.execute("SELECT 1/0")]], 'op.drop_table("t1")'),
+    })
+    local code, out, err = h.run({ "upgrade", "head" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(1, code, out)
+    assert.matches("upgrade a failed: versions/a.lua:7: op.execute: COMMIT would end the revision's "
+      .. "transaction", err, 1, true)
+    assert.matches("transactional = false", err, 1, true)
+    assert.equal(1, select(2, err:gsub("\n", "")), err)
+    assert.equal("|0", h.psql(db, "SELECT to_regclass('t1'), (SELECT count(*) FROM luamig_version)"))
+    code, out, err = h.run({ "upgrade", "head", "--sql" }, { cwd = dir })
+    assert.equal(1, code, out)
+    assert.matches("versions/a.lua:7: op.execute: COMMIT would end the revision's transaction", err, 1, true)
+  end)
+
+  it("ROLLBACK is refused instead of reporting Upgraded while the table disagrees", function()
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, 'op.execute("CREATE TABLE t2 (id int); ROLLBACK")', ""),
+    })
+    local code, out, err = h.run({ "upgrade" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(1, code, out)
+    assert.not_matches("Upgraded", out)
+    assert.matches("ROLLBACK would end the revision's transaction", err, 1, true)
+    assert.equal("|0", h.psql(db, "SELECT to_regclass('t2'), (SELECT count(*) FROM luamig_version)"))
+  end)
+end)
+
+describe("item 12: one statement per SQL text option", function()
+  local cases = {
+    { "op.add_column", function(op) op.add_column("t", { "a", "int", default = "0; DROP TABLE precious" }) end },
+    { "op.create_table", function(op) op.create_table("t", { { "a", "int", default = "1); DROP TABLE precious; --" } }) end },
+    { "op.create_table", function(op) op.create_table("t", { { "a", "int" }, "CHECK (a > 0); DROP TABLE p" }) end },
+    { "op.create_table", function(op) op.create_table("t", { { "a", "int; DROP TABLE p" } }) end },
+    { "op.alter_column", function(op) op.alter_column("t", "a", { server_default = "0;DROP TABLE p" }) end },
+    { "op.alter_column", function(op) op.alter_column("t", "a", { type = "bigint", using = "a::bigint; DROP TABLE p" }) end },
+    { "op.create_check_constraint", function(op) op.create_check_constraint("ck", "t", "a > 0); DROP TABLE p; --") end },
+    { "op.create_index", function(op) op.create_index("ix", "t", { "a" }, { where = "a > 0; DROP TABLE p" }) end },
+    { "op.create_index", function(op) op.create_index("ix", "t", { "lower(a); DROP TABLE p" }) end },
+    { "op.add_column", function(op) op.add_column("t", { "a", "text", default = "'unterminated" }) end },
+    { "op.add_column", function(op) op.add_column("t", { "a", "int", default = "1 -- swallows the rest" }) end },
+  }
+  for i, case in ipairs(cases) do
+    it(("refuses a statement terminator in %s (case %d)"):format(case[1], i), function()
+      local ok, err = offline(case[2])
+      assert.is_false(ok)
+      assert.matches(case[1]:gsub("%.", "%%.") .. ": ", err)
+      assert.is_nil(err:find("\n"), err)
+      assert.is_nil(err:find("precious", 1, true), "the message quotes no SQL text: " .. err)
+    end)
+  end
+
+  it("keeps ';' inside quotes, dollar quotes and comments", function()
+    local ok, err = offline(function(op)
+      op.add_column("t", { "a", "text", default = "';'" })
+      op.add_column("t", { "b", "text", default = "$$a;b$$" })
+      op.add_column("t", { "c", "text", default = "E'\\';'" })
+      op.create_check_constraint("ck", "t", "a <> ';' /* ; */")
+      op.create_index("ix", "t", { "a" }, { where = "a <> '--;'" })
+      op.alter_column("t", "a", { server_default = "'x;y'" })
+      op.add_column("t", { "d", "int", default = "1 -- one\n" })
+    end)
+    assert.is_true(ok, err)
+  end)
+
+  it("refuses several statements with parameters, offline as live", function()
+    local ok, err = offline(function(op) op.execute("INSERT INTO t VALUES ($1); DROP TABLE precious", { 1 }) end)
+    assert.is_false(ok)
+    assert.matches("op.execute: SQL with parameters must be one statement", err, 1, true)
+    ok, err = offline(function(op) op.execute("INSERT INTO t VALUES ($1);", { 1 }) end)
+    assert.is_true(ok, err)
+    ok, err = offline(function(op) op.execute("INSERT INTO t VALUES ($1); -- done", { 1 }) end)
+    assert.is_true(ok, err)
+    ok, err = offline(function(op) op.execute("CREATE TABLE a (id int); CREATE TABLE b (id int)") end)
+    assert.is_true(ok, err)
+  end)
+end)
+
+describe("item 12: live and --sql agree #cli", function()
+  local db, url
+  h.database_each(function(name) db, url = name, h.url(name) end)
+
+  it("refuses a multi-statement op.execute with parameters in both", function()
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.execute("CREATE TABLE precious (id int)")
+  op.execute("INSERT INTO precious VALUES ($1); DROP TABLE precious", { 1 })]], ""),
+    })
+    local code, out, err = h.run({ "upgrade", "head", "--sql" }, { cwd = dir })
+    assert.equal(1, code, out)
+    local offline_err = err:match("op%.execute: [^\n]*")
+    assert.matches("SQL with parameters must be one statement", offline_err, 1, true)
+    code, out, err = h.run({ "upgrade" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(1, code, out)
+    assert.equal(offline_err, err:match("op%.execute: [^\n]*"))
+    assert.equal("", h.psql(db, "SELECT coalesce(to_regclass('precious')::text, '')"))
+  end)
+
+  it("refuses a ';' in default in both", function()
+    local dir = h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.create_table("precious", { { "id", "int" } })
+  op.add_column("precious", { "a", "int", default = "0; DROP TABLE precious" })]], ""),
+    })
+    local code, out, err = h.run({ "upgrade", "head", "--sql" }, { cwd = dir })
+    assert.equal(1, code, out)
+    assert.matches("versions/a.lua:7: op.add_column: default", err, 1, true)
+    code, out, err = h.run({ "upgrade" }, { cwd = dir, env = { DATABASE_URL = url } })
+    assert.equal(1, code, out)
+    assert.matches("versions/a.lua:7: op.add_column: default", err, 1, true)
+    assert.equal("", h.psql(db, "SELECT coalesce(to_regclass('precious')::text, '')"))
+  end)
+end)
