@@ -355,6 +355,7 @@ typedef struct luamig_vtable {
   const char *name;
   const char *log_name;              /* the audit log beside it */
   bool probed, present, log_present; /* whether they exist, once asked */
+  long long lock_key;                /* set by luamig_lock_acquire */
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
@@ -381,6 +382,7 @@ typedef struct luamig_move {
   const char *const *to;
   int nto;
   const char *update[2];             /* the UPDATE's parameters, set by luamig_vtable_move_add */
+  const char *expect;                /* the rows after it, sorted, one per line (for the guard) */
 } luamig_move;
 
 /* Appends to st (from *n on; room for nfrom + nto) the statements of m: an
@@ -397,18 +399,37 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                         luamig_move *m, luamig_logrow *log);
 
+/* The guard after a revision's statements, before its COMMIT: the version
+ * table must hold exactly expect (luamig_move.expect) and the session the
+ * migration lock. Its statement fails when not (in a transaction, the revision
+ * rolls back with it); luamig_guard_explain then says why. */
+typedef struct luamig_guard {
+  char hi[16], lo[16];               /* the lock key's halves */
+  const char *params[3];
+} luamig_guard;
+/* Appends the guard's statement (its SQL pushed). */
+void luamig_guard_add(lua_State *L, const luamig_vtable *vt, const char *expect,
+                      luamig_guard *g, luamig_stmt *st, int *n);
+/* Pushes what the failed guard (its error: msg) found, for "upgrade X failed: ...";
+ * committed says whether the revision's statements stay (a non-transactional one). */
+const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
+                                 const char *msg, bool committed);
+
 /* The audit log table, through the context. */
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
 /* Pushes a holder of the log's rows (revision, direction, checksum), oldest
  * first, and returns them; NULL (nil pushed) when there is no log. */
 const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 
-/* Session-level advisory lock keyed by the version table's name: held for a
- * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
- * Waits up to wait_s seconds, then raises naming the holder (pid, application). */
-void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
-                         double wait_s);
+/* Session-level advisory lock keyed by the version table's qualified name
+ * (its schema: the configured one, else the session's current_schema()): held
+ * for a whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
+ * Sets vt->lock_key. Waits up to wait_s seconds, then raises naming the holder
+ * (pid, application). */
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+/* The lock key's halves as pg_locks shows them (classid, objid), as text. */
+void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]);
 
 /* ---- sha256.c: checksums of revision files for the audit log ---- */
 

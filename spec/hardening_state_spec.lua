@@ -171,3 +171,96 @@ describe("item 12: live and --sql agree #cli", function()
     assert.equal("", h.psql(db, "SELECT coalesce(to_regclass('precious')::text, '')"))
   end)
 end)
+
+-- A describe's CLI specs on a fresh database each: body(ctx) gets ctx.db, ctx.url and
+-- ctx.run(dir, args [, env]) (DATABASE_URL set, env added).
+local function with_database(name, body)
+  describe(name, function()
+    local ctx = {}
+    h.database_each(function(db) ctx.db, ctx.url = db, h.url(db) end)
+    function ctx.run(dir, args, extra)
+      local env = { DATABASE_URL = ctx.url }
+      for k, v in pairs(extra or {}) do env[k] = v end
+      return h.run(args, { cwd = dir, env = env })
+    end
+    body(ctx)
+  end)
+end
+
+-- The version table's rows, comma-separated ("" when empty or absent).
+local function versions(db, table_name)
+  return h.psql(db, ("SELECT coalesce((SELECT string_agg(version_num, ',' ORDER BY version_num) FROM %s), '')")
+    :format(table_name or "luamig_version"))
+end
+
+with_database("item 6: the state after each revision #cli", function(t)
+  local function one(body, extra)
+    return h.project({ ["versions/a.lua"] = h.revision("a", nil, 'op.create_table("t_a", { { "id", "int" } })\n  '
+      .. body, 'op.drop_table("t_a")', extra) })
+  end
+  local function rolled_back()
+    assert.equal("||0", h.psql(t.db, "SELECT to_regclass('t_a'), (SELECT string_agg(version_num, ',') "
+      .. "FROM luamig_version), (SELECT count(*) FROM luamig_log)"))
+  end
+
+  it("a revision that empties the version table fails and leaves nothing, even as the last one", function()
+    local code, out, err = t.run(one('op.execute("DELETE FROM luamig_version")'), { "upgrade", "--lint", "off" })
+    assert.equal(1, code, out)
+    assert.matches("upgrade a failed: versions/a.lua: it changed the version table luamig_version behind luamig "
+      .. "(it must hold 'a' now", err, 1, true)
+    assert.matches("rolled back", err, 1, true)
+    assert.equal(1, select(2, err:gsub("\n", "")), err)
+    rolled_back()
+  end)
+
+  it("a revision that adds a version row fails", function()
+    local code, _, err = t.run(one([[op.execute("INSERT INTO luamig_version VALUES ('zzz')")]]), { "upgrade", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches("changed the version table", err, 1, true)
+    rolled_back()
+  end)
+
+  it("a revision that drops the version table fails and leaves nothing", function()
+    local code, _, err = t.run(one('op.execute("DROP TABLE luamig_version")'), { "upgrade", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches("upgrade a failed: versions/a.lua: the version table luamig_version is gone or unreadable after it", err, 1, true)
+    rolled_back()
+  end)
+
+  it("a revision that releases the migration lock through a function fails and leaves nothing", function()
+    local dir = one([[op.execute("CREATE FUNCTION let_go() RETURNS boolean LANGUAGE sql AS 'SELECT pg_advisory_unlock_all() IS NULL'")
+  op.execute("SELECT let_go()")]])
+    local code, _, err = t.run(dir, { "upgrade", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches("upgrade a failed: versions/a.lua: it released luamig's migration lock", err, 1, true)
+    assert.equal("", h.psql(t.db, "SELECT coalesce(to_regprocedure('let_go()')::text, '')"))
+    rolled_back()
+  end)
+
+  it("a non-transactional revision that releases the lock fails loudly, saying what committed", function()
+    local dir = one('op.execute("SELECT pg_advisory_unlock_all()")', { transactional = false })
+    local code, _, err = t.run(dir, { "upgrade", "--lint", "off" })
+    assert.equal(1, code)
+    assert.matches("upgrade a failed: versions/a.lua: it released luamig's migration lock", err, 1, true)
+    assert.matches("its statements have committed", err, 1, true)
+  end)
+end)
+
+with_database("item 10: one lock per version table, however it is named #cli", function(t)
+  it("a run with version_table_schema = 'public' and one without serialize", function()
+    local files = { ["versions/s.lua"] = h.revision("s", nil, [[op.execute("CREATE TABLE t_slow (id int)")
+  op.execute("SELECT pg_sleep(2)")]], 'op.drop_table("t_slow")') }
+    local explicit = h.project(files, 'return { versions = "versions", version_table_schema = "public" }')
+    local implicit = h.project(files)
+    local env = { DATABASE_URL = t.url }
+    local results = h.run_all({
+      { { "--lock-wait", "20", "upgrade" }, { cwd = explicit, env = env } },
+      { { "--lock-wait", "20", "upgrade" }, { cwd = implicit, env = env } },
+    })
+    for _, r in ipairs(results) do assert.equal(0, r.code, r.stderr) end
+    assert.truthy(results[1].stdout:find("Nothing to do", 1, true) or results[2].stdout:find("Nothing to do", 1, true),
+      results[1].stdout .. results[2].stdout)
+    assert.equal("s", versions(t.db))
+    assert.equal("1", h.psql(t.db, "SELECT count(*) FROM luamig_log"))
+  end)
+end)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -201,7 +202,8 @@ typedef struct attempt {
   bool opened;                       /* this revision was opened with the previous COMMIT */
   const char *checksum;
   double t0;
-  bool final_sent;                   /* its last batch (audit row, COMMIT, next) went out */
+  bool final_sent;                   /* its last batch (audit row, guard, COMMIT, next) went out */
+  bool guarding;                     /* a non-transactional revision's guard is running */
 } attempt;
 
 /* Pushes SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
@@ -253,7 +255,7 @@ static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig
  * BEGIN and version move ride along after that COMMIT, so a run of DDL-only
  * revisions takes one round trip each. A non-transactional revision runs each
  * statement as it comes, then moves the version and writes the audit row. */
-enum { PRE_OPEN = 2 };               /* after the audit row and COMMIT */
+enum { GUARD_AT = 1, PRE_OPEN = 3 }; /* the tail: audit row, guard, COMMIT, next opening */
 
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
@@ -276,11 +278,13 @@ static int run_attempt(lua_State *L) {
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
                         .ms = luamig_now_ms() - a->t0 };
+  luamig_guard guard;
   if (tx) {
     int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
-    luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
-    long *counts = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *counts, 0);
+    luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(4 + nnext) * sizeof *tail, 0);
+    long *counts = lua_newuserdatauv(L, (size_t)(4 + nnext) * sizeof *counts, 0);
     luamig_log_add(L, &r->vt, &log, tail, &n);
+    if (ctx->conn != NULL) luamig_guard_add(L, &r->vt, a->m->expect, &guard, tail, &n);
     tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
     if (a->next) add_opening(L, r, a->next, tail, &n);   /* at PRE_OPEN */
     a->final_sent = true;
@@ -289,6 +293,14 @@ static int run_attempt(lua_State *L) {
     lua_settop(L, top);
   } else {
     luamig_vtable_move(L, ctx, &r->vt, a->m, &log);
+    if (ctx->conn != NULL) {
+      luamig_stmt st;
+      int n = 0;
+      luamig_guard_add(L, &r->vt, a->m->expect, &guard, &st, &n);
+      a->guarding = true;
+      luamig_emit_batch(L, ctx, 1, &st, NULL);
+      lua_pop(L, 1);
+    }
   }
   ctx->defer = false;
   return 0;
@@ -358,7 +370,34 @@ static void plan_move(luamig_run *r, const luamig_step *s, int *heads, int *appl
       if (!covered) { heads[p] = 1; to[nto++] = pr->id; }
     }
   }
-  *m = (luamig_move){ from, nfrom, to, nto, { NULL, NULL } };
+  *m = (luamig_move){ from, nfrom, to, nto, { NULL, NULL }, NULL };
+}
+
+static int compare_ids(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Moves the head ids in list (*n of them) as m does, and sets m->expect to
+ * them sorted, one per line (kept in the table at anchors, key k). */
+static void track_heads(lua_State *L, const char **list, int *n, luamig_move *m, int anchors,
+                        int k) {
+  for (int i = 0; i < m->nfrom; i++)
+    for (int j = 0; j < *n; j++)
+      if (strcmp(list[j], m->from[i]) == 0) { list[j] = list[--*n]; break; }
+  for (int i = 0; i < m->nto; i++) list[(*n)++] = m->to[i];
+  const char **sorted = lua_newuserdatauv(L, (size_t)(*n + 1) * sizeof *sorted, 0);
+  memcpy(sorted, list, (size_t)*n * sizeof *sorted);
+  qsort(sorted, (size_t)*n, sizeof *sorted, compare_ids);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; i < *n; i++) {
+    if (i) luaL_addchar(&b, '\n');
+    luaL_addstring(&b, sorted[i]);
+  }
+  luaL_pushresult(&b);
+  m->expect = lua_tostring(L, -1);
+  lua_rawseti(L, anchors, k);
+  lua_pop(L, 1);
 }
 
 /* One revision, one transaction: its statements and its version-table move
@@ -398,7 +437,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   if (ctx->conn == NULL || !rv->transactional || next_step == NULL ||
       !g->revs[next_step->rev].transactional)
     next = NULL;
-  attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false };
+  attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false, false };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
     lua_pushlightuserdata(L, &a);
@@ -415,6 +454,9 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
     }
+    if (a.guarding || (a.final_sent && ctx->conn->failed_at - ctx->tail_at == GUARD_AT))
+      msg = lua_pushfstring(L, "%s: %s", rv->path,
+                            luamig_guard_explain(L, &r->vt, m->expect, msg, !rv->transactional));
     bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
     if (lock_timeout && tries < r->lock_retries) {
@@ -635,7 +677,16 @@ static int migrate(lua_State *L, bool up) {
   long *next_counts = lua_newuserdatauv(L, (size_t)(r.g->n + 1) * sizeof *next_counts, 0);
   luamig_move moves[2];
   int n1 = r.g->n + 1;
-  if (nsteps > 0) plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
+  /* the rows each step leaves, for its guard */
+  const char **rows = lua_newuserdatauv(L, (size_t)n1 * sizeof *rows, 0);
+  int nrows = 0;
+  for (int i = 0; i < ncur; i++) rows[nrows++] = r.g->revs[cur[i]].id;
+  lua_createtable(L, nsteps, 0);
+  int expects = lua_gettop(L);
+  if (nsteps > 0) {
+    plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
+    track_heads(L, rows, &nrows, &moves[0], expects, 1);
+  }
 
   lua_createtable(L, nsteps, 0);
   int results = lua_gettop(L);
@@ -648,6 +699,7 @@ static int migrate(lua_State *L, bool up) {
       next = &moves[(i + 1) % 2];
       const char **buf = ids + (size_t)((i + 1) % 2) * 2 * (size_t)n1;
       plan_move(&r, &steps[i + 1], heads, applied, next, buf, buf + n1);
+      track_heads(L, rows, &nrows, next, expects, i + 2);
     }
     opened = run_step(&r, ctxidx, &steps[i], m, next ? &steps[i + 1] : NULL, next, next_counts,
                       opened);
@@ -728,7 +780,7 @@ static int cmd_stamp(lua_State *L) {
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
                                      push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
-  luamig_move m = { from, nfrom, to, nto, { NULL, NULL } };
+  luamig_move m = { from, nfrom, to, nto, { NULL, NULL }, NULL };
   luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);

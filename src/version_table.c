@@ -133,6 +133,63 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
   lua_settop(L, top);
 }
 
+/* ---- the guard after each revision ---- */
+
+void luamig_guard_add(lua_State *L, const luamig_vtable *vt, const char *expect,
+                      luamig_guard *g, luamig_stmt *st, int *n) {
+  luamig_lock_halves(vt, g->hi, g->lo);
+  g->params[0] = g->hi;
+  g->params[1] = g->lo;
+  g->params[2] = expect;
+  /* a failing cast is the one way a plain statement can refuse: the reason
+   * is the text it could not read as an integer */
+  const char *name = push_qualified(L, vt, vt->name);
+  st[(*n)++] = (luamig_stmt){ lua_pushfstring(L,
+    "SELECT (CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_catalog.pg_backend_pid() AND granted AND classid = $1::oid AND objid = $2::oid "
+    "AND objsubid = 1) THEN 'luamig:lock' WHEN (SELECT coalesce(string_agg(version_num, E'\n' "
+    "ORDER BY version_num COLLATE \"C\"), '') FROM %s) <> $3 THEN 'luamig:rows' END)::int",
+    name), 3, g->params };
+  lua_remove(L, -2);
+}
+
+const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
+                                 const char *msg, bool committed) {
+  const char *sql = strstr(msg, "; SQL: ");
+  size_t len = sql ? (size_t)(sql - msg) : strlen(msg);    /* the server's words, not the SQL */
+  const char *outcome = committed
+    ? "its statements have committed: check the database, then 'luamig stamp' the revision it is at"
+    : "it was rolled back: nothing of it was applied";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (*expect == '\0') {
+    luaL_addstring(&b, "no row");
+  } else {
+    luaL_addchar(&b, '\'');
+    for (const char *p = expect; *p; p++)
+      if (*p == '\n') luaL_addstring(&b, "', '");
+      else luaL_addchar(&b, *p);
+    luaL_addchar(&b, '\'');
+  }
+  luaL_pushresult(&b);
+  const char *rows = lua_tostring(L, -1), *found = NULL;
+  lua_pushlstring(L, msg, len);
+  const char *server = lua_tostring(L, -1);
+  if (strstr(server, "luamig:lock"))
+    found = lua_pushfstring(L, "it released luamig's migration lock (pg_advisory_unlock), so "
+                            "another run could start; %s", outcome);
+  else if (strstr(server, "luamig:rows"))
+    found = lua_pushfstring(L, "it changed the version table %s behind luamig (it must hold %s "
+                            "now; a revision must not write the version table); %s", vt->name,
+                            rows, outcome);
+  else
+    found = lua_pushfstring(L, "the version table %s is gone or unreadable after it (%s); %s",
+                            vt->name, server, outcome);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return found;
+}
+
 /* ---- the audit log ---- */
 
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
