@@ -369,6 +369,7 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 typedef struct luamig_logrow {
   const char *rev;
   bool up;
+  const char *direction;             /* NULL: "upgrade" or "downgrade" as up says */
   const char *checksum;              /* "" when not taken */
   double ms;
   char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
@@ -489,8 +490,19 @@ int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on th
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
-/* Pushes { changed = {...}, missing = {...} } from the audit log; returns their count. */
-int luamig_push_findings(luamig_run *r, const int *cur, int ncur);
+/* ---- findings.c: the audit log against the version table and the files ---- */
+
+/* Pushes { changed = {rev info...}, missing = {id...}, ahead = {id...}, behind =
+ * {id...}, stale = {id...}, log = message or nil } (see luamig verify) for the
+ * version table's rows cur (those files have) and, when unknown is not 0, the
+ * array of ids at that stack slot (those no file has); returns their count. */
+int luamig_push_findings(luamig_run *r, const int *cur, int ncur, int unknown);
+/* Logs the findings at the top as warnings; with opts.strict any is an error. */
+void luamig_warn_findings(luamig_run *r, int nfound);
+/* stamp: the audit rows ("stamp", "unstamp") that make the log agree with the
+ * version table after move m from rows cur, through ctx (in stamp's transaction). */
+void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur,
+                      const luamig_move *m);
 
 int luamig_open_runner(lua_State *L);
 

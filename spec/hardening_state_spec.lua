@@ -264,3 +264,146 @@ with_database("item 10: one lock per version table, however it is named #cli", f
     assert.equal("1", h.psql(t.db, "SELECT count(*) FROM luamig_log"))
   end)
 end)
+
+-- n revisions r01..rNN creating tables PREFIX01..PREFIXNN (prefix "t" by default).
+local function chain(n, config, prefix)
+  local files = {}
+  prefix = prefix or "t"
+  for i = 1, n do
+    local id = ("r%02d"):format(i)
+    files["versions/" .. id .. ".lua"] = h.revision(id, i > 1 and ("r%02d"):format(i - 1) or nil,
+      ('op.create_table("%s%02d", { { "id", "int" } })'):format(prefix, i),
+      ('op.drop_table("%s%02d")'):format(prefix, i))
+  end
+  return h.project(files, config)
+end
+
+with_database("item 9: an audit log per version table #cli", function(t)
+  it("keeps luamig_log for the default version table and names others' after them", function()
+    assert.equal(0, (t.run(chain(1), { "upgrade" })))
+    assert.equal(0, (t.run(chain(1, 'return { versions = "versions", version_table = "app_version" }', "app"),
+      { "upgrade" })))
+    assert.equal("1|1", h.psql(t.db, "SELECT (SELECT count(*) FROM luamig_log), (SELECT count(*) FROM app_version_log)"))
+  end)
+
+  it("two projects on one database, five first runs each at once: no error, verify finds nothing", function()
+    local a = chain(2, 'return { versions = "versions", version_table = "proj_a_version" }', "a")
+    local b = chain(2, 'return { versions = "versions", version_table = "proj_b_version" }', "b")
+    -- b's files differ from a's under the same ids: a shared log would mix their checksums
+    for i = 1, 2 do
+      local f = assert(io.open(("%s/versions/r%02d.lua"):format(b, i), "a"))
+      f:write("-- project b\n")
+      f:close()
+    end
+    local env = { DATABASE_URL = t.url }
+    local jobs = {}
+    for i = 1, 10 do jobs[i] = { { "-q", "upgrade" }, { cwd = i % 2 == 0 and a or b, env = env } } end
+    for _, r in ipairs(h.run_all(jobs)) do assert.equal(0, r.code, r.stderr) end
+    for _, dir in ipairs { a, b } do
+      local code, out = t.run(dir, { "verify", "--strict" })
+      assert.equal(0, code, out)
+      assert.matches("^OK: every applied revision matches its file", out)
+    end
+    assert.equal("2|2", h.psql(t.db, "SELECT (SELECT count(*) FROM proj_a_version_log), "
+      .. "(SELECT count(*) FROM proj_b_version_log)"))
+  end)
+
+  it("an audit log two projects share on purpose is created without a race", function()
+    local jobs = {}
+    for i = 1, 10 do
+      local dir = chain(1, ('return { versions = "versions", version_table = "v%d", log_table = "shared_log" }')
+        :format(i), "p" .. i .. "_")
+      jobs[i] = { { "-q", "upgrade" }, { cwd = dir, env = { DATABASE_URL = t.url } } }
+    end
+    for _, r in ipairs(h.run_all(jobs)) do assert.equal(0, r.code, r.stderr) end
+    assert.equal("10", h.psql(t.db, "SELECT count(*) FROM shared_log"))
+  end)
+end)
+
+with_database("item 11: verify compares the version table with the audit log #cli", function(t)
+  local function verify(dir)
+    local code, out, err = t.run(dir, { "verify" })
+    assert.equal(0, code, err)
+    local strict = t.run(dir, { "verify", "--strict" })
+    return out, strict
+  end
+
+  it("reports a version row set ahead by hand; stamp records such a change", function()
+    local dir = chain(3)
+    assert.equal(0, (t.run(dir, { "upgrade", "r01" })))
+    h.psql(t.db, "UPDATE luamig_version SET version_num = 'r03'")
+    local code, out, err = t.run(dir, { "upgrade" })
+    assert.equal(0, code, err)
+    assert.matches("Nothing to do", out, 1, true)
+    assert.matches("warning: the version table says 2 revisions are applied that the audit log never "
+      .. "recorded (r02, r03)", err, 1, true)
+    local strict
+    out, strict = verify(dir)
+    assert.matches("ahead: r02: ", out, 1, true)
+    assert.matches("ahead: r03: ", out, 1, true)
+    assert.not_matches("r01", out)
+    assert.equal(1, strict)
+    assert.equal(0, (t.run(dir, { "stamp", "r03" })))
+    out, strict = verify(dir)
+    assert.matches("^OK", out)
+    assert.equal(0, strict)
+    assert.equal("r02 stamp|r03 stamp", h.psql(t.db, "SELECT string_agg(revision || ' ' || direction, '|' "
+      .. "ORDER BY id) FROM luamig_log WHERE direction LIKE '%stamp'"))
+  end)
+
+  it("reports a version row set back by hand", function()
+    local dir = chain(3)
+    assert.equal(0, (t.run(dir, { "upgrade" })))
+    h.psql(t.db, "UPDATE luamig_version SET version_num = 'r01'")
+    local out, strict = verify(dir)
+    assert.matches("behind: r02: ", out, 1, true)
+    assert.matches("behind: r03: ", out, 1, true)
+    assert.equal(1, strict)
+  end)
+
+  it("reports a stale ancestor row", function()
+    local dir = chain(3)
+    assert.equal(0, (t.run(dir, { "upgrade" })))
+    h.psql(t.db, "INSERT INTO luamig_version VALUES ('r01')")
+    local out, strict = verify(dir)
+    assert.matches("stale: r01: ", out, 1, true)
+    assert.equal(1, strict)
+  end)
+
+  it("reports a dropped audit log instead of recreating it in silence", function()
+    local dir = chain(2)
+    assert.equal(0, (t.run(dir, { "upgrade" })))
+    h.psql(t.db, "DROP TABLE luamig_log")
+    local out, strict = verify(dir)
+    assert.matches("no log: the audit log luamig_log is missing", out, 1, true)
+    assert.equal(1, strict)
+    local code, _, err = t.run(dir, { "upgrade", "--strict" })
+    assert.equal(1, code)
+    assert.matches("the audit log luamig_log is missing", err, 1, true)
+  end)
+
+  it("reports the deleted file of the applied head as missing", function()
+    local dir = chain(2)
+    assert.equal(0, (t.run(dir, { "upgrade" })))
+    os.remove(dir .. "/versions/r02.lua")
+    local out, strict = verify(dir)
+    assert.matches("missing: r02: ", out, 1, true)
+    assert.equal(1, strict)
+  end)
+
+  it("stays quiet after upgrades, downgrades and stamps", function()
+    local dir = chain(3)
+    assert.equal(0, (t.run(dir, { "stamp", "r01" })))
+    assert.equal(0, (t.run(dir, { "upgrade" })))
+    assert.equal(0, (t.run(dir, { "downgrade", "-1" })))
+    assert.equal(0, (t.run(dir, { "stamp", "r01" })))
+    local out, strict = verify(dir)
+    assert.matches("^OK", out)
+    assert.equal(0, strict)
+    assert.equal(0, (t.run(dir, { "stamp", "--purge", "r03" })))
+    out, strict = verify(dir)
+    assert.matches("^OK", out)
+    assert.equal(0, strict)
+    assert.equal("r03", versions(t.db))
+  end)
+end)

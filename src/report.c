@@ -9,14 +9,24 @@
 
 #include "luamig.h"
 
-/* verify: the audit log against the files. */
+/* verify: the audit log against the files and the version table; a row no
+ * file has is a finding (missing), not an error. */
 static int cmd_verify(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, LUAMIG_RUN_CONNECT | LUAMIG_RUN_SUMS);
   luamig_run_connect(&r);
-  int *cur = luamig_scratch(L, r.g->n);
-  int ncur = luamig_read_current(&r, cur, NULL);
-  luamig_push_findings(&r, cur, ncur);
+  int n = luamig_vtable_read(L, r.c, &r.vt), rows = lua_gettop(L);
+  int *cur = luamig_scratch(L, r.g->n), ncur = 0;
+  lua_newtable(L);
+  int unknown = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    int k = luamig_graph_find(r.g, lua_tostring(L, -1));
+    if (k >= 0 && ncur < r.g->n) cur[ncur++] = k;
+    if (k < 0) lua_rawseti(L, unknown, (lua_Integer)lua_rawlen(L, unknown) + 1);
+    else lua_pop(L, 1);
+  }
+  luamig_push_findings(&r, cur, ncur, unknown);
   return 1;
 }
 

@@ -491,86 +491,6 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   return next != NULL;
 }
 
-/* Compares the audit log with the files: pushes { changed = {...}, missing =
- * {...} }: applied revisions whose file changed since, and revisions the log
- * says are applied that no file has. The log's rows are read in C, oldest
- * first, so the last row of a revision is its state (no sort on the server,
- * no Lua table per row). */
-int luamig_push_findings(luamig_run *r, const int *cur, int ncur) {
-  lua_State *L = r->L;
-  luamig_graph *g = r->g;
-  int top = lua_gettop(L);
-  const PGresult *res = luamig_log_rows(L, r->c, &r->vt);
-  int nrows = res ? PQntuples(res) : 0;
-  int *latest = luamig_scratch(L, g->n);     /* row + 1 of each revision's last row */
-  lua_newtable(L);                           /* the same for ids no file has */
-  int others = lua_gettop(L);
-  for (int k = 0; k < nrows; k++) {
-    const char *id = PQgetvalue(res, k, 0);
-    int i = luamig_graph_find(g, id);
-    if (i >= 0) {
-      latest[i] = k + 1;
-    } else {
-      lua_pushinteger(L, k + 1);
-      lua_setfield(L, others, id);
-    }
-  }
-  int *applied = luamig_scratch(L, g->n);
-  luamig_mark_reach(L, g, cur, ncur, applied, true);
-  lua_createtable(L, 0, 2);
-  int out = lua_gettop(L), n = 0;
-  lua_newtable(L);
-  for (int k = 0; k < g->n; k++) {   /* upgrade order */
-    int i = g->order[k], row = latest[i] - 1;
-    if (!applied[i] || row < 0 || PQgetisnull(res, row, 2)) continue;
-    if (strcmp(PQgetvalue(res, row, 2), g->revs[i].sum) == 0) continue;
-    luamig_push_rev_info(L, g, i);
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_setfield(L, out, "changed");
-  int nchanged = n;
-  n = 0;
-  lua_newtable(L);
-  for (int k = 0; k < nrows; k++) {  /* log order */
-    const char *id = PQgetvalue(res, k, 0);
-    bool last = lua_getfield(L, others, id) == LUA_TNUMBER && lua_tointeger(L, -1) == k + 1;
-    lua_pop(L, 1);
-    if (!last || strcmp(PQgetvalue(res, k, 1), "upgrade") != 0) continue;
-    lua_pushstring(L, id);
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_setfield(L, out, "missing");
-  lua_replace(L, top + 1);           /* over the result: cleared when collected */
-  lua_settop(L, top + 1);
-  return nchanged + n;
-}
-
-/* Reports findings through the log as warnings; with opts.strict they are an error. */
-static void warn_findings(luamig_run *r, int nfound) {
-  lua_State *L = r->L;
-  int res = lua_gettop(L);
-  lua_getfield(L, res, "changed");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    lua_getfield(L, -1, "revision");
-    lua_getfield(L, -2, "path");
-    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s (%s) was changed after it was applied",
-              lua_tostring(L, -2), lua_tostring(L, -1)), 0);
-    lua_pop(L, 4);
-  }
-  lua_getfield(L, res, "missing");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
-              lua_tostring(L, -1)), 0);
-    lua_pop(L, 2);
-  }
-  lua_settop(L, res);
-  if (nfound > 0 && luamig_opt_flag(L, r->opts, "strict"))
-    luaL_error(L, "%d revision file%s changed or missing since they were applied "
-               "(see 'luamig verify'); --strict refuses to go on", nfound, nfound == 1 ? "" : "s");
-}
-
 /* --backup FILE: pg_dump of the database before anything changes (the
  * guide's "backup before migrating"). Spawned without a shell: no quoting. */
 static void backup(luamig_run *r, const char *file) {
@@ -654,10 +574,10 @@ static int migrate(lua_State *L, bool up) {
     drain_script(&r, ctxidx);
   } else {
     ncur = luamig_read_current(&r, cur, &present);
+    luamig_warn_findings(&r, luamig_push_findings(&r, cur, ncur, 0));   /* before the log is made */
+    lua_pop(L, 1);
     if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
     luamig_log_ensure(L, ctx, &r.vt);
-    warn_findings(&r, luamig_push_findings(&r, cur, ncur));
-    lua_pop(L, 1);
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
@@ -726,7 +646,7 @@ static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, i
  * opts.purge empties the table first (even of ids no file has). */
 static int cmd_stamp(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r, luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT);
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
@@ -743,6 +663,7 @@ static int cmd_stamp(lua_State *L) {
     ncur = luamig_read_current(&r, cur, &present);
   }
   if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
+  luamig_log_ensure(L, ctx, &r.vt);
   int *dest = luamig_scratch(L, g->n);
   int ndest = luamig_resolve(L, g, cur, ncur, target, true, dest);
 
@@ -782,6 +703,7 @@ static int cmd_stamp(lua_State *L) {
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
   luamig_move m = { from, nfrom, to, nto, { NULL, NULL }, NULL };
   luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
+  luamig_log_stamp(&r, ctx, cur, ncur, &m);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);

@@ -34,6 +34,31 @@ static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   lua_pop(L, 6);
 }
 
+static int exec_protected(lua_State *L) {
+  luamig_exec(L, lua_touserdata(L, 1), lua_tostring(L, 2), 0, NULL);
+  return 0;
+}
+
+/* CREATE TABLE IF NOT EXISTS of the statement at the top (popped). It is not
+ * safe against a concurrent CREATE of the same name (a run of another project
+ * sharing the table): that fails with 23505 or 42P07, and means the table is
+ * there, which is all we want. */
+static void create_table(lua_State *L, luamig_opctx *ctx) {
+  if (ctx->conn == NULL) {
+    luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushcfunction(L, exec_protected);
+  lua_pushlightuserdata(L, ctx->conn);
+  lua_rotate(L, -3, -1);             /* the statement last */
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+  const char *msg = lua_tostring(L, -1);
+  if (msg == NULL || (strncmp(msg, "23505:", 6) != 0 && strncmp(msg, "42P07:", 6) != 0))
+    lua_error(L);
+  lua_pop(L, 1);
+}
+
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -54,8 +79,7 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   luaL_addvalue(&b);
   luaL_addstring(&b, " PRIMARY KEY (version_num))");
   luaL_pushresult(&b);
-  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-  lua_pop(L, 1);
+  create_table(L, ctx);
   vt->present = true;
 }
 
@@ -111,7 +135,7 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
                     luamig_stmt *st, int *n) {
   snprintf(row->dur, sizeof row->dur, "%.3f", row->ms);
   row->params[0] = row->rev;
-  row->params[1] = row->up ? "upgrade" : "downgrade";
+  row->params[1] = row->direction ? row->direction : row->up ? "upgrade" : "downgrade";
   row->params[2] = *row->checksum ? row->checksum : NULL;
   row->params[3] = row->dur;
   row->params[4] = LUAMIG_VERSION;
@@ -200,8 +224,8 @@ void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
                   "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
                   "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision, "
                   "db_user text NOT NULL DEFAULT current_user, luamig_version text)", name);
-  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-  lua_pop(L, 2);
+  create_table(L, ctx);
+  lua_pop(L, 1);
   vt->log_present = true;
 }
 
