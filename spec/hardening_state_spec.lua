@@ -351,36 +351,25 @@ with_database("item 11: verify compares the version table with the audit log #cl
       .. "ORDER BY id) FROM luamig_log WHERE direction LIKE '%stamp'"))
   end)
 
-  it("reports a version row set back by hand", function()
-    local dir = chain(3)
-    assert.equal(0, (t.run(dir, { "upgrade" })))
-    h.psql(t.db, "UPDATE luamig_version SET version_num = 'r01'")
-    local out, strict = verify(dir)
-    assert.matches("behind: r02: ", out, 1, true)
-    assert.matches("behind: r03: ", out, 1, true)
-    assert.equal(1, strict)
-  end)
-
-  it("reports a stale ancestor row", function()
-    local dir = chain(3)
-    assert.equal(0, (t.run(dir, { "upgrade" })))
-    h.psql(t.db, "INSERT INTO luamig_version VALUES ('r01')")
-    local out, strict = verify(dir)
-    assert.matches("stale: r01: ", out, 1, true)
-    assert.equal(1, strict)
-  end)
-
-  it("reports a dropped audit log instead of recreating it in silence", function()
-    local dir = chain(2)
-    assert.equal(0, (t.run(dir, { "upgrade" })))
-    h.psql(t.db, "DROP TABLE luamig_log")
-    local out, strict = verify(dir)
-    assert.matches("no log: the audit log luamig_log is missing", out, 1, true)
-    assert.equal(1, strict)
-    local code, _, err = t.run(dir, { "upgrade", "--strict" })
-    assert.equal(1, code)
-    assert.matches("the audit log luamig_log is missing", err, 1, true)
-  end)
+  local drifts = {
+    { "a version row set back by hand", "UPDATE luamig_version SET version_num = 'r01'",
+      { "behind: r02: ", "behind: r03: " } },
+    { "a stale ancestor row", "INSERT INTO luamig_version VALUES ('r01')", { "stale: r01: " } },
+    { "a dropped audit log", "DROP TABLE luamig_log", { "no log: the audit log luamig_log is missing" } },
+  }
+  for _, d in ipairs(drifts) do
+    it("reports " .. d[1] .. "; upgrade --strict refuses to go on", function()
+      local dir = chain(3)
+      assert.equal(0, (t.run(dir, { "upgrade" })))
+      h.psql(t.db, d[2])
+      local out, strict = verify(dir)
+      for _, finding in ipairs(d[3]) do assert.matches(finding, out, 1, true) end
+      assert.equal(1, strict)
+      local code, _, err = t.run(dir, { "upgrade", "--strict" })
+      assert.equal(1, code)
+      assert.matches("--strict refuses to go on", err, 1, true)
+    end)
+  end
 
   it("reports the deleted file of the applied head as missing", function()
     local dir = chain(2)
