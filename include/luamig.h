@@ -68,6 +68,11 @@ long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
 int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
                  int nparams, const char *const *params);
 
+/* Like luamig_query, but pushes the first column's values only, as an array
+ * of strings (NULLs left out); returns its length. */
+int luamig_query_column(lua_State *L, luamig_conn *c, const char *sql,
+                        int nparams, const char *const *params);
+
 /* Runs sql; pushes a holder of its successful result (cleared when the
  * holder is collected) and returns the result, for C code that reads many
  * rows without making Lua tables of them. */
@@ -252,6 +257,17 @@ void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
                  int nparams, const char *const *params);
 int luamig_open_ops(lua_State *L);
+/* What an op sends for an answer (query: pushes the rows), after the DDL waiting
+ * in the context; a failure is raised as "file:line: what: <error>". */
+long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
+                    int nparams, const char *const *params, bool query);
+
+/* ops_index.c: around a live op.create_index(name, table, cols, opts) with
+ * concurrently = true (its arguments from stack slot arg): prepare drops an
+ * INVALID index of that name a failed build left, check raises unless the
+ * index built is valid. */
+void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
+void luamig_index_check(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
 
 /* ---- graph.c: the revision DAG (pure: no connection) ---- */
 

@@ -396,3 +396,47 @@ with_database("item 11: verify compares the version table with the audit log #cl
     assert.equal("r03", versions(t.db))
   end)
 end)
+
+with_database("item 15: CREATE INDEX CONCURRENTLY never leaves an invalid index behind #cli", function(t)
+  local function project(opts)
+    return h.project({
+      ["versions/a.lua"] = h.revision("a", nil, [[op.execute("CREATE TABLE t (a int)")
+  op.execute("INSERT INTO t VALUES (1), (1), (2)")]], 'op.drop_table("t")'),
+      ["versions/b.lua"] = h.revision("b", "a", ('op.create_index("ux_t_a", "t", { "a" }, { %s })'):format(opts),
+        'op.drop_index("ux_t_a", { concurrently = true, if_exists = true })', { transactional = false }),
+    })
+  end
+  local function valid() return h.psql(t.db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ux_t_a'::regclass") end
+
+  for _, opts in ipairs { "unique = true, concurrently = true, if_not_exists = true", "unique = true, concurrently = true" } do
+    it("rebuilds the index a failed build left invalid (" .. opts .. ")", function()
+      local dir = project(opts)
+      local code, _, err = t.run(dir, { "upgrade", "--lint", "off" })
+      assert.equal(1, code)
+      assert.matches("23505", err, 1, true)
+      assert.equal("f", valid())
+      local out, strict
+      code, out = t.run(dir, { "verify" })
+      assert.equal(0, code)
+      assert.matches('invalid index: public.ux_t_a: ', out, 1, true)
+      strict = t.run(dir, { "verify", "--strict" })
+      assert.equal(1, strict)
+      h.psql(t.db, "DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t WHERE a = 1)")
+      code, _, err = t.run(dir, { "upgrade", "--lint", "off" })
+      assert.equal(0, code, err)
+      assert.equal("t", valid())
+      code, out = t.run(dir, { "verify", "--strict" })
+      assert.equal(0, code, out)
+    end)
+  end
+
+  it("leaves a valid index of that name alone", function()
+    local dir = project("concurrently = true, if_not_exists = true")
+    assert.equal(0, (t.run(dir, { "upgrade", "a", "--lint", "off" })))
+    h.psql(t.db, "CREATE INDEX ux_t_a ON t (a)")
+    local oid = h.psql(t.db, "SELECT 'ux_t_a'::regclass::oid")
+    local code, _, err = t.run(dir, { "upgrade", "--lint", "off" })
+    assert.equal(0, code, err)
+    assert.equal(oid, h.psql(t.db, "SELECT 'ux_t_a'::regclass::oid"))
+  end)
+end)

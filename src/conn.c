@@ -352,6 +352,20 @@ const PGresult *luamig_query_result(lua_State *L, luamig_conn *c, const char *sq
   return run(L, c, sql, nparams, params)->res;
 }
 
+int luamig_query_column(lua_State *L, luamig_conn *c, const char *sql,
+                        int nparams, const char *const *params) {
+  const PGresult *res = luamig_query_result(L, c, sql, nparams, params);
+  int n = 0;
+  lua_createtable(L, PQntuples(res), 0);
+  for (int i = 0; i < PQntuples(res); i++) {
+    if (PQgetisnull(res, i, 0)) continue;
+    lua_pushstring(L, PQgetvalue(res, i, 0));
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_remove(L, -2);                 /* the holder: the result is cleared when collected */
+  return n;
+}
+
 long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
                  int nparams, const char *const *params) {
   holder *h = run(L, c, sql, nparams, params);

@@ -221,9 +221,7 @@ static int emit_protected(lua_State *L) {
   return 0;
 }
 
-/* luamig_emit (or, for a query, luamig_query pushing the rows), re-raising a
- * failure as "file:line: op.x: <error>". */
-static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
+long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query) {
   if (ctx->defer && queue_len(L, ctx) > 0) luamig_flush(L, ctx, 0, NULL, NULL);
   struct emit_call e = { ctx, sql, nparams, params, query, 0 };
@@ -250,7 +248,7 @@ static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
   long count = 0;
   for (const char *p = s; p <= end; p += strlen(p) + 1) {
     if (ctx->defer && may_wait) queue_add(L, ctx, p, what);
-    else count += op_send(L, ctx, what, p, nparams, params, false);
+    else count += luamig_op_send(L, ctx, what, p, nparams, params, false);
   }
   lua_pop(L, 1);
   return count;
@@ -258,7 +256,8 @@ static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
 
 /* ---- the ops ---- */
 
-enum { CONCURRENT = 1 };             /* takes concurrently = true: not in a transaction */
+enum { CONCURRENT = 1,               /* takes concurrently = true: not in a transaction */
+       BUILDS_INDEX = 2 };           /* live and concurrent: see ops_index.c */
 
 static const struct ddl_op {
   const char *name, *what;
@@ -274,7 +273,7 @@ static const struct ddl_op {
   { "create_enum", "op.create_enum", 3, luamig_sql_create_enum, 0 },
   { "create_extension", "op.create_extension", 2, luamig_sql_create_extension, 0 },
   { "create_foreign_key", "op.create_foreign_key", 6, luamig_sql_create_foreign_key, 0 },
-  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT },
+  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT | BUILDS_INDEX },
   { "create_primary_key", "op.create_primary_key", 4, luamig_sql_create_primary_key, 0 },
   { "create_schema", "op.create_schema", 2, luamig_sql_create_schema, 0 },
   { "create_table", "op.create_table", 3, luamig_sql_create_table, 0 },
@@ -311,10 +310,14 @@ static int op_ddl(lua_State *L) {
   op->build(L, &b, op->what, 1);
   luaL_pushresult(&b);
   /* CREATE INDEX CONCURRENTLY refuses to run in a transaction: say why before sending */
-  if ((op->flags & CONCURRENT) && ctx->transactional
-      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1)
+  bool concurrently = (op->flags & CONCURRENT)
+                      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1;
+  if (concurrently && ctx->transactional)
     luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
+  bool build = concurrently && (op->flags & BUILDS_INDEX) && ctx->conn != NULL;
+  if (build) luamig_index_prepare(L, ctx, op->what, 1);
   op_emit_all(L, ctx, op->what, 0, NULL, true);   /* DDL: no answer needed, may wait */
+  if (build) luamig_index_check(L, ctx, op->what, 1);
   return 0;
 }
 
@@ -376,7 +379,7 @@ static int op_execute(lua_State *L) {
   luamig_opctx *ctx = upctx(L);
   const char **params;
   int n = push_sql_params(L, ctx, what, &params);
-  lua_pushinteger(L, op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
+  lua_pushinteger(L, luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
   return 1;
 }
 
@@ -393,7 +396,7 @@ static int op_query(lua_State *L) {
     lua_concat(L, 2);
     return lua_error(L);
   }
-  op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
+  luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
   return 1;
 }
 
@@ -504,7 +507,7 @@ static int op_bulk_insert(lua_State *L) {
     if (ncols == 0) {
       count += op_emit_all(L, ctx, what, 0, NULL, false);
     } else {
-      count += op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
+      count += luamig_op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
     }
     lua_settop(L, base);
   }

@@ -9,6 +9,19 @@
 
 #include "luamig.h"
 
+/* The INVALID indexes (a failed CREATE INDEX CONCURRENTLY leaves one) in the
+ * schemas of the search path and the version table's, as schema.name. */
+static void push_invalid_indexes(luamig_run *r) {
+  lua_State *L = r->L;
+  const char *schema = r->vt.schema;
+  luamig_query_column(L, r->c,
+    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE NOT i.indisvalid AND (n.nspname = ANY (pg_catalog.current_schemas(false)) "
+    "OR n.nspname = $1) ORDER BY 1", 1, &schema);
+}
+
 /* verify: the audit log against the files and the version table; a row no
  * file has is a finding (missing), not an error. */
 static int cmd_verify(lua_State *L) {
@@ -27,6 +40,8 @@ static int cmd_verify(lua_State *L) {
     else lua_pop(L, 1);
   }
   luamig_push_findings(&r, cur, ncur, unknown);
+  push_invalid_indexes(&r);
+  lua_setfield(L, -2, "invalid_indexes");
   return 1;
 }
 

@@ -91,16 +91,9 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   }
   const char *name = push_qualified(L, vt, vt->name);
   lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
-  int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
-  lua_newtable(L);                   /* flatten rows to an array of ids */
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, -2, i);
-    lua_getfield(L, -1, "version_num");
-    lua_rawseti(L, -3, i);
-    lua_pop(L, 1);
-  }
-  lua_replace(L, -4);
-  lua_pop(L, 2);
+  int n = luamig_query_column(L, c, lua_tostring(L, -1), 0, NULL);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
   return n;
 }
 
