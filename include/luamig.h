@@ -102,8 +102,19 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
  * NULL, else "what: parameter N ...". */
 const char **luamig_params(lua_State *L, int first, int n, const char *what);
 
-/* Appends url to b with any password replaced by "***" (URL and key=value forms). */
-void luamig_redact_url(luaL_Buffer *b, const char *url);
+/* Pushes a userdata owning C memory: set *slot to it, and release(*slot)
+ * runs once, by luamig_owned_free or when the userdata is collected (after an
+ * error too). For what libpq or malloc hands over while Lua may raise. */
+void **luamig_push_owned(lua_State *L, void (*release)(void *));
+void luamig_owned_free(void **slot);
+
+/* redact.c: pushes url with every password replaced by "***" (URL and
+ * key=value forms, as libpq reads them), or "(not shown)" when libpq cannot
+ * read it or might find a part of a password outside the password; returns
+ * whether it was shown. A NULL url pushes "". */
+bool luamig_push_redacted(lua_State *L, const char *url);
+/* Whether libpq reads s as settings (a URL, key=value pairs), not as a database name. */
+bool luamig_is_conninfo(const char *s);
 
 int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module functions */
 
@@ -506,6 +517,10 @@ int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on th
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
+/* backup.c: --backup FILE, pg_dump of the run's database; the password
+ * reaches pg_dump in a passfile of its own, never on its command line. */
+void luamig_backup(luamig_run *r, const char *file);
+
 /* ---- findings.c: the audit log against the version table and the files ---- */
 
 /* Pushes { changed = {rev info...}, missing = {id...}, ahead = {id...}, behind =

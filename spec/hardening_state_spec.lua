@@ -440,3 +440,164 @@ with_database("item 15: CREATE INDEX CONCURRENTLY never leaves an invalid index 
     assert.equal(oid, h.psql(t.db, "SELECT 'ux_t_a'::regclass::oid"))
   end)
 end)
+
+-- Whether out shows any 4 bytes in a row of the password pw.
+local function leaks(out, pw)
+  for i = 1, #pw - 3 do
+    if out:find(pw:sub(i, i + 3), 1, true) then return pw:sub(i, i + 3) end
+  end
+  return false
+end
+
+describe("item 16: masking by libpq's own reading of the string", function()
+  local pw = "Xq7Zk9Wm"
+  local hidden = {
+    " postgresql://bob:" .. pw .. "@localhost/db",
+    "POSTGRESQL://bob:" .. pw .. "@localhost/db",
+    "Postgres://bob:" .. pw .. "@localhost/db?sslmode=disable",
+    "host=localhost PASSWORD=" .. pw .. " dbname=db",
+    "host=localhost Password = '" .. pw .. "'",
+    "postgresql://bob:Xq7Z/k9Wm@localhost/db",
+    "postgresql://bob:Xq7Z@k9Wm@localhost/db",
+    "postgresql://bob:Xq7Z?k9Wm@localhost/db",
+    "postgresql://bob@localhost/db?password=Xq7Z&k9Wm",
+    "postgresql://bob@localhost/db?password=Xq7Z=k9Wm",
+    "host=localhost password=Xq7Z k9Wm dbname=db",
+    "postgresql://bob:" .. pw .. "@localhost/db?passwor%64=" .. pw,
+    "postgresql://bob@localhost/db?sslpassword=" .. pw,
+    "postgresql://bob:Xq7Z:k9Wm@localhost:5432/db",
+  }
+  for _, url in ipairs(hidden) do
+    it("shows no part of the password of " .. url, function()
+      local out = core.redact(url)
+      assert.is_false(leaks(out, pw), out)
+      local ok, err = pcall(core.connect, url)
+      assert.is_false(ok)
+      assert.is_false(leaks(err, pw), err)
+    end)
+  end
+
+  it("keeps the usual forms as they were, password masked", function()
+    assert.equal("postgresql://bob:***@localhost:5432/db?sslmode=require",
+      core.redact("postgresql://bob:" .. pw .. "@localhost:5432/db?sslmode=require"))
+    assert.equal("host=h port=5 password=*** dbname=d", core.redact("host=h port=5 password=" .. pw .. " dbname=d"))
+    assert.equal("mydb", core.redact("mydb"))
+    assert.equal("", core.redact(""))
+  end)
+
+  it("says a string it cannot read is not shown", function()
+    assert.equal("(not shown)", core.redact("POSTGRESQL://bob:" .. pw .. "@localhost/db"))
+    local ok, err = pcall(core.connect, "host=localhost PASSWORD=" .. pw)
+    assert.is_false(ok)
+    assert.matches("^could not connect: invalid connection string or URL %(not shown", err)
+  end)
+end)
+
+describe("item 16: the command, --json and the Lua API #cli", function()
+  local luamig = require "luamig"
+  local url = "postgresql://bob:Xq7Z@k9Wm@127.0.0.1:1/db?connect_timeout=2"
+
+  it("print no part of a password the masking could not place", function()
+    local dir = h.project({ ["versions/.keep"] = "" })
+    for _, args in ipairs { { "current" }, { "--json", "current" }, { "--json", "upgrade" } } do
+      local _, out, err = h.run(args, { cwd = dir, env = { DATABASE_URL = url } })
+      assert.is_false(leaks(out .. err, "Xq7Zk9Wm"), out .. err)
+      assert.matches("could not connect", out .. err, 1, true)
+    end
+    local steps, err = luamig.upgrade { config = dir .. "/luamig.lua", url = url }
+    assert.is_nil(steps)
+    assert.is_false(leaks(err, "Xq7Zk9Wm"), err)
+  end)
+end)
+
+describe("item 18: make db-* masks with luamig's own masking #cli", function()
+  local cases = {
+    "postgresql://bob:Xq7Z?k9Wm@localhost/db",
+    "postgresql://bob@localhost/db?passwor%64=Xq7Zk9Wm",
+    "postgresql://bob@localhost/db?sslpassword=Xq7Zk9Wm",
+    "postgresql://bob:Xq7Z@k9Wm@localhost/db",
+    "host=localhost PASSWORD=Xq7Zk9Wm",
+  }
+  for _, url in ipairs(cases) do
+    it("Using DATABASE_URL=... hides the password of " .. url, function()
+      local code, out = h.sh(("cd %s && LUAMIG=%s DATABASE_URL=%s bash -c 'source scripts/lib.sh; use_database'")
+        :format(h.shell_quote(h.root), h.shell_quote(h.bin), h.shell_quote(url)))
+      assert.equal(0, code, out)
+      assert.matches("Using DATABASE_URL=", out, 1, true)
+      assert.is_false(leaks(out, "Xq7Zk9Wm"), out)
+    end)
+  end
+
+  it("shows what luamig shows for the usual forms", function()
+    local _, out = h.sh(("cd %s && LUAMIG=%s bash -c 'source scripts/lib.sh; mask_url %s'")
+      :format(h.shell_quote(h.root), h.shell_quote(h.bin), h.shell_quote("postgresql://bob:pw@h:5/db")))
+    assert.equal("postgresql://bob:***@h:5/db\n", out)
+  end)
+
+  it("keeps config --print-url out of the help", function()
+    local _, out = h.run({ "--help" })
+    assert.not_matches("\n  config ", out)
+    assert.matches("\n  current ", out)
+    local code, out2 = h.run({ "--url", "postgresql://u:pw@h/d", "config", "--print-url" }, { cwd = h.project({}) })
+    assert.equal(0, code)
+    assert.equal("postgresql://u:***@h/d\n", out2)
+  end)
+end)
+
+with_database("item 17: --backup keeps the password off pg_dump's command line #cli", function(t)
+  local role = ("hb_pw_%x"):format(math.random(0, 0x7fffffff))
+  local hba = os.getenv("PGHOST") .. "/data/pg_hba.conf"
+  local saved
+  before_each(function()
+    h.psql("postgres", ("CREATE ROLE %s LOGIN PASSWORD 'Xq7Zk9Wm-secret'"):format(role))
+    h.psql("postgres", ("ALTER DATABASE %q OWNER TO %s"):format(t.db, role):gsub("^(ALTER DATABASE )'(.-)'", '%1"%2"'))
+    local f = assert(io.open(hba))
+    saved = f:read("a")
+    f:close()
+    f = assert(io.open(hba, "w"))          -- this role only: a password over the socket
+    f:write(("local all %s scram-sha-256\n"):format(role), saved)
+    f:close()
+    h.psql("postgres", "SELECT pg_reload_conf()")
+  end)
+  after_each(function()
+    local f = assert(io.open(hba, "w"))
+    f:write(saved)
+    f:close()
+    h.psql("postgres", "SELECT pg_reload_conf()")
+    h.psql("postgres", ("DROP DATABASE IF EXISTS %q WITH (FORCE)"):format(t.db):gsub("'", '"'))
+    h.psql("postgres", "DROP ROLE IF EXISTS " .. role)
+  end)
+
+  it("hands pg_dump the password in a private passfile, removed afterwards", function()
+    local dir = chain(1)
+    local bin = dir .. "/bin"
+    h.sh("mkdir -p " .. h.shell_quote(bin))
+    -- a pg_dump in front of the real one that records what it was given
+    local f = assert(io.open(bin .. "/pg_dump", "w"))
+    f:write(([[#!/bin/sh
+printf '%%s\n' "$@" > %s/argv
+for a in "$@"; do
+  case $a in *passfile=*) p=${a#*passfile=\'}; p=${p%%%%\'*}; stat -c %%a "$p" > %s/mode; cat "$p" > %s/passfile; echo "$p" > %s/passpath;; esac
+done
+exec /usr/lib/postgresql/15/bin/pg_dump "$@"
+]]):format(dir, dir, dir, dir))
+    f:close()
+    h.sh("chmod +x " .. h.shell_quote(bin .. "/pg_dump"))
+    local url = ("postgresql://%s:Xq7Zk9Wm-secret@/%s?host=%s&port=%s"):format(role, t.db,
+      os.getenv("PGHOST"):gsub("/", "%%2F"), os.getenv("PGPORT"))
+    local code, out, err = h.run({ "upgrade", "--backup", dir .. "/before.sql" },
+      { cwd = dir, env = { DATABASE_URL = url, PATH = bin .. ":" .. os.getenv("PATH") } })
+    assert.equal(0, code, out .. err)
+    local function read(name)
+      local g = assert(io.open(dir .. "/" .. name))
+      local s = g:read("a")
+      g:close()
+      return s
+    end
+    assert.is_false(leaks(read("argv"), "Xq7Zk9Wm-secret"), read("argv"))
+    assert.matches("Xq7Zk9Wm%-secret", read("passfile"))
+    assert.equal("600\n", read("mode"))
+    assert.is_nil(io.open((read("passpath"):gsub("\n$", ""))), "the passfile is gone")
+    assert.matches("PostgreSQL database dump", read("before.sql"), 1, true)
+  end)
+end)

@@ -8,15 +8,10 @@
  * together) -> unlock. The connection is a to-be-closed slot, so any error
  * closes it, which rolls back the open transaction and drops the lock.
  */
-#include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-
-extern char **environ;
 
 #include "luamig.h"
 
@@ -491,28 +486,6 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   return next != NULL;
 }
 
-/* --backup FILE: pg_dump of the database before anything changes (the
- * guide's "backup before migrating"). Spawned without a shell: no quoting. */
-static void backup(luamig_run *r, const char *file) {
-  lua_State *L = r->L;
-  lua_getfield(L, r->cfg, "url");
-  const char *url = lua_tostring(L, -1);
-  char *argv[] = { "pg_dump", "--no-password", "-f", (char *)file, url ? "-d" : NULL,
-                   (char *)url, NULL };
-  pid_t pid;
-  int err = posix_spawnp(&pid, "pg_dump", NULL, NULL, argv, environ);
-  if (err != 0) luaL_error(L, "--backup: cannot run pg_dump: %s (install the PostgreSQL "
-                           "client); nothing was changed", strerror(err));
-  int status;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) luaL_error(L, "--backup: waiting for pg_dump: %s", strerror(errno));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    luaL_error(L, "--backup: pg_dump failed (see its message above); nothing was changed");
-  lua_pop(L, 1);
-  luamig_run_log(r, "info", lua_pushfstring(L, "Backed up the database to %s (pg_dump)", file), 0);
-  lua_pop(L, 1);
-}
-
 /* Connects and takes the lock, or (opts.sql) prepares an offline script;
  * pushes the op context and returns its stack index. */
 static int open_context(luamig_run *r, bool offline) {
@@ -559,7 +532,7 @@ static int migrate(lua_State *L, bool up) {
   lua_setfield(L, -2, "__index");
   r.ops = lua_gettop(L);
   lua_getfield(L, r.opts, "backup");
-  if (lua_isstring(L, -1) && !offline) backup(&r, lua_tostring(L, -1));
+  if (lua_isstring(L, -1) && !offline) luamig_backup(&r, lua_tostring(L, -1));
   lua_pop(L, 1);
 
   int *cur = luamig_scratch(L, r.g->n);

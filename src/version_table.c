@@ -41,8 +41,8 @@ static int exec_protected(lua_State *L) {
 
 /* CREATE TABLE IF NOT EXISTS of the statement at the top (popped). It is not
  * safe against a concurrent CREATE of the same name (a run of another project
- * sharing the table): that fails with 23505 or 42P07, and means the table is
- * there, which is all we want. */
+ * sharing the table): that fails with 23505, 42P07 or 42710, and means the
+ * table is there, which is all we want. */
 static void create_table(lua_State *L, luamig_opctx *ctx) {
   if (ctx->conn == NULL) {
     luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
@@ -54,8 +54,10 @@ static void create_table(lua_State *L, luamig_opctx *ctx) {
   lua_rotate(L, -3, -1);             /* the statement last */
   if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
   const char *msg = lua_tostring(L, -1);
-  if (msg == NULL || (strncmp(msg, "23505:", 6) != 0 && strncmp(msg, "42P07:", 6) != 0))
-    lua_error(L);
+  static const char *const raced[] = { "23505:", "42P07:", "42710:" };
+  bool ok = false;
+  for (int i = 0; i < 3 && msg; i++) ok = ok || strncmp(msg, raced[i], 6) == 0;
+  if (!ok) lua_error(L);
   lua_pop(L, 1);
 }
 
