@@ -350,7 +350,7 @@ static const char global_usage[] =
   "  --url URL           database URL (default: url in the config, then $DATABASE_URL)\n"
   "  -q, --quiet         no progress lines\n"
   "  --json              one JSON document on stdout (current, heads, history, status,\n"
-  "                      upgrade, downgrade); errors as {\"error\": ...}\n"
+  "                      upgrade, downgrade, verify); errors as {\"error\": ...}\n"
   "  -h, --help          this help; 'luamig COMMAND --help' for one command\n"
   "  --version           print the version\n";
 

@@ -266,12 +266,13 @@ int luamig_cli_verify(lua_State *L) {
   luamig_cli_call(L, "verify");
   int res = lua_gettop(L), found = 0;
   if (luamig_cli_json(L, NULL, res)) {
+    static const char *const lists[] = { "changed", "missing", "ahead", "behind", "stale",
+                                         "invalid_indexes" };
     lua_getfield(L, res, "log");
     found = !lua_isnil(L, -1);
     lua_pop(L, 1);
-    for (const char *const *k = (const char *const[]){ "changed", "missing", "ahead", "behind",
-                                                       "stale", "invalid_indexes", NULL }; *k; k++) {
-      lua_getfield(L, res, *k);
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+      lua_getfield(L, res, lists[i]);
       found += (int)lua_rawlen(L, -1);
       lua_pop(L, 1);
     }
