@@ -399,8 +399,9 @@ typedef struct luamig_logrow {
   const char *direction;             /* NULL: "upgrade" or "downgrade" as up says */
   const char *checksum;              /* "" when not taken */
   double ms;
-  char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
-  const char *params[5];
+  const char *expect;                /* not NULL: the guard (see luamig_log_add) */
+  char dur[32], hi[16], lo[16];      /* the INSERT's parameters, set by luamig_log_add */
+  const char *params[8];
 } luamig_logrow;
 
 /* A change of the head rows: `from` out, `to` in. */
@@ -420,24 +421,21 @@ void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *
                             luamig_stmt *st, int *n);
 /* Raises unless each of m's statements (counts, in order) touched one row. */
 void luamig_vtable_move_check(lua_State *L, const luamig_move *m, const long *counts);
-/* Appends the audit row's INSERT (its SQL pushed; row holds its parameters). */
+/* Appends the audit row's INSERT (its SQL pushed; row holds its parameters).
+ * With row->expect, the row is a revision's last statement before its COMMIT
+ * and guards it: the INSERT fails unless the version table holds exactly
+ * expect (a luamig_move's) and the session the migration lock, so the
+ * revision rolls back; luamig_guard_explain then says why. */
 void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
                     luamig_stmt *st, int *n);
 /* m and, when log is not NULL, its audit row, in one round trip, checked. */
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                         luamig_move *m, luamig_logrow *log);
 
-/* The guard after a revision's statements, before its COMMIT: the version
- * table must hold exactly expect (luamig_move.expect) and the session the
- * migration lock. Its statement fails when not (in a transaction, the revision
- * rolls back with it); luamig_guard_explain then says why. */
-typedef struct luamig_guard {
-  char hi[16], lo[16];               /* the lock key's halves */
-  const char *params[3];
-} luamig_guard;
-/* Appends the guard's statement (its SQL pushed). */
-void luamig_guard_add(lua_State *L, const luamig_vtable *vt, const char *expect,
-                      luamig_guard *g, luamig_stmt *st, int *n);
+/* Whether a revision's failure msg is its guard's: a reason of the guard's
+ * own, or (at_row: the audit row was the statement that failed) any failure
+ * of the row, which reads the version table. */
+bool luamig_guard_failed(const char *msg, bool at_row);
 /* Pushes what the failed guard (its error: msg) found, for "upgrade X failed: ...";
  * committed says whether the revision's statements stay (a non-transactional one). */
 const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,

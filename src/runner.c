@@ -197,8 +197,7 @@ typedef struct attempt {
   bool opened;                       /* this revision was opened with the previous COMMIT */
   const char *checksum;
   double t0;
-  bool final_sent;                   /* its last batch (audit row, guard, COMMIT, next) went out */
-  bool guarding;                     /* a non-transactional revision's guard is running */
+  bool final_sent;                   /* its last batch (audit row, COMMIT, next) went out */
 } attempt;
 
 /* Pushes SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
@@ -250,7 +249,7 @@ static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig
  * BEGIN and version move ride along after that COMMIT, so a run of DDL-only
  * revisions takes one round trip each. A non-transactional revision runs each
  * statement as it comes, then moves the version and writes the audit row. */
-enum { GUARD_AT = 1, PRE_OPEN = 3 }; /* the tail: audit row, guard, COMMIT, next opening */
+enum { PRE_OPEN = 2 };               /* after the audit row (the guard) and COMMIT */
 
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
@@ -272,14 +271,13 @@ static int run_attempt(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
-                        .ms = luamig_now_ms() - a->t0 };
-  luamig_guard guard;
+                        .ms = luamig_now_ms() - a->t0,
+                        .expect = ctx->conn != NULL ? a->m->expect : NULL };
   if (tx) {
     int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
-    luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(4 + nnext) * sizeof *tail, 0);
-    long *counts = lua_newuserdatauv(L, (size_t)(4 + nnext) * sizeof *counts, 0);
+    luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
+    long *counts = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *counts, 0);
     luamig_log_add(L, &r->vt, &log, tail, &n);
-    if (ctx->conn != NULL) luamig_guard_add(L, &r->vt, a->m->expect, &guard, tail, &n);
     tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
     if (a->next) add_opening(L, r, a->next, tail, &n);   /* at PRE_OPEN */
     a->final_sent = true;
@@ -288,14 +286,6 @@ static int run_attempt(lua_State *L) {
     lua_settop(L, top);
   } else {
     luamig_vtable_move(L, ctx, &r->vt, a->m, &log);
-    if (ctx->conn != NULL) {
-      luamig_stmt st;
-      int n = 0;
-      luamig_guard_add(L, &r->vt, a->m->expect, &guard, &st, &n);
-      a->guarding = true;
-      luamig_emit_batch(L, ctx, 1, &st, NULL);
-      lua_pop(L, 1);
-    }
   }
   ctx->defer = false;
   return 0;
@@ -432,7 +422,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   if (ctx->conn == NULL || !rv->transactional || next_step == NULL ||
       !g->revs[next_step->rev].transactional)
     next = NULL;
-  attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false, false };
+  attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false };
   for (int tries = 0;; tries++) {
     lua_pushcfunction(L, run_attempt);
     lua_pushlightuserdata(L, &a);
@@ -449,7 +439,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
     }
-    if (a.guarding || (a.final_sent && ctx->conn->failed_at - ctx->tail_at == GUARD_AT))
+    if (ctx->conn != NULL && luamig_guard_failed(msg, a.final_sent && ctx->conn->failed_at == ctx->tail_at))
       msg = lua_pushfstring(L, "%s: %s", rv->path,
                             luamig_guard_explain(L, &r->vt, m->expect, msg, !rv->transactional));
     bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;

@@ -135,9 +135,29 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
   row->params[3] = row->dur;
   row->params[4] = LUAMIG_VERSION;
   const char *name = push_qualified(L, vt, vt->log_name);
+  if (row->expect == NULL) {
+    st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, "
+                                                "checksum, duration_ms, luamig_version) VALUES "
+                                                "($1, $2, $3, $4, $5)", name), 5, row->params };
+    lua_remove(L, -2);
+    return;
+  }
+  luamig_lock_halves(vt, row->hi, row->lo);
+  row->params[5] = row->hi;
+  row->params[6] = row->lo;
+  row->params[7] = row->expect;
+  /* the guard rides in the row (no statement more per revision): a failing
+   * cast is the one way plain SQL can refuse, and the reason is the text it
+   * could not read as an integer */
+  const char *vtname = push_qualified(L, vt, vt->name);
   st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
-                                              "duration_ms, luamig_version) VALUES ($1, $2, "
-                                              "$3, $4, $5)", name), 5, row->params };
+    "duration_ms, luamig_version) SELECT $1, $2, $3, $4, $5 WHERE (CASE WHEN NOT EXISTS (SELECT "
+    "FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
+    "AND granted AND classid = $6::oid AND objid = $7::oid AND objsubid = 1) THEN 'luamig:lock' "
+    "WHEN (SELECT coalesce(string_agg(version_num, E'\\n' ORDER BY version_num COLLATE \"C\"), '') "
+    "FROM %s) <> $8 THEN 'luamig:rows' END)::int IS NULL", name, vtname), 8, row->params };
+  lua_remove(L, -2);
+  lua_remove(L, -2);
 }
 
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
@@ -154,28 +174,24 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
 
 /* ---- the guard after each revision ---- */
 
-void luamig_guard_add(lua_State *L, const luamig_vtable *vt, const char *expect,
-                      luamig_guard *g, luamig_stmt *st, int *n) {
-  luamig_lock_halves(vt, g->hi, g->lo);
-  g->params[0] = g->hi;
-  g->params[1] = g->lo;
-  g->params[2] = expect;
-  /* a failing cast is the one way a plain statement can refuse: the reason
-   * is the text it could not read as an integer */
-  const char *name = push_qualified(L, vt, vt->name);
-  st[(*n)++] = (luamig_stmt){ lua_pushfstring(L,
-    "SELECT (CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
-    "AND pid = pg_catalog.pg_backend_pid() AND granted AND classid = $1::oid AND objid = $2::oid "
-    "AND objsubid = 1) THEN 'luamig:lock' WHEN (SELECT coalesce(string_agg(version_num, E'\n' "
-    "ORDER BY version_num COLLATE \"C\"), '') FROM %s) <> $3 THEN 'luamig:rows' END)::int",
-    name), 3, g->params };
-  lua_remove(L, -2);
+/* The server's words in msg, without "; SQL: ..." (whose text has the reasons too). */
+static size_t server_part(const char *msg) {
+  const char *sql = strstr(msg, "; SQL: ");
+  return sql ? (size_t)(sql - msg) : strlen(msg);
+}
+
+static bool says(const char *msg, const char *reason) {
+  const char *p = strstr(msg, reason);
+  return p != NULL && (size_t)(p - msg) < server_part(msg);
+}
+
+bool luamig_guard_failed(const char *msg, bool at_row) {
+  return at_row || says(msg, "luamig:lock") || says(msg, "luamig:rows");
 }
 
 const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
                                  const char *msg, bool committed) {
-  const char *sql = strstr(msg, "; SQL: ");
-  size_t len = sql ? (size_t)(sql - msg) : strlen(msg);    /* the server's words, not the SQL */
+  size_t len = server_part(msg);
   const char *outcome = committed
     ? "its statements have committed: check the database, then 'luamig stamp' the revision it is at"
     : "it was rolled back: nothing of it was applied";
@@ -194,16 +210,16 @@ const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const ch
   const char *rows = lua_tostring(L, -1), *found = NULL;
   lua_pushlstring(L, msg, len);
   const char *server = lua_tostring(L, -1);
-  if (strstr(server, "luamig:lock"))
+  if (says(msg, "luamig:lock"))
     found = lua_pushfstring(L, "it released luamig's migration lock (pg_advisory_unlock), so "
                             "another run could start; %s", outcome);
-  else if (strstr(server, "luamig:rows"))
+  else if (says(msg, "luamig:rows"))
     found = lua_pushfstring(L, "it changed the version table %s behind luamig (it must hold %s "
                             "now; a revision must not write the version table); %s", vt->name,
                             rows, outcome);
   else
-    found = lua_pushfstring(L, "the version table %s is gone or unreadable after it (%s); %s",
-                            vt->name, server, outcome);
+    found = lua_pushfstring(L, "the version table %s or the audit log %s is gone or unreadable "
+                            "after it (%s); %s", vt->name, vt->log_name, server, outcome);
   lua_replace(L, -3);
   lua_pop(L, 1);
   return found;
