@@ -551,7 +551,7 @@ with_database("item 17: --backup keeps the password off pg_dump's command line #
   local saved
   before_each(function()
     h.psql("postgres", ("CREATE ROLE %s LOGIN PASSWORD 'Xq7Zk9Wm-secret'"):format(role))
-    h.psql("postgres", ("ALTER DATABASE %q OWNER TO %s"):format(t.db, role):gsub("^(ALTER DATABASE )'(.-)'", '%1"%2"'))
+    h.psql("postgres", ('ALTER DATABASE "%s" OWNER TO %s'):format(t.db, role))
     local f = assert(io.open(hba))
     saved = f:read("a")
     f:close()
@@ -565,7 +565,7 @@ with_database("item 17: --backup keeps the password off pg_dump's command line #
     f:write(saved)
     f:close()
     h.psql("postgres", "SELECT pg_reload_conf()")
-    h.psql("postgres", ("DROP DATABASE IF EXISTS %q WITH (FORCE)"):format(t.db):gsub("'", '"'))
+    h.drop_database(t.db)                  -- the role owns it
     h.psql("postgres", "DROP ROLE IF EXISTS " .. role)
   end)
 
