@@ -68,6 +68,11 @@ long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
 int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
                  int nparams, const char *const *params);
 
+/* Like luamig_query, but pushes the first column's values only, as an array
+ * of strings (NULLs left out); returns its length. */
+int luamig_query_column(lua_State *L, luamig_conn *c, const char *sql,
+                        int nparams, const char *const *params);
+
 /* Runs sql; pushes a holder of its successful result (cleared when the
  * holder is collected) and returns the result, for C code that reads many
  * rows without making Lua tables of them. */
@@ -97,8 +102,19 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
  * NULL, else "what: parameter N ...". */
 const char **luamig_params(lua_State *L, int first, int n, const char *what);
 
-/* Appends url to b with any password replaced by "***" (URL and key=value forms). */
-void luamig_redact_url(luaL_Buffer *b, const char *url);
+/* Pushes a userdata owning C memory: set *slot to it, and release(*slot)
+ * runs once, by luamig_owned_free or when the userdata is collected (after an
+ * error too). For what libpq or malloc hands over while Lua may raise. */
+void **luamig_push_owned(lua_State *L, void (*release)(void *));
+void luamig_owned_free(void **slot);
+
+/* redact.c: pushes url with every password replaced by "***" (URL and
+ * key=value forms, as libpq reads them), or "(not shown)" when libpq cannot
+ * read it or might find a part of a password outside the password; returns
+ * whether it was shown. A NULL url pushes "". */
+bool luamig_push_redacted(lua_State *L, const char *url);
+/* Whether libpq reads s as settings (a URL, key=value pairs), not as a database name. */
+bool luamig_is_conninfo(const char *s);
 
 int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module functions */
 
@@ -118,6 +134,8 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
 /* Appends s as a SQL string literal: for statements that take no parameters
  * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
+/* sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
+ * nested comments), and what luamig asks of it. */
 /* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
  * skipping quoted text and comments: the offline form of a parameterized statement. */
 void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
@@ -128,6 +146,15 @@ void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
 const char *luamig_push_oneline(lua_State *L, const char *s, size_t len);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
+/* Why SQL text meant as one expression (a default, a WHERE) would not stay
+ * one: a ';' outside quotes and comments, or a quote or comment left open; NULL when fine. */
+const char *luamig_sql_fragment_problem(const char *sql);
+/* How many statements sql holds (empty ones between ';'s not counted). */
+int luamig_sql_count_statements(const char *sql);
+/* The first statement of sql that ends or splits a transaction (BEGIN, COMMIT,
+ * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
+ * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
+const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
 
@@ -245,6 +272,17 @@ void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
                  int nparams, const char *const *params);
 int luamig_open_ops(lua_State *L);
+/* What an op sends for an answer (query: pushes the rows), after the DDL waiting
+ * in the context; a failure is raised as "file:line: what: <error>". */
+long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
+                    int nparams, const char *const *params, bool query);
+
+/* ops_index.c: around a live op.create_index(name, table, cols, opts) with
+ * concurrently = true (its arguments from stack slot arg): prepare drops an
+ * INVALID index of that name a failed build left, check raises unless the
+ * index built is valid. */
+void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
+void luamig_index_check(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
 
 /* ---- graph.c: the revision DAG (pure: no connection) ---- */
 
@@ -377,6 +415,7 @@ typedef struct luamig_vtable {
   const char *name;
   const char *log_name;              /* the audit log beside it */
   bool probed, present, log_present; /* whether they exist, once asked */
+  long long lock_key;                /* set by luamig_lock_acquire */
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
@@ -390,11 +429,13 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 typedef struct luamig_logrow {
   const char *rev;
   bool up;
+  const char *direction;             /* NULL: as up and started say */
   const char *checksum;              /* "" when not taken */
   bool started;                      /* the start row of a non-transactional revision */
   double ms;
-  char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
-  const char *params[5];
+  const char *expect;                /* not NULL: the guard (see luamig_log_add) */
+  char dur[32], hi[16], lo[16];      /* the INSERT's parameters, set by luamig_log_add */
+  const char *params[8];
 } luamig_logrow;
 
 /* A change of the head rows: `from` out, `to` in. */
@@ -404,6 +445,7 @@ typedef struct luamig_move {
   const char *const *to;
   int nto;
   const char *update[2];             /* the UPDATE's parameters, set by luamig_vtable_move_add */
+  const char *expect;                /* the rows after it, sorted, one per line (for the guard) */
 } luamig_move;
 
 /* Appends to st (from *n on; room for nfrom + nto) the statements of m: an
@@ -413,12 +455,25 @@ void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *
                             luamig_stmt *st, int *n);
 /* Raises unless each of m's statements (counts, in order) touched one row. */
 void luamig_vtable_move_check(lua_State *L, const luamig_move *m, const long *counts);
-/* Appends the audit row's INSERT (its SQL pushed; row holds its parameters). */
+/* Appends the audit row's INSERT (its SQL pushed; row holds its parameters).
+ * With row->expect, the row is a revision's last statement before its COMMIT
+ * and guards it: the INSERT fails unless the version table holds exactly
+ * expect (a luamig_move's) and the session the migration lock, so the
+ * revision rolls back; luamig_guard_explain then says why. */
 void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
                     luamig_stmt *st, int *n);
 /* m and, when log is not NULL, its audit row, in one round trip, checked. */
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                         luamig_move *m, luamig_logrow *log);
+
+/* Whether a revision's failure msg is its guard's: a reason of the guard's
+ * own, or (at_row: the audit row was the statement that failed) any failure
+ * of the row, which reads the version table. */
+bool luamig_guard_failed(const char *msg, bool at_row);
+/* Pushes what the failed guard (its error: msg) found, for "upgrade X failed: ...";
+ * committed says whether the revision's statements stay (a non-transactional one). */
+const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
+                                 const char *msg, bool committed);
 
 /* The audit log table, through the context. */
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
@@ -426,12 +481,15 @@ void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
  * first, and returns them; NULL (nil pushed) when there is no log. */
 const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 
-/* Session-level advisory lock keyed by the version table's name: held for a
- * whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
- * Waits up to wait_s seconds, then raises naming the holder (pid, application). */
-void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
-                         double wait_s);
+/* Session-level advisory lock keyed by the version table's qualified name
+ * (its schema: the configured one, else the session's current_schema()): held
+ * for a whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
+ * Sets vt->lock_key. Waits up to wait_s seconds, then raises naming the holder
+ * (pid, application). */
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
+/* The lock key's halves as pg_locks shows them (classid, objid), as text. */
+void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]);
 
 /* ---- sha256.c: checksums of revision files for the audit log ---- */
 
@@ -495,9 +553,23 @@ int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on th
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
-/* Pushes { changed = {...}, missing = {...}, interrupted = {...} } from the
- * audit log; returns the count of the first two. */
-int luamig_push_findings(luamig_run *r, const int *cur, int ncur);
+/* backup.c: --backup FILE, pg_dump of the run's database; the password
+ * reaches pg_dump in a passfile of its own, never on its command line. */
+void luamig_backup(luamig_run *r, const char *file);
+
+/* ---- findings.c: the audit log against the version table and the files ---- */
+
+/* Pushes { changed = {rev info...}, missing = {id...}, ahead = {id...}, behind =
+ * {id...}, stale = {id...}, interrupted = {rev info...}, log = message or nil } (see luamig verify) for the
+ * version table's rows cur (those files have) and, when unknown is not 0, the
+ * array of ids at that stack slot (those no file has); returns their count. */
+int luamig_push_findings(luamig_run *r, const int *cur, int ncur, int unknown);
+/* Logs the findings at the top as warnings; with opts.strict any is an error. */
+void luamig_warn_findings(luamig_run *r, int nfound);
+/* stamp: the audit rows ("stamp", "unstamp") that make the log agree with the
+ * version table after move m from rows cur, through ctx (in stamp's transaction). */
+void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur,
+                      const luamig_move *m);
 
 int luamig_open_runner(lua_State *L);
 

@@ -17,12 +17,15 @@ note() { printf '%s\n' "$*" >&2; }
 # Prints a header before a step, so the output reads as a transcript.
 step() { printf '\n==> %s\n' "$*"; }
 
-# Hides the password of a postgresql:// URL or a key=value conninfo string.
+# Hides the password of a URL or key=value conninfo string with luamig's own masking
+# (src/redact.c, through the hidden `luamig config --print-url`), so the scripts show a
+# URL exactly as luamig's messages do. The URL goes by the environment, not argv, and
+# from / no luamig.lua or .env of a project gets a say.
 mask_url() {
-  printf '%s\n' "$1" | sed -E \
-    -e 's#^(postgres(ql)?://[^:@/?]*):[^@/?]*@#\1:***@#' \
-    -e 's#([?&]password=)[^&]*#\1***#' \
-    -e "s#(^|[[:space:]])password[[:space:]]*=[[:space:]]*('[^']*'|[^[:space:]]*)#\\1password=***#"
+  local out bin=$LUAMIG
+  [[ $bin == /* ]] || bin=$PWD/$bin
+  out=$(cd / && DATABASE_URL=$1 "$bin" config --print-url 2>/dev/null) || out='(not shown)'
+  printf '%s\n' "$out"
 }
 
 # Percent-encodes one URL component (a socket directory used as a host, a name).

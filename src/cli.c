@@ -300,6 +300,23 @@ static int cmd_merge(lua_State *L) {
   return 0;
 }
 
+/* config --print-url: the database URL a command would use, masked as every
+ * message masks it. Hidden from help: for scripts/lib.sh, which shows the URL
+ * it works on without a masking of its own. */
+static int cmd_config(lua_State *L) {
+  luamig_cli_at_most(L, 0, "config");
+  if (!luamig_cli_flag(L, "print_url")) return luaL_error(L, "config: only --print-url is supported");
+  luamig_config_load(L, 1);
+  lua_getfield(L, -1, "url");
+  if (lua_isnil(L, -1)) {
+    printf("(none: libpq's defaults, PGHOST, PGPORT, PGUSER, PGDATABASE)\n");
+    return 0;
+  }
+  luamig_push_redacted(L, lua_tostring(L, -1));
+  printf("%s\n", lua_tostring(L, -1));
+  return 0;
+}
+
 static int cmd_help(lua_State *L);
 
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
@@ -307,6 +324,7 @@ static const command commands[] = {
   { "branches", luamig_cli_branches, "branches [-v]", "Show the branch points" },
   { "check", cmd_check, "check [--models MODULE]",
     "Compare the models with the database; exit 1 when they differ" },
+  { "config", cmd_config, "config --print-url", NULL },        /* hidden: for scripts */
   { "current", luamig_cli_current, "current [-v]", "Show the revision(s) the database is at" },
   { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]",
     "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base" },
@@ -343,7 +361,7 @@ static const char global_usage[] =
   "  --url URL           database URL (default: url in the config, then $DATABASE_URL)\n"
   "  -q, --quiet         no progress lines\n"
   "  --json              one JSON document on stdout (current, heads, history, status,\n"
-  "                      upgrade, downgrade); errors as {\"error\": ...}\n"
+  "                      upgrade, downgrade, verify); errors as {\"error\": ...}\n"
   "  -h, --help          this help; 'luamig COMMAND --help' for one command\n"
   "  --version           print the version\n";
 
@@ -381,7 +399,8 @@ static const struct { const char *name, *text; } examples[] = {
 
 static void print_help(const command *c) {
   if (c) {
-    printf("usage: luamig %s\n\n%s.\n", c->usage, c->summary);
+    printf("usage: luamig %s\n", c->usage);
+    if (c->summary) printf("\n%s.\n", c->summary);
     for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++)
       if (strcmp(examples[i].name, c->name) == 0) printf("\nExamples:\n%s", examples[i].text);
     return;
@@ -389,7 +408,7 @@ static void print_help(const command *c) {
   fputs(global_usage, stdout);
   printf("\nCommands:\n");
   for (int i = 0; i < NCOMMANDS; i++)
-    printf("  %-11s %s\n", commands[i].name, commands[i].summary);
+    if (commands[i].summary) printf("  %-11s %s\n", commands[i].name, commands[i].summary);
 }
 
 static int cmd_help(lua_State *L) {
@@ -450,6 +469,7 @@ static const option options[] = {
   { NULL, "--autogenerate", "autogenerate", false },
   { NULL, "--allow-empty", "allow_empty", false },
   { NULL, "--models", "models", true },
+  { NULL, "--print-url", "print_url", false },
 };
 
 /* A relative target such as "-1" is an argument, not an option. */
@@ -529,7 +549,7 @@ static int cli_main(lua_State *L) {
     const char *best = NULL;
     int bestd = 3;
     for (int i = 0; i < NCOMMANDS; i++) {
-      int d = edit_distance(name, commands[i].name);
+      int d = commands[i].summary ? edit_distance(name, commands[i].name) : 99;
       if (d < bestd) { bestd = d; best = commands[i].name; }
     }
     if (best) return luaL_error(L, "unknown command '%s'; did you mean '%s'?", name, best);

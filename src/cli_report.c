@@ -269,12 +269,38 @@ int luamig_cli_branches(lua_State *L) {
   return 0;
 }
 
-/* verify: exit 0 when every applied file is as it was applied (or without
- * --strict), 1 with --strict when some changed or are missing. */
+/* Prints "<label>: ID: <text>" for each id of the list res[key]; returns how many. */
+static int print_ids(lua_State *L, int res, const char *key, const char *text) {
+  lua_getfield(L, res, key);
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    printf("%s: %s: %s\n", key, lua_tostring(L, -1), text);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* verify: exit 0 when nothing is found (or without --strict), 1 with --strict
+ * when anything is. */
 int luamig_cli_verify(lua_State *L) {
   luamig_cli_at_most(L, 0, "verify");
   luamig_cli_call(L, "verify");
   int res = lua_gettop(L), found = 0;
+  if (luamig_cli_json(L, NULL, res)) {
+    static const char *const lists[] = { "changed", "missing", "ahead", "behind", "stale",
+                                         "invalid_indexes" };
+    lua_getfield(L, res, "log");
+    found = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+      lua_getfield(L, res, lists[i]);
+      found += (int)lua_rawlen(L, -1);
+      lua_pop(L, 1);
+    }
+    return found > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
+  }
   lua_getfield(L, res, "changed");
   for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
     lua_rawgeti(L, -1, i);
@@ -282,14 +308,24 @@ int luamig_cli_verify(lua_State *L) {
            luamig_cli_field(L, -1, "revision"), luamig_cli_field(L, -1, "path"));
     lua_pop(L, 1);
   }
-  lua_getfield(L, res, "missing");
+  lua_pop(L, 1);
+  found += print_ids(L, res, "missing", "applied to the database, but no revision file has it");
+  found += print_ids(L, res, "ahead", "applied per the version table, but the audit log never "
+                     "recorded it (set by hand? 'luamig stamp' records such a change)");
+  found += print_ids(L, res, "behind", "applied per the audit log, but the version table does "
+                     "not say so (set back by hand?)");
+  found += print_ids(L, res, "stale", "a version table row that another row builds on (left "
+                     "behind by a hand edit?)");
+  const char *log = luamig_cli_field(L, res, "log");
+  if (log) { printf("no log: %s\n", log); found++; }
+  lua_getfield(L, res, "invalid_indexes");
   for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
     lua_rawgeti(L, -1, i);
-    printf("missing: %s: applied to the database, but no revision file has it\n",
-           lua_tostring(L, -1));
+    printf("invalid index: %s: a failed CREATE INDEX CONCURRENTLY left it unusable (drop it with "
+           "DROP INDEX CONCURRENTLY, then build it again)\n", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   if (found == 0) printf("OK: every applied revision matches its file.\n");
   return found > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
 }
-

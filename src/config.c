@@ -161,6 +161,27 @@ static void inherit(lua_State *L, int to, int from, const char *k) {
   }
 }
 
+/* The audit log belongs to its version table: "<version_table>_log" (cut to
+ * 63 bytes at a character boundary, as PostgreSQL would), except that the
+ * default table keeps the log it always had, luamig_log. */
+static void default_log_table(lua_State *L, int cfg) {
+  int t = lua_getfield(L, cfg, "log_table");
+  lua_pop(L, 1);
+  if (t != LUA_TNIL) return;       /* set: checked with the other strings below */
+  lua_getfield(L, cfg, "version_table");
+  const char *vt = lua_tostring(L, -1);
+  if (strcmp(vt, "luamig_version") == 0) {
+    lua_pushliteral(L, "luamig_log");
+  } else {
+    size_t n = strlen(vt), max = LUAMIG_MAX_IDENT - 4;
+    if (n > max) for (n = max; n > 0 && ((unsigned char)vt[n] & 0xC0) == 0x80; n--) {}
+    lua_pushfstring(L, "%s_log", lua_pushlstring(L, vt, n));
+    lua_remove(L, -2);
+  }
+  lua_setfield(L, cfg, "log_table");
+  lua_pop(L, 1);
+}
+
 void luamig_config_load(lua_State *L, int opts_idx) {
   opts_idx = lua_absindex(L, opts_idx);
   lua_newtable(L);
@@ -240,10 +261,10 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   if (t != LUA_TNIL && t != LUA_TSTRING)
     luaL_error(L, "config: 'version_table_schema' must be a string");
   lua_pop(L, 1);
+  default_log_table(L, cfg);
 
   /* safety settings: strings are PostgreSQL durations ("5s", "500ms") */
   static const struct { const char *key, *def; int type; } defaults[] = {
-    { "log_table", "luamig_log", LUA_TSTRING },
     { "lock_timeout", "5s", DURATION },
     { "statement_timeout", NULL, DURATION },
     { "revision_timeout", "10min", DURATION },

@@ -176,26 +176,22 @@ void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url) {
     step(c, left < 0 ? -1 : (int)left + 1);
   }
   if (!timed_out && PQstatus(c->pg) == CONNECTION_OK) return;
+  bool given = url && *url;
+  bool shown = luamig_push_redacted(L, given ? url : NULL);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luaL_addstring(&b, "could not connect to ");
-  if (url && *url) luamig_redact_url(&b, url);
-  else luaL_addstring(&b, "the default server (PG* environment)");
-  luaL_addstring(&b, ": ");
-  char *perr = NULL;
-  PQconninfoOption *opts = (url && *url) ? PQconninfoParse(url, &perr) : NULL;
-  if (url && *url && opts == NULL) {
-    /* libpq's parse errors quote the offending text, which may be the password */
-    luaL_addstring(&b, "invalid connection string or URL (check its syntax and "
-                   "percent-encoding)");
-  } else if (timed_out) {
-    luaL_addstring(&b, "timeout expired (connect_timeout)");
-  } else {
-    add_collapsed(&b, PQerrorMessage(c->pg), 0);
-  }
-  if (opts) PQconninfoFree(opts);
-  PQfreemem(perr);
+  if (timed_out) luaL_addstring(&b, "timeout expired (connect_timeout)");
+  else add_collapsed(&b, PQerrorMessage(c->pg), 0);
   luaL_pushresult(&b);
+  if (!shown)      /* libpq's words may quote the part of it that is the password */
+    lua_pushliteral(L, "could not connect: invalid connection string or URL (not shown: check "
+                    "its syntax, and percent-encode a password's '@', '/', ':', '?', '&', '=' "
+                    "and '%' as %40, %2F, %3A, %3F, %26, %3D and %25)");
+  else if (!given)
+    lua_pushfstring(L, "could not connect to the default server (PG* environment): %s",
+                    lua_tostring(L, -1));
+  else
+    lua_pushfstring(L, "could not connect to %s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
   luamig_conn_close(c);
   lua_error(L);
 }
@@ -211,6 +207,35 @@ luamig_conn *luamig_conn_check(lua_State *L, int idx) {
   luamig_conn *c = luaL_checkudata(L, idx, LUAMIG_CONN_MT);
   if (c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
   return c;
+}
+
+/* ---- C memory owned by Lua ---- */
+
+typedef struct owned { void *p; void (*release)(void *); } owned;
+
+static int owned_gc(lua_State *L) {
+  luamig_owned_free(lua_touserdata(L, 1));
+  return 0;
+}
+
+void **luamig_push_owned(lua_State *L, void (*release)(void *)) {
+  owned *o = lua_newuserdatauv(L, sizeof *o, 0);
+  *o = (owned){ NULL, release };
+  if (luaL_newmetatable(L, "luamig.owned")) {
+    lua_pushcfunction(L, owned_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return &o->p;
+}
+
+void luamig_owned_free(void **slot) {
+  owned *o = (owned *)slot;          /* p is the first member */
+  if (o->p != NULL) {
+    void *p = o->p;
+    o->p = NULL;                     /* released once, by hand or by __gc */
+    o->release(p);
+  }
 }
 
 /* ---- statements ---- */
@@ -350,6 +375,20 @@ static holder *run(lua_State *L, luamig_conn *c, const char *sql, int nparams,
 const PGresult *luamig_query_result(lua_State *L, luamig_conn *c, const char *sql,
                                     int nparams, const char *const *params) {
   return run(L, c, sql, nparams, params)->res;
+}
+
+int luamig_query_column(lua_State *L, luamig_conn *c, const char *sql,
+                        int nparams, const char *const *params) {
+  const PGresult *res = luamig_query_result(L, c, sql, nparams, params);
+  int n = 0;
+  lua_createtable(L, PQntuples(res), 0);
+  for (int i = 0; i < PQntuples(res); i++) {
+    if (PQgetisnull(res, i, 0)) continue;
+    lua_pushstring(L, PQgetvalue(res, i, 0));
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_remove(L, -2);                 /* the holder: the result is cleared when collected */
+  return n;
 }
 
 long luamig_exec(lua_State *L, luamig_conn *c, const char *sql,
@@ -556,106 +595,6 @@ const char **luamig_params(lua_State *L, int first, int n, const char *what) {
   return p;
 }
 
-/* ---- redaction ---- */
-
-static bool starts_with(const char *s, const char *prefix) {
-  return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* A secret parameter? The key is compared percent-decoded, as libpq reads it. */
-static bool secret_key(const char *key, size_t len, bool encoded) {
-  char k[16];
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    char ch = key[i];
-    if (encoded && ch == '%' && i + 2 < len && hexval(key[i + 1]) >= 0 &&
-        hexval(key[i + 2]) >= 0) {
-      ch = (char)(hexval(key[i + 1]) * 16 + hexval(key[i + 2]));
-      i += 2;
-    }
-    if (n == sizeof k - 1) return false;
-    k[n++] = ch;
-  }
-  k[n] = '\0';
-  return strcmp(k, "password") == 0 || strcmp(k, "sslpassword") == 0;
-}
-
-/* postgresql://user:secret@host/db?password=secret&... */
-static void redact_uri(luaL_Buffer *b, const char *url) {
-  const char *p = strstr(url, "://") + 3;
-  const char *at = p + strcspn(p, "@/");   /* libpq's own scan for the credentials */
-  if (*at == '@') {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    if (colon != NULL) {
-      luaL_addlstring(b, url, (size_t)(colon + 1 - url));
-      luaL_addstring(b, "***");
-      url = at;
-    }
-  }
-  const char *q = strchr(url, '?');
-  if (q == NULL) { luaL_addstring(b, url); return; }
-  luaL_addlstring(b, url, (size_t)(q + 1 - url));
-  for (p = q + 1; *p; ) {
-    size_t len = strcspn(p, "&");
-    const char *eq = memchr(p, '=', len);
-    if (eq && secret_key(p, (size_t)(eq - p), true)) {
-      luaL_addlstring(b, p, (size_t)(eq + 1 - p));
-      luaL_addstring(b, "***");
-    } else {
-      luaL_addlstring(b, p, len);
-    }
-    p += len;
-    if (*p == '&') { luaL_addchar(b, '&'); p++; }
-  }
-}
-
-/* host=x password='se cret' dbname=y: libpq's key = value syntax. */
-static void redact_conninfo(luaL_Buffer *b, const char *s) {
-  const char *p = s;
-  while (*p) {
-    while (is_space(*p)) p++;
-    const char *key = p;
-    while (*p && *p != '=' && !is_space(*p)) p++;
-    size_t keylen = (size_t)(p - key);
-    while (is_space(*p)) p++;
-    if (*p != '=') break;            /* malformed: libpq will refuse it anyway */
-    p++;
-    while (is_space(*p)) p++;
-    const char *val = p;
-    if (*p == '\'') {
-      for (p++; *p && *p != '\''; p++)
-        if (*p == '\\' && p[1]) p++;
-      if (*p) p++;
-    } else {
-      for (; *p && !is_space(*p); p++)
-        if (*p == '\\' && p[1]) p++;
-    }
-    if (secret_key(key, keylen, false)) {
-      luaL_addlstring(b, s, (size_t)(val - s));
-      luaL_addstring(b, "***");
-      s = p;
-    }
-  }
-  luaL_addstring(b, s);
-}
-
-void luamig_redact_url(luaL_Buffer *b, const char *url) {
-  if (url == NULL) return;
-  if (starts_with(url, "postgresql://") || starts_with(url, "postgres://"))
-    redact_uri(b, url);
-  else if (strchr(url, '=') != NULL)
-    redact_conninfo(b, url);
-  else
-    luaL_addstring(b, url);
-}
-
 /* ---- the Lua face ---- */
 
 /* conn:exec(sql, ...) -> affected rows */
@@ -746,13 +685,9 @@ static int mod_connect(lua_State *L) {
   return 1;
 }
 
-/* redact(url) -> url with passwords as *** */
+/* redact(url) -> url with passwords as ***, or "(not shown)" */
 static int mod_redact(lua_State *L) {
-  const char *url = luaL_checkstring(L, 1);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luamig_redact_url(&b, url);
-  luaL_pushresult(&b);
+  luamig_push_redacted(L, luaL_checkstring(L, 1));
   return 1;
 }
 

@@ -11,17 +11,37 @@
 #include "luamig.h"
 
 /* A stable 64-bit key: FNV-1a of "luamig:" + schema + "." + table. */
-static int64_t lock_key(const luamig_vtable *vt) {
+static long long lock_key(const char *schema, const char *name) {
   uint64_t h = 1469598103934665603ull;
-  const char *parts[] = { "luamig:", vt->schema ? vt->schema : "", ".", vt->name };
+  const char *parts[] = { "luamig:", schema, ".", name };
   for (int i = 0; i < 4; i++)
     for (const char *s = parts[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return (int64_t)h;
+  return (long long)(int64_t)h;
+}
+
+/* vt's key, from the schema the table is in: "public" written in the config
+ * and left to the search path must take the same lock. */
+static void resolve_key(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  const char *schema = vt->schema;
+  if (schema == NULL) {
+    luamig_query(L, c, "SELECT current_schema() AS s", 0, NULL);
+    lua_geti(L, -1, 1);
+    lua_getfield(L, -1, "s");
+    schema = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+  }
+  vt->lock_key = lock_key(schema, vt->name);
+  if (vt->schema == NULL) lua_pop(L, 3);
+}
+
+void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]) {
+  uint64_t k = (uint64_t)vt->lock_key;
+  snprintf(hi, 16, "%u", (unsigned)(k >> 32));
+  snprintf(lo, 16, "%u", (unsigned)(k & 0xffffffffu));
 }
 
 static const char *push_key(lua_State *L, const luamig_vtable *vt) {
   char buf[32];
-  snprintf(buf, sizeof buf, "%lld", (long long)lock_key(vt));
+  snprintf(buf, sizeof buf, "%lld", vt->lock_key);
   return lua_pushstring(L, buf);
 }
 
@@ -44,9 +64,9 @@ static int try_lock(lua_State *L) {
   return 0;
 }
 
-void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
-                         double wait_s) {
+void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
+  resolve_key(L, c, vt);
   const char *key = push_key(L, vt);
   lua_pushcfunction(L, try_lock);
   lua_pushlightuserdata(L, c);
@@ -58,10 +78,8 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, const luamig_vtable *vt,
   if (strstr(lua_tostring(L, -1), "55P03") == NULL) lua_error(L);
 
   /* timed out: name who holds it (the key's high and low halves are classid and objid) */
-  uint64_t k = (uint64_t)lock_key(vt);
   char hi[16], lo[16];
-  snprintf(hi, sizeof hi, "%u", (unsigned)(k >> 32));
-  snprintf(lo, sizeof lo, "%u", (unsigned)(k & 0xffffffffu));
+  luamig_lock_halves(vt, hi, lo);
   const char *p[2] = { hi, lo };
   int n = luamig_query(L, c,
     "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "luamig.h"
 
@@ -220,9 +221,7 @@ static int emit_protected(lua_State *L) {
   return 0;
 }
 
-/* luamig_emit (or, for a query, luamig_query pushing the rows), re-raising a
- * failure as "file:line: op.x: <error>". */
-static long op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
+long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query) {
   double t0 = luamig_now_ms();       /* the server's time is not the revision's */
   if (ctx->defer && queue_len(L, ctx) > 0) luamig_flush(L, ctx, 0, NULL, NULL);
@@ -251,7 +250,7 @@ static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
   long count = 0;
   for (const char *p = s; p <= end; p += strlen(p) + 1) {
     if (ctx->defer && may_wait) queue_add(L, ctx, p, what);
-    else count += op_send(L, ctx, what, p, nparams, params, false);
+    else count += luamig_op_send(L, ctx, what, p, nparams, params, false);
   }
   lua_pop(L, 1);
   return count;
@@ -259,7 +258,8 @@ static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
 
 /* ---- the ops ---- */
 
-enum { CONCURRENT = 1 };             /* takes concurrently = true: not in a transaction */
+enum { CONCURRENT = 1,               /* takes concurrently = true: not in a transaction */
+       BUILDS_INDEX = 2 };           /* live and concurrent: see ops_index.c */
 
 static const struct ddl_op {
   const char *name, *what;
@@ -275,7 +275,7 @@ static const struct ddl_op {
   { "create_enum", "op.create_enum", 3, luamig_sql_create_enum, 0 },
   { "create_extension", "op.create_extension", 2, luamig_sql_create_extension, 0 },
   { "create_foreign_key", "op.create_foreign_key", 6, luamig_sql_create_foreign_key, 0 },
-  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT },
+  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT | BUILDS_INDEX },
   { "create_primary_key", "op.create_primary_key", 4, luamig_sql_create_primary_key, 0 },
   { "create_schema", "op.create_schema", 2, luamig_sql_create_schema, 0 },
   { "create_table", "op.create_table", 3, luamig_sql_create_table, 0 },
@@ -312,17 +312,37 @@ static int op_ddl(lua_State *L) {
   op->build(L, &b, op->what, 1);
   luaL_pushresult(&b);
   /* CREATE INDEX CONCURRENTLY refuses to run in a transaction: say why before sending */
-  if ((op->flags & CONCURRENT) && ctx->transactional
-      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1)
+  bool concurrently = (op->flags & CONCURRENT)
+                      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1;
+  if (concurrently && ctx->transactional)
     luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
+  bool build = concurrently && (op->flags & BUILDS_INDEX) && ctx->conn != NULL;
+  if (build) luamig_index_prepare(L, ctx, op->what, 1);
   op_emit_all(L, ctx, op->what, 0, NULL, true);   /* DDL: no answer needed, may wait */
+  if (build) luamig_index_check(L, ctx, op->what, 1);
   return 0;
+}
+
+/* Refuses, before it runs, SQL that would end the revision's transaction
+ * (luamig commits it with its version row) or drop the migration lock. */
+static void check_txn_control(lua_State *L, const luamig_opctx *ctx, const char *what,
+                              const char *sql) {
+  char found[64];
+  if (!ctx->transactional || !luamig_sql_txn_control(sql, found, sizeof found)) return;
+  if (strncasecmp(found, "pg_advisory_unlock", 18) == 0 || found[0] == '"')
+    luamig_op_error(L, what, "%s could release luamig's migration lock, which must hold until "
+                    "the run ends (use pg_advisory_xact_lock, released at COMMIT, or a revision "
+                    "with transactional = false for locks of your own)", found);
+  luamig_op_error(L, what, "%s would end the revision's transaction, which luamig commits "
+                  "itself with the version row; a revision that controls its transactions "
+                  "must set transactional = false", found);
 }
 
 /* Checks sql (stack slot 1) and pushes the parameters of the array at slot 2
  * (params.n when it has trailing or inner nils) from slot 3 on; returns their
  * count and their text through *params. */
-static int push_sql_params(lua_State *L, const char *what, const char ***params) {
+static int push_sql_params(lua_State *L, const luamig_opctx *ctx, const char *what,
+                           const char ***params) {
   if (lua_gettop(L) > 2)
     luamig_op_error(L, what, "takes at most 2 arguments (got %d); pass parameters as an "
                     "array: %s(sql, { a, b })", lua_gettop(L), what);
@@ -333,6 +353,7 @@ static int push_sql_params(lua_State *L, const char *what, const char ***params)
   const char *sql = lua_tolstring(L, 1, &len);
   if (strlen(sql) < len) luamig_op_error(L, what, "SQL contains a NUL byte");
   if (strspn(sql, " \t\r\n\f\v") == len) luamig_op_error(L, what, "empty SQL");
+  check_txn_control(L, ctx, what, sql);
   lua_Integer n = 0;
   if (lua_istable(L, 2)) {
     n = lua_getfield(L, 2, "n") == LUA_TNUMBER && lua_isinteger(L, -1)
@@ -346,6 +367,10 @@ static int push_sql_params(lua_State *L, const char *what, const char ***params)
   } else if (!lua_isnil(L, 2)) {
     luamig_op_error(L, what, "params must be an array (got %s)", luaL_typename(L, 2));
   }
+  /* the server takes one statement with parameters; --sql would write them all */
+  if (n > 0 && luamig_sql_count_statements(sql) > 1)
+    luamig_op_error(L, what, "SQL with parameters must be one statement (the server runs one; "
+                    "split it into one %s call per statement)", what);
   *params = luamig_params(L, 3, (int)n, what);
   return (int)n;
 }
@@ -355,8 +380,8 @@ static int op_execute(lua_State *L) {
   static const char what[] = "op.execute";
   luamig_opctx *ctx = upctx(L);
   const char **params;
-  int n = push_sql_params(L, what, &params);
-  lua_pushinteger(L, op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
+  int n = push_sql_params(L, ctx, what, &params);
+  lua_pushinteger(L, luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
   return 1;
 }
 
@@ -366,14 +391,14 @@ static int op_query(lua_State *L) {
   static const char what[] = "op.query";
   luamig_opctx *ctx = upctx(L);
   const char **params;
-  int n = push_sql_params(L, what, &params);
+  int n = push_sql_params(L, ctx, what, &params);
   if (ctx->conn == NULL) {
     luaL_where(L, 1);
     lua_pushliteral(L, "op.query needs a live database; offline --sql cannot run data queries");
     lua_concat(L, 2);
     return lua_error(L);
   }
-  op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
+  luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
   return 1;
 }
 
@@ -487,7 +512,7 @@ static int op_bulk_insert(lua_State *L) {
     if (ncols == 0) {
       count += op_emit_all(L, ctx, what, 0, NULL, false);
     } else {
-      count += op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
+      count += luamig_op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
     }
     lua_settop(L, base);
   }

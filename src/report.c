@@ -9,14 +9,39 @@
 
 #include "luamig.h"
 
-/* verify: the audit log against the files. */
+/* The INVALID indexes (a failed CREATE INDEX CONCURRENTLY leaves one) in the
+ * schemas of the search path and the version table's, as schema.name. */
+static void push_invalid_indexes(luamig_run *r) {
+  lua_State *L = r->L;
+  const char *schema = r->vt.schema;
+  luamig_query_column(L, r->c,
+    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE NOT i.indisvalid AND (n.nspname = ANY (pg_catalog.current_schemas(false)) "
+    "OR n.nspname = $1) ORDER BY 1", 1, &schema);
+}
+
+/* verify: the audit log against the files and the version table; a row no
+ * file has is a finding (missing), not an error. */
 static int cmd_verify(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, LUAMIG_RUN_CONNECT | LUAMIG_RUN_SUMS);
   luamig_run_connect(&r);
-  int *cur = luamig_scratch(L, r.g->n);
-  int ncur = luamig_read_current(&r, cur, NULL);
-  luamig_push_findings(&r, cur, ncur);
+  int n = luamig_vtable_read(L, r.c, &r.vt), rows = lua_gettop(L);
+  int *cur = luamig_scratch(L, r.g->n), ncur = 0;
+  lua_newtable(L);
+  int unknown = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    int k = luamig_graph_find(r.g, lua_tostring(L, -1));
+    if (k >= 0 && ncur < r.g->n) cur[ncur++] = k;
+    if (k < 0) lua_rawseti(L, unknown, (lua_Integer)lua_rawlen(L, unknown) + 1);
+    else lua_pop(L, 1);
+  }
+  luamig_push_findings(&r, cur, ncur, unknown);
+  push_invalid_indexes(&r);
+  lua_setfield(L, -2, "invalid_indexes");
   return 1;
 }
 

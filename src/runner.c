@@ -8,14 +8,10 @@
  * together) -> unlock. The connection is a to-be-closed slot, so any error
  * closes it, which rolls back the open transaction and drops the lock.
  */
-#include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-
-extern char **environ;
 
 #include "luamig.h"
 
@@ -253,7 +249,7 @@ static void open_revision(lua_State *L, luamig_run *r, luamig_opctx *ctx, luamig
  * BEGIN and version move ride along after that COMMIT, so a run of DDL-only
  * revisions takes one round trip each. A non-transactional revision runs each
  * statement as it comes, then moves the version and writes the audit row. */
-enum { PRE_OPEN = 2 };               /* after the audit row and COMMIT */
+enum { PRE_OPEN = 2 };               /* after the audit row (the guard) and COMMIT */
 
 static int run_attempt(lua_State *L) {
   attempt *a = lua_touserdata(L, 1);
@@ -285,7 +281,8 @@ static int run_attempt(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
-                        .ms = luamig_now_ms() - a->t0 };
+                        .ms = luamig_now_ms() - a->t0,
+                        .expect = ctx->conn != NULL ? a->m->expect : NULL };
   if (tx) {
     int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
     luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
@@ -368,7 +365,34 @@ static void plan_move(luamig_run *r, const luamig_step *s, int *heads, int *appl
       if (!covered) { heads[p] = 1; to[nto++] = pr->id; }
     }
   }
-  *m = (luamig_move){ from, nfrom, to, nto, { NULL, NULL } };
+  *m = (luamig_move){ from, nfrom, to, nto, { NULL, NULL }, NULL };
+}
+
+static int compare_ids(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Moves the head ids in list (*n of them) as m does, and sets m->expect to
+ * them sorted, one per line (kept in the table at anchors, key k). */
+static void track_heads(lua_State *L, const char **list, int *n, luamig_move *m, int anchors,
+                        int k) {
+  for (int i = 0; i < m->nfrom; i++)
+    for (int j = 0; j < *n; j++)
+      if (strcmp(list[j], m->from[i]) == 0) { list[j] = list[--*n]; break; }
+  for (int i = 0; i < m->nto; i++) list[(*n)++] = m->to[i];
+  const char **sorted = lua_newuserdatauv(L, (size_t)(*n + 1) * sizeof *sorted, 0);
+  memcpy(sorted, list, (size_t)*n * sizeof *sorted);
+  qsort(sorted, (size_t)*n, sizeof *sorted, compare_ids);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; i < *n; i++) {
+    if (i) luaL_addchar(&b, '\n');
+    luaL_addstring(&b, sorted[i]);
+  }
+  luaL_pushresult(&b);
+  m->expect = lua_tostring(L, -1);
+  lua_rawseti(L, anchors, k);
+  lua_pop(L, 1);
 }
 
 /* One revision, one transaction: its statements and its version-table move
@@ -428,6 +452,9 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
     }
+    if (ctx->conn != NULL && luamig_guard_failed(msg, a.final_sent && ctx->conn->failed_at == ctx->tail_at))
+      msg = lua_pushfstring(L, "%s: %s", rv->path,
+                            luamig_guard_explain(L, &r->vt, m->expect, msg, !rv->transactional));
     bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
     if (lock_timeout && tries < r->lock_retries) {
@@ -460,129 +487,6 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   lua_setfield(L, -2, "ms");
   lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
   return next != NULL;
-}
-
-/* Compares the audit log with the files: pushes { changed = {...}, missing =
- * {...} }: applied revisions whose file changed since, and revisions the log
- * says are applied that no file has. The log's rows are read in C, oldest
- * first, so the last row of a revision is its state (no sort on the server,
- * no Lua table per row). */
-int luamig_push_findings(luamig_run *r, const int *cur, int ncur) {
-  lua_State *L = r->L;
-  luamig_graph *g = r->g;
-  int top = lua_gettop(L);
-  const PGresult *res = luamig_log_rows(L, r->c, &r->vt);
-  int nrows = res ? PQntuples(res) : 0;
-  int *latest = luamig_scratch(L, g->n);     /* row + 1 of each revision's last row */
-  lua_newtable(L);                           /* the same for ids no file has */
-  int others = lua_gettop(L);
-  for (int k = 0; k < nrows; k++) {
-    const char *id = PQgetvalue(res, k, 0);
-    int i = luamig_graph_find(g, id);
-    if (i >= 0) {
-      latest[i] = k + 1;
-    } else {
-      lua_pushinteger(L, k + 1);
-      lua_setfield(L, others, id);
-    }
-  }
-  int *applied = luamig_scratch(L, g->n);
-  luamig_mark_reach(L, g, cur, ncur, applied, true);
-  lua_createtable(L, 0, 2);
-  int out = lua_gettop(L), n = 0;
-  lua_newtable(L);
-  for (int k = 0; k < g->n; k++) {   /* upgrade order */
-    int i = g->order[k], row = latest[i] - 1;
-    if (!applied[i] || row < 0 || PQgetisnull(res, row, 2)) continue;
-    if (strcmp(PQgetvalue(res, row, 2), g->revs[i].sum) == 0) continue;
-    luamig_push_rev_info(L, g, i);
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_setfield(L, out, "changed");
-  int nchanged = n;
-  n = 0;
-  lua_newtable(L);
-  for (int k = 0; k < nrows; k++) {  /* log order */
-    const char *id = PQgetvalue(res, k, 0);
-    bool last = lua_getfield(L, others, id) == LUA_TNUMBER && lua_tointeger(L, -1) == k + 1;
-    lua_pop(L, 1);
-    if (!last || strcmp(PQgetvalue(res, k, 1), "upgrade") != 0) continue;
-    lua_pushstring(L, id);
-    lua_rawseti(L, -2, ++n);
-  }
-  lua_setfield(L, out, "missing");
-  lua_newtable(L);                   /* non-transactional revisions a run stopped inside */
-  int ninterrupted = 0;
-  for (int i = 0; i < g->n; i++) {
-    int row = latest[i] - 1;
-    if (row < 0 || strstr(PQgetvalue(res, row, 1), "-started") == NULL) continue;
-    luamig_push_rev_info(L, g, i);
-    lua_rawseti(L, -2, ++ninterrupted);
-  }
-  lua_setfield(L, out, "interrupted");
-  lua_replace(L, top + 1);           /* over the result: cleared when collected */
-  lua_settop(L, top + 1);
-  return nchanged + n;
-}
-
-/* Reports findings through the log as warnings; with opts.strict they are an error. */
-static void warn_findings(luamig_run *r, int nfound) {
-  lua_State *L = r->L;
-  int res = lua_gettop(L);
-  lua_getfield(L, res, "changed");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    lua_getfield(L, -1, "revision");
-    lua_getfield(L, -2, "path");
-    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s (%s) was changed after it was applied",
-              lua_tostring(L, -2), lua_tostring(L, -1)), 0);
-    lua_pop(L, 4);
-  }
-  lua_getfield(L, res, "missing");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    luamig_run_log(r, "warn", lua_pushfstring(L, "revision %s is applied but no revision file has it",
-              lua_tostring(L, -1)), 0);
-    lua_pop(L, 2);
-  }
-  lua_getfield(L, res, "interrupted");
-  for (int i = 1; i <= (int)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    lua_getfield(L, -1, "revision");
-    lua_getfield(L, -2, "path");
-    luamig_run_log(r, "warn", lua_pushfstring(L, "an earlier run stopped inside revision %s (%s), "
-              "which is not transactional: what it did before it stopped was not rolled back "
-              "(a CREATE INDEX CONCURRENTLY that stopped leaves an INVALID index); check the "
-              "database against the file before the revision runs again",
-              lua_tostring(L, -2), lua_tostring(L, -1)), 0);
-    lua_pop(L, 4);
-  }
-  lua_settop(L, res);
-  if (nfound > 0 && luamig_opt_flag(L, r->opts, "strict"))
-    luaL_error(L, "%d revision file%s changed or missing since they were applied "
-               "(see 'luamig verify'); --strict refuses to go on", nfound, nfound == 1 ? "" : "s");
-}
-
-/* --backup FILE: pg_dump of the database before anything changes (the
- * guide's "backup before migrating"). Spawned without a shell: no quoting. */
-static void backup(luamig_run *r, const char *file) {
-  lua_State *L = r->L;
-  lua_getfield(L, r->cfg, "url");
-  const char *url = lua_tostring(L, -1);
-  char *argv[] = { "pg_dump", "--no-password", "-f", (char *)file, url ? "-d" : NULL,
-                   (char *)url, NULL };
-  pid_t pid;
-  int err = posix_spawnp(&pid, "pg_dump", NULL, NULL, argv, environ);
-  if (err != 0) luaL_error(L, "--backup: cannot run pg_dump: %s (install the PostgreSQL "
-                           "client); nothing was changed", strerror(err));
-  int status;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) luaL_error(L, "--backup: waiting for pg_dump: %s", strerror(errno));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    luaL_error(L, "--backup: pg_dump failed (see its message above); nothing was changed");
-  lua_pop(L, 1);
-  luamig_run_log(r, "info", lua_pushfstring(L, "Backed up the database to %s (pg_dump)", file), 0);
-  lua_pop(L, 1);
 }
 
 /* Connects and takes the lock, or (opts.sql) prepares an offline script;
@@ -631,7 +535,7 @@ static int migrate(lua_State *L, bool up) {
   lua_setfield(L, -2, "__index");
   r.ops = lua_gettop(L);
   lua_getfield(L, r.opts, "backup");
-  if (lua_isstring(L, -1) && !offline) backup(&r, lua_tostring(L, -1));
+  if (lua_isstring(L, -1) && !offline) luamig_backup(&r, lua_tostring(L, -1));
   lua_pop(L, 1);
 
   int *cur = luamig_scratch(L, r.g->n);
@@ -646,10 +550,10 @@ static int migrate(lua_State *L, bool up) {
     drain_script(&r, ctxidx);
   } else {
     ncur = luamig_read_current(&r, cur, &present);
+    luamig_warn_findings(&r, luamig_push_findings(&r, cur, ncur, 0));   /* before the log is made */
+    lua_pop(L, 1);
     if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
     luamig_log_ensure(L, ctx, &r.vt);
-    warn_findings(&r, luamig_push_findings(&r, cur, ncur));
-    lua_pop(L, 1);
   }
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
@@ -669,7 +573,16 @@ static int migrate(lua_State *L, bool up) {
   long *next_counts = lua_newuserdatauv(L, (size_t)(r.g->n + 1) * sizeof *next_counts, 0);
   luamig_move moves[2];
   int n1 = r.g->n + 1;
-  if (nsteps > 0) plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
+  /* the rows each step leaves, for its guard */
+  const char **rows = lua_newuserdatauv(L, (size_t)n1 * sizeof *rows, 0);
+  int nrows = 0;
+  for (int i = 0; i < ncur; i++) rows[nrows++] = r.g->revs[cur[i]].id;
+  lua_createtable(L, nsteps, 0);
+  int expects = lua_gettop(L);
+  if (nsteps > 0) {
+    plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
+    track_heads(L, rows, &nrows, &moves[0], expects, 1);
+  }
 
   lua_createtable(L, nsteps, 0);
   int results = lua_gettop(L);
@@ -682,6 +595,7 @@ static int migrate(lua_State *L, bool up) {
       next = &moves[(i + 1) % 2];
       const char **buf = ids + (size_t)((i + 1) % 2) * 2 * (size_t)n1;
       plan_move(&r, &steps[i + 1], heads, applied, next, buf, buf + n1);
+      track_heads(L, rows, &nrows, next, expects, i + 2);
     }
     opened = run_step(&r, ctxidx, &steps[i], m, next ? &steps[i + 1] : NULL, next, next_counts,
                       opened);
@@ -708,7 +622,7 @@ static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, i
  * opts.purge empties the table first (even of ids no file has). */
 static int cmd_stamp(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r, luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT);
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
@@ -725,6 +639,7 @@ static int cmd_stamp(lua_State *L) {
     ncur = luamig_read_current(&r, cur, &present);
   }
   if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
+  luamig_log_ensure(L, ctx, &r.vt);
   int *dest = luamig_scratch(L, g->n);
   int ndest = luamig_resolve(L, g, cur, ncur, target, true, dest);
 
@@ -762,8 +677,9 @@ static int cmd_stamp(lua_State *L) {
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
                                      push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
-  luamig_move m = { from, nfrom, to, nto, { NULL, NULL } };
+  luamig_move m = { from, nfrom, to, nto, { NULL, NULL }, NULL };
   luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
+  luamig_log_stamp(&r, ctx, cur, ncur, &m);
   luamig_emit(L, ctx, "COMMIT", 0, NULL);
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);

@@ -8,7 +8,7 @@
  * keywords, unicode), no keyword list has to track the server's grammar, and a
  * name over 63 bytes is an error instead of the server's silent truncation.
  * Types, defaults, index expressions, WHERE clauses and table constraints are
- * SQL text and pass through verbatim.
+ * SQL text and pass through verbatim, one expression each (no ';').
  *
  * The builders append to a luaL_Buffer at the top of the stack, so every Lua
  * value they read goes through the top: pushed, turned into text there (an
@@ -119,7 +119,10 @@ void luamig_add_top_ident(lua_State *L, luaL_Buffer *b, const char *what, const 
 
 void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                          const char *prefix) {
-  top_string(L, what, label);
+  /* one expression: a ';' would make the --sql script run more than the live
+   * statement (which the server refuses) */
+  const char *why = luamig_sql_fragment_problem(top_string(L, what, label));
+  if (why) luamig_op_error(L, what, "%s: %s", label, why);
   lua_pushstring(L, prefix);
   lua_rotate(L, -2, 1);
   lua_concat(L, 2);
@@ -242,109 +245,6 @@ void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int i
     luamig_add_top_ident(L, b, what, label);
   }
   luaL_addchar(b, ')');
-}
-
-/* ---- offline parameters ---- */
-
-static bool ident_char(unsigned char c) {
-  return c == '_' || c == '$' || c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-      || (c >= '0' && c <= '9');
-}
-
-/* Past the quoted text starting at p (at the opening q); backslash escapes when esc. */
-static const char *skip_quoted(const char *p, char q, bool esc) {
-  for (p++; *p; p++) {
-    if (esc && *p == '\\' && p[1]) p++;
-    else if (*p == q) {
-      if (p[1] != q) return p + 1;
-      p++;
-    }
-  }
-  return p;
-}
-
-/* Past a dollar-quoted string at p ("$tag$...$tag$"), or NULL when p starts no tag. */
-static const char *skip_dollar(const char *p) {
-  const char *t = p + 1;
-  if (*t >= '0' && *t <= '9') return NULL;
-  while (*t != '$' && *t && ident_char((unsigned char)*t)) t++;
-  if (*t != '$') return NULL;
-  size_t taglen = (size_t)(t - p) + 1;
-  for (const char *q = t + 1; *q; q++)
-    if (*q == '$' && strncmp(q, p, taglen) == 0) return q + taglen;
-  return p + strlen(p);
-}
-
-/* Past the lexeme at p: quoted text, a comment (*open set when it runs to the
- * end), a dollar-quoted string, a word, or one character. A parameter ($1) is
- * left to the caller: p itself is returned. */
-static const char *skip_lexeme(const char *p, bool *open) {
-  unsigned char c = (unsigned char)*p;
-  *open = false;
-  if (c == '\'' || c == '"') return skip_quoted(p, (char)c, false);
-  if (c == '-' && p[1] == '-') {
-    p += strcspn(p, "\n");
-    *open = *p == '\0';
-    return p;
-  }
-  if (c == '/' && p[1] == '*') {     /* comments nest in PostgreSQL */
-    int depth = 0;
-    do {
-      if (p[0] == '/' && p[1] == '*') { depth++; p += 2; }
-      else if (p[0] == '*' && p[1] == '/') { depth--; p += 2; }
-      else p++;
-    } while (*p && depth > 0);
-    *open = depth > 0;
-    return p;
-  }
-  if (c == '$' && p[1] >= '0' && p[1] <= '9') return p;
-  if (c == '$') {
-    const char *end = skip_dollar(p);
-    return end ? end : p + 1;
-  }
-  if (ident_char(c)) {               /* a word: "a$1" is a name, E'..' has escapes */
-    const char *w = p;
-    while (ident_char((unsigned char)*p)) p++;
-    if (p - w == 1 && (*w == 'E' || *w == 'e') && *p == '\'')
-      p = skip_quoted(p, '\'', true);
-    return p;
-  }
-  return p + 1;
-}
-
-void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql, int nparams,
-                       const char *const *params) {
-  const char *p = sql, *copied = sql;
-  bool open;
-  while (*p) {
-    const char *next = skip_lexeme(p, &open);
-    if (next != p) {
-      p = next;
-      continue;
-    }
-    const char *d = p + 1;           /* $n */
-    long k = 0;
-    while (*d >= '0' && *d <= '9') {
-      if (k < 100000) k = k * 10 + (*d - '0');
-      d++;
-    }
-    if (k < 1 || k > nparams)
-      luaL_error(L, "SQL refers to $%d but %d parameter(s) were given", (int)k, nparams);
-    luaL_addlstring(b, copied, (size_t)(p - copied));
-    if (params[k - 1] == NULL) luaL_addstring(b, "NULL");
-    else luamig_quote_literal(b, params[k - 1]);
-    p = copied = d;
-  }
-  luaL_addlstring(b, copied, (size_t)(p - copied));
-}
-
-bool luamig_sql_ends_in_comment(const char *sql) {
-  bool open = false;
-  for (const char *p = sql; *p; ) {
-    const char *next = skip_lexeme(p, &open);
-    p = next != p ? next : p + 1;
-  }
-  return open;
 }
 
 const char *luamig_push_oneline(lua_State *L, const char *s, size_t len) {

@@ -34,6 +34,33 @@ static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   lua_pop(L, 6);
 }
 
+static int exec_protected(lua_State *L) {
+  luamig_exec(L, lua_touserdata(L, 1), lua_tostring(L, 2), 0, NULL);
+  return 0;
+}
+
+/* CREATE TABLE IF NOT EXISTS of the statement at the top (popped). It is not
+ * safe against a concurrent CREATE of the same name (a run of another project
+ * sharing the table): that fails with 23505, 42P07 or 42710, and means the
+ * table is there, which is all we want. */
+static void create_table(lua_State *L, luamig_opctx *ctx) {
+  if (ctx->conn == NULL) {
+    luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushcfunction(L, exec_protected);
+  lua_pushlightuserdata(L, ctx->conn);
+  lua_rotate(L, -3, -1);             /* the statement last */
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+  const char *msg = lua_tostring(L, -1);
+  static const char *const raced[] = { "23505:", "42P07:", "42710:" };
+  bool ok = false;
+  for (int i = 0; i < 3 && msg; i++) ok = ok || strncmp(msg, raced[i], 6) == 0;
+  if (!ok) lua_error(L);
+  lua_pop(L, 1);
+}
+
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -54,8 +81,7 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   luaL_addvalue(&b);
   luaL_addstring(&b, " PRIMARY KEY (version_num))");
   luaL_pushresult(&b);
-  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-  lua_pop(L, 1);
+  create_table(L, ctx);
   vt->present = true;
 }
 
@@ -67,16 +93,9 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   }
   const char *name = push_qualified(L, vt, vt->name);
   lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
-  int n = luamig_query(L, c, lua_tostring(L, -1), 0, NULL);
-  lua_newtable(L);                   /* flatten rows to an array of ids */
-  for (int i = 1; i <= n; i++) {
-    lua_geti(L, -2, i);
-    lua_getfield(L, -1, "version_num");
-    lua_rawseti(L, -3, i);
-    lua_pop(L, 1);
-  }
-  lua_replace(L, -4);
-  lua_pop(L, 2);
+  int n = luamig_query_column(L, c, lua_tostring(L, -1), 0, NULL);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
   return n;
 }
 
@@ -111,15 +130,36 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
                     luamig_stmt *st, int *n) {
   snprintf(row->dur, sizeof row->dur, "%.3f", row->ms);
   row->params[0] = row->rev;
-  row->params[1] = row->started ? (row->up ? "upgrade-started" : "downgrade-started")
-                                : (row->up ? "upgrade" : "downgrade");
+  row->params[1] = row->direction ? row->direction
+                 : row->started ? (row->up ? "upgrade-started" : "downgrade-started")
+                 : (row->up ? "upgrade" : "downgrade");
   row->params[2] = *row->checksum ? row->checksum : NULL;
   row->params[3] = row->started ? NULL : row->dur;
   row->params[4] = LUAMIG_VERSION;
   const char *name = push_qualified(L, vt, vt->log_name);
+  if (row->expect == NULL) {
+    st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, "
+                                                "checksum, duration_ms, luamig_version) VALUES "
+                                                "($1, $2, $3, $4, $5)", name), 5, row->params };
+    lua_remove(L, -2);
+    return;
+  }
+  luamig_lock_halves(vt, row->hi, row->lo);
+  row->params[5] = row->hi;
+  row->params[6] = row->lo;
+  row->params[7] = row->expect;
+  /* the guard rides in the row (no statement more per revision): a failing
+   * cast is the one way plain SQL can refuse, and the reason is the text it
+   * could not read as an integer */
+  const char *vtname = push_qualified(L, vt, vt->name);
   st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
-                                              "duration_ms, luamig_version) VALUES ($1, $2, "
-                                              "$3, $4, $5)", name), 5, row->params };
+    "duration_ms, luamig_version) SELECT $1, $2, $3, $4, $5 WHERE (CASE WHEN NOT EXISTS (SELECT "
+    "FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
+    "AND granted AND classid = $6::oid AND objid = $7::oid AND objsubid = 1) THEN 'luamig:lock' "
+    "WHEN (SELECT coalesce(string_agg(version_num, E'\\n' ORDER BY version_num COLLATE \"C\"), '') "
+    "FROM %s) <> $8 THEN 'luamig:rows' END)::int IS NULL", name, vtname), 8, row->params };
+  lua_remove(L, -2);
+  lua_remove(L, -2);
 }
 
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
@@ -134,6 +174,59 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
   lua_settop(L, top);
 }
 
+/* ---- the guard after each revision ---- */
+
+/* The server's words in msg, without "; SQL: ..." (whose text has the reasons too). */
+static size_t server_part(const char *msg) {
+  const char *sql = strstr(msg, "; SQL: ");
+  return sql ? (size_t)(sql - msg) : strlen(msg);
+}
+
+static bool says(const char *msg, const char *reason) {
+  const char *p = strstr(msg, reason);
+  return p != NULL && (size_t)(p - msg) < server_part(msg);
+}
+
+bool luamig_guard_failed(const char *msg, bool at_row) {
+  return at_row || says(msg, "luamig:lock") || says(msg, "luamig:rows");
+}
+
+const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
+                                 const char *msg, bool committed) {
+  size_t len = server_part(msg);
+  const char *outcome = committed
+    ? "its statements have committed: check the database, then 'luamig stamp' the revision it is at"
+    : "it was rolled back: nothing of it was applied";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (*expect == '\0') {
+    luaL_addstring(&b, "no row");
+  } else {
+    luaL_addchar(&b, '\'');
+    for (const char *p = expect; *p; p++)
+      if (*p == '\n') luaL_addstring(&b, "', '");
+      else luaL_addchar(&b, *p);
+    luaL_addchar(&b, '\'');
+  }
+  luaL_pushresult(&b);
+  const char *rows = lua_tostring(L, -1), *found = NULL;
+  lua_pushlstring(L, msg, len);
+  const char *server = lua_tostring(L, -1);
+  if (says(msg, "luamig:lock"))
+    found = lua_pushfstring(L, "it released luamig's migration lock (pg_advisory_unlock), so "
+                            "another run could start; %s", outcome);
+  else if (says(msg, "luamig:rows"))
+    found = lua_pushfstring(L, "it changed the version table %s behind luamig (it must hold %s "
+                            "now; a revision must not write the version table); %s", vt->name,
+                            rows, outcome);
+  else
+    found = lua_pushfstring(L, "the version table %s or the audit log %s is gone or unreadable "
+                            "after it (%s); %s", vt->name, vt->log_name, server, outcome);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return found;
+}
+
 /* ---- the audit log ---- */
 
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
@@ -144,8 +237,8 @@ void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
                   "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
                   "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision, "
                   "db_user text NOT NULL DEFAULT current_user, luamig_version text)", name);
-  luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-  lua_pop(L, 2);
+  create_table(L, ctx);
+  lua_pop(L, 1);
   vt->log_present = true;
 }
 
