@@ -18,7 +18,7 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/sql.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/graph.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/sql.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c \
            src/core.c

@@ -10,6 +10,19 @@
 #include "luamig.h"
 #include "cli.h"
 
+/* " (head) (current) (branchpoint) (mergepoint)": Alembic's marks, in its
+ * order; "(effective head)": no child, but a revision depends on it. */
+static void print_marks(lua_State *L, int rev, bool tree) {
+  static const struct { const char *field, *text; } marks[] = {
+    { "head", "head" }, { "effective_head", "effective head" }, { "current", "current" },
+    { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" } };
+  for (int i = 0; i < (tree ? 5 : 3); i++) {
+    lua_getfield(L, rev, marks[i].field);
+    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i].text);
+    lua_pop(L, 1);
+  }
+}
+
 /* "a, b -> c (head) (current), message", as Alembic's history prints it. */
 static void print_line(lua_State *L, int rev) {
   lua_getfield(L, rev, "down_revision");
@@ -22,24 +35,14 @@ static void print_line(lua_State *L, int rev) {
   }
   lua_pop(L, 1);
   printf(" -> %s", luamig_cli_field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
+  print_marks(L, rev, true);
   const char *msg = luamig_cli_field(L, rev, "message");
   printf(", %s\n", msg ? msg : "");
 }
 
 static void print_verbose(lua_State *L, int rev) {
   printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
+  print_marks(L, rev, true);
   printf("\nParent: ");
   lua_getfield(L, rev, "down_revision");
   int n = (int)lua_rawlen(L, -1);
@@ -66,12 +69,14 @@ int luamig_cli_current(lua_State *L) {
     int rev = lua_gettop(L);
     lua_getfield(L, rev, "unknown");
     bool unknown = lua_toboolean(L, -1);
-    lua_getfield(L, rev, "head");
-    bool head = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    if (verbose && !unknown) print_verbose(L, rev);
-    else printf("%s%s%s\n", luamig_cli_field(L, rev, "revision"), head ? " (head)" : "",
-                unknown ? " (unknown: no revision file has it)" : "");
+    lua_pop(L, 1);
+    if (verbose && !unknown) {
+      print_verbose(L, rev);
+    } else {
+      printf("%s", luamig_cli_field(L, rev, "revision"));
+      print_marks(L, rev, true);
+      printf("%s\n", unknown ? " (unknown: no revision file has it)" : "");
+    }
     lua_settop(L, res);
   }
   return 0;
@@ -103,16 +108,27 @@ int luamig_cli_history(lua_State *L) {
   return list_revisions(L, "history");
 }
 
-/* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
+/* heads: "3f2a9c1b7e4d (billing, core) (head)", as Alembic prints them: the
+ * branch labels the head shows, then (head) or (effective head). */
 int luamig_cli_heads(lua_State *L) {
   luamig_cli_at_most(L, 0, "heads");
   if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return list_revisions(L, "heads");
   luamig_cli_call(L, "heads");
-  int n = (int)lua_rawlen(L, -1);
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s (head)\n", luamig_cli_field(L, -1, "revision"));
+    lua_rawgeti(L, res, i);
+    printf("%s", luamig_cli_field(L, -1, "revision"));
+    lua_getfield(L, -1, "branches");
+    int nb = (int)lua_rawlen(L, -1);
+    for (int k = 1; k <= nb; k++) {
+      lua_rawgeti(L, -1, k);
+      printf("%s%s%s", k == 1 ? " (" : ", ", lua_tostring(L, -1), k == nb ? ")" : "");
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
+    print_marks(L, lua_gettop(L), false);
+    printf("\n");
+    lua_settop(L, res);
   }
   return 0;
 }
