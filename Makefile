@@ -2,6 +2,7 @@
 #   make            build the luamig command and the luamig.core module
 #   make test       throwaway PostgreSQL + busted specs (normal and ASan/UBSan builds)
 #   make demo       private PostgreSQL under .demo/, upgrade the example project, show it
+#   make conformance SEEDS=N   differential test against Alembic on N random graphs
 
 LUA_VERSION ?= 5.4
 PG_BINDIR   ?= /usr/lib/postgresql/15/bin
@@ -27,7 +28,7 @@ CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 
-.PHONY: all asan test demo deps clean bench install fuzz
+.PHONY: all asan test demo deps clean bench install fuzz conformance
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
@@ -74,6 +75,11 @@ demo: deps all
 bench: deps all
 	@bash bench/run.sh
 	@bash bench/autogen.sh
+
+# scripts/conformance: luamig against Alembic (python3-alembic) on SEEDS random graphs.
+SEEDS ?= 200
+conformance: deps all
+	@bash scripts/conformance/run.sh --seeds $(SEEDS) --jobs 2
 
 # libFuzzer targets (clang): 60 s each; make test runs them for a few seconds.
 fuzz:

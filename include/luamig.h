@@ -326,6 +326,8 @@ void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * luamig's "the parents of this merge" (luamig_walk's merge). */
 enum { LUAMIG_NOREV = -1, LUAMIG_BELOW = -2, LUAMIG_UNMERGE = -3 };
 
+/* The number in "+N" / "-N" (digits after a sign), kept to at most 10^10. */
+long luamig_steps(const char *s);
 /* Copies n revision indices (src may be NULL when n is 0); returns n. */
 int luamig_copy_revs(int *out, const int *src, int n);
 /* Sets mark[i] = 1 for every revision reachable from `from` (self included)

@@ -2,8 +2,9 @@
 # Checks that everything `make`/`make test` needs is installed; on a Debian
 # system where we are root, installs what is missing, otherwise names the
 # packages to install and fails. A fast no-op when all is present.
-# clang (with libFuzzer) and valgrind are optional: installed when we can,
-# else named in a warning; `make test` then skips the fuzz and valgrind checks.
+# clang (with libFuzzer), valgrind, python3-alembic and python3-psycopg2 are
+# optional: installed when we can, else named in a warning; `make test` then
+# skips the fuzz, valgrind or conformance checks.
 set -euo pipefail
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -28,6 +29,9 @@ missing_optional() {
   compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a' >/dev/null ||
     echo libclang-rt-14-dev
   command -v valgrind >/dev/null || echo valgrind
+  # the differential test against Alembic (scripts/conformance)
+  /usr/bin/python3 -c 'import alembic' 2>/dev/null || echo python3-alembic
+  /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || echo python3-psycopg2
 }
 
 need=$(missing | sort -u | paste -sd ' ')
@@ -61,7 +65,8 @@ fi
 
 if [[ -n $optional ]]; then
   echo "deps: WARNING: missing optional packages: $optional" >&2
-  echo "deps: without them make test skips fuzzing and valgrind (apt-get install $optional)" >&2
+  echo "deps: without them make test skips fuzzing, valgrind or the Alembic conformance run" \
+       "(apt-get install $optional)" >&2
 fi
 [[ -z $need ]] && exit 0
 

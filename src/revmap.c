@@ -167,6 +167,14 @@ static int current_head(lua_State *L, const luamig_graph *g, const char *label,
   return h;
 }
 
+long luamig_steps(const char *s) {
+  bool minus = *s == '-';
+  if (*s == '-' || *s == '+') s++;
+  long n = 0;
+  for (; isdigit((unsigned char)*s); s++) n = n < 1000000000L ? n * 10 + (*s - '0') : n;
+  return minus ? -n : n;
+}
+
 /* Python's int() would read s as a negative number. */
 static bool negative_int(const char *s) {
   if (*s++ != '-' || !isdigit((unsigned char)*s)) return false;
@@ -195,7 +203,7 @@ int luamig_get_revisions(lua_State *L, const luamig_graph *g, const char *target
   const char *id, *label = split_label(L, target, &id);
   int n = named(L, g, label, id, target, out);
   if (n < 0 && negative_int(id)) {
-    long steps = strtol(id, NULL, 10);
+    long steps = luamig_steps(id);
     int *mark = NULL;
     if (label) {
       mark = luamig_scratch(L, g->n);

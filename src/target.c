@@ -26,7 +26,7 @@ static bool match_rest(lua_State *L, const char *s, relative *rel) {
   while (isalnum((unsigned char)*p) || *p == '_') p++;
   if ((*p != '+' && *p != '-') || !isdigit((unsigned char)p[1])) return false;
   rel->symbol = p > s ? lua_pushlstring(L, s, (size_t)(p - s)) : NULL;
-  rel->n = strtol(p, NULL, 10);
+  rel->n = luamig_steps(p);
   return true;
 }
 

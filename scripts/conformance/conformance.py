@@ -25,6 +25,7 @@ Exit status: 0 when there was no disagreement, 1 otherwise.
 import argparse
 import contextlib
 import io
+import multiprocessing
 import os
 import random
 import re
@@ -433,7 +434,7 @@ def run_seed(seed, args, sides):
     alembic.use(adir)
     luamig.use(ldir)
     marks = [0, 0]
-    problems, deviations = [], []
+    problems, deviations, trace = [], [], []
     rows = []                                      # both sides' rows before each command
     try:
         for step, (verb, target) in enumerate(cmds, 1):
@@ -448,7 +449,7 @@ def run_seed(seed, args, sides):
             a, lm = res
             what = ("%s %s" % (verb, target or "")).strip()
             if args.trace:
-                print(describe_problem(step, what, rows, a, lm))
+                trace.append(describe_problem(step, what, rows, a, lm))
             if all(a[k] == lm[k] for k in ("ok", "ran", "rows", "out")):
                 rows = a["rows"]
                 continue
@@ -464,7 +465,7 @@ def run_seed(seed, args, sides):
     finally:
         if args.keep is None:
             shutil.rmtree(root)
-    return g, cmds, problems, deviations, root
+    return g, cmds, problems, deviations, root, trace
 
 
 def describe_graph(g):
@@ -491,57 +492,100 @@ def describe_problem(step, what, before, a, lm):
         step, what, before, side("alembic", a), side("luamig", lm))
 
 
+# ---------------------------------------------------------------- workers
+
+SIDES = []          # this process's database pair (a worker's, or the only one)
+
+
+def open_sides(luamig, tag):
+    pg = psycopg2.connect(dbname="postgres")
+    pg.autocommit = True
+    names = ["luamig_conf_%s_%d_%s" % (tag, os.getpid(), k) for k in ("a", "l")]
+    with pg.cursor() as c:
+        for name in names:
+            c.execute("CREATE DATABASE " + name)
+    pg.close()
+    SIDES[:] = [AlembicSide(names[0]), LuamigSide(names[1], luamig)]
+
+
+def drop_sides(tag):
+    """Drops every database of this run (the workers' too)."""
+    for side in SIDES:
+        side.close()
+    pg = psycopg2.connect(dbname="postgres")
+    pg.autocommit = True
+    with pg.cursor() as c:
+        c.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", ("luamig_conf_%s_%%" % tag,))
+        for (name,) in c.fetchall():
+            c.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+    pg.close()
+
+
+def run_batch(job):
+    """Runs seeds; returns one report per seed (the text to print with it)."""
+    seeds, args = job
+    out = []
+    for seed in seeds:
+        g, cmds, problems, devs, root, trace = run_seed(seed, args, SIDES)
+        text = trace[:]
+        if problems or args.verbose:
+            text.insert(0, "# seed %d: %d revisions, %d disagreements%s\n%s" % (
+                seed, len(g.revs), len(problems),
+                " (projects in %s)" % root if args.keep else "", describe_graph(g)))
+            text += [describe_problem(*p) for p in problems]
+        out.append({"seed": seed, "commands": len(cmds), "problems": len(problems),
+                    "deviations": devs, "text": "\n".join(text)})
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--luamig", required=True)
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--first", type=int, default=1)
     ap.add_argument("--commands", type=int, default=24, help="commands per seed")
-    ap.add_argument("--batch", type=int, default=0, help="with --tap: seeds per TAP line (0: one line)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes, each with its databases")
+    ap.add_argument("--batch", type=int, default=10, help="seeds per TAP line and per job")
     ap.add_argument("--tap", action="store_true", help="TAP lines (ok/not ok) for make test")
     ap.add_argument("--keep", help="keep each seed's projects under this directory")
     ap.add_argument("--trace", action="store_true", help="print every command's results")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every seed's graph")
     args = ap.parse_args()
     args.luamig = os.path.abspath(args.luamig)
-    pg = psycopg2.connect(dbname="postgres")
-    pg.autocommit = True
-    names = ["luamig_conformance_%d_%s" % (os.getpid(), k) for k in ("alembic", "luamig")]
-    with pg.cursor() as c:
-        for name in names:
-            c.execute("CREATE DATABASE " + name)
-    sides = [AlembicSide(names[0]), LuamigSide(names[1], args.luamig)]
-    total_problems, total_cmds, classes = 0, 0, {}
-    batch = args.batch or args.seeds
+    tag = str(os.getpid())
     seeds = list(range(args.first, args.first + args.seeds))
-    for b in range(0, len(seeds), batch):
-        bad = []
-        for seed in seeds[b:b + batch]:
-            g, cmds, problems, devs, root = run_seed(seed, args, sides)
-            total_cmds += len(cmds)
-            for d in devs:
-                classes[d] = classes.get(d, 0) + 1
-            if problems or args.verbose:
-                print("# seed %d: %d revisions, %d disagreements%s\n%s" % (
-                    seed, len(g.revs), len(problems),
-                    " (projects in %s)" % root if args.keep else "", describe_graph(g)))
-                for p in problems:
-                    print(describe_problem(*p))
-            if problems:
-                bad.append(seed)
-            total_problems += len(problems)
-        if args.tap:
-            span = "seeds %d-%d" % (seeds[b], seeds[min(b + batch, len(seeds)) - 1])
-            print("%s - conformance with Alembic, %s%s" % (
-                "not ok" if bad else "ok", span,
-                ": disagreements in seeds " + " ".join(map(str, bad)) if bad else ""))
-        sys.stdout.flush()
-    for side in sides:
-        side.close()
-    with pg.cursor() as c:
-        for name in names:
-            c.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    pg.close()
+    jobs = [(seeds[b:b + args.batch], args) for b in range(0, len(seeds), args.batch)]
+    total_problems, total_cmds, classes = 0, 0, {}
+    pool = None
+    try:
+        if args.jobs > 1:
+            pool = multiprocessing.get_context("fork").Pool(
+                args.jobs, initializer=open_sides, initargs=(args.luamig, tag))
+            results = pool.imap(run_batch, jobs)
+        else:
+            open_sides(args.luamig, tag)
+            results = map(run_batch, jobs)
+        for (batch, _), reports in zip(jobs, results):
+            bad = []
+            for rep in reports:
+                total_cmds += rep["commands"]
+                total_problems += rep["problems"]
+                for d in rep["deviations"]:
+                    classes[d] = classes.get(d, 0) + 1
+                if rep["text"]:
+                    print(rep["text"])
+                if rep["problems"]:
+                    bad.append(rep["seed"])
+            if args.tap:
+                print("%s - conformance with Alembic, seeds %d-%d%s" % (
+                    "not ok" if bad else "ok", batch[0], batch[-1],
+                    ": disagreements in seeds " + " ".join(map(str, bad)) if bad else ""))
+            sys.stdout.flush()
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+        drop_sides(tag)
     print("# %d seeds, %d commands: %d disagreements; deliberate deviations: %s" % (
         len(seeds), total_cmds, total_problems,
         "; ".join("%s: %d" % kv for kv in sorted(classes.items())) or "none"))
