@@ -92,10 +92,11 @@ class Graph:
 
 
 def gen_graph(rng):
-    """A random graph of 4 to 14 revisions. depends_on names at most one revision,
-    off the revision's own line of descent (Alembic keeps several in a Python set,
-    whose order is unspecified, and a dependency on an ancestor is redundant)."""
-    n = rng.randint(4, 14)
+    """A random graph of 4 to 16 revisions: runs of children, branches, merges of
+    two or three heads, a second base now and then, up to four branch labels, and
+    depends_on naming one earlier revision, by id or by label (at most one:
+    Alembic keeps several in a Python set, which orders them as it pleases)."""
+    n = rng.randint(4, 16)
     revs, ids, heads, nlabels = [], set(), [], 0
 
     def new_id():
@@ -119,19 +120,15 @@ def gen_graph(rng):
             r["down"] = [rng.choice(revs)["id"]]               # a branch
         else:
             r["down"] = [revs[-1]["id"] if rng.random() < 0.7 else rng.choice(heads)]
-        if nlabels < 3 and rng.random() < 0.2:
+        if nlabels < 4 and rng.random() < 0.2:
             nlabels += 1
             r["labels"] = ["lab%d" % nlabels]
         heads = [h for h in heads if h not in r["down"]] + [r["id"]]
         revs.append(r)
-        if len(revs) > 2 and rng.random() < 0.15:
-            g = Graph(revs)
-            below = g.ancestors([r["id"]], deps=False)
-            others = [x for x in revs if x["id"] not in below]
-            if others:
-                d = rng.choice(others)
-                by_label = d["labels"] and rng.random() < 0.4
-                r["deps"] = [d["labels"][0] if by_label else d["id"]]
+        if len(revs) > 2 and rng.random() < 0.2:
+            d = rng.choice(revs[:-1])
+            by_label = d["labels"] and rng.random() < 0.4
+            r["deps"] = [d["labels"][0] if by_label else d["id"]]
     return Graph(revs)
 
 
@@ -159,7 +156,7 @@ def gen_commands(rng, g, count):
           lambda: "+%d" % n(), lambda: "%s+%d" % (rid(), n())]
     down = [lambda: "base", rid, rid, rid, prefix, lambda: "-%d" % n(), lambda: "-%d" % n(),
             lambda: "%s-%d" % (rid(), n()), lambda: "head", lambda: "heads"]
-    stamp = [rid, rid, lambda: "heads", lambda: "base", lambda: "head", prefix]
+    stamp = [rid, rid, rid, lambda: "heads", lambda: "base", lambda: "head", prefix]
     if labels:
         up += [lambda: label() + "@head", lambda: label() + "@head", lambda: label() + "@heads",
                lambda: label() + "@base", lambda: "%s@+%d" % (label(), n()),
@@ -169,7 +166,8 @@ def gen_commands(rng, g, count):
                  lambda: "%s@-%d" % (label(), n()), lambda: "%s@-%d" % (label(), n()),
                  lambda: "%s@%s" % (label(), rid()), lambda: "%s@%s" % (label(), rid()),
                  lambda: "%s@%s-%d" % (label(), rid(), n())]
-        stamp += [lambda: label() + "@head"]
+        stamp += [lambda: label() + "@head", lambda: label() + "@heads", lambda: label() + "@base",
+                  lambda: "%s@%s" % (label(), rid())]
     out = []
     for _ in range(count):
         roll = rng.random()
@@ -329,6 +327,12 @@ class AlembicSide(Side):
             return None
         return ["+" + st.revision.revision for st in steps]
 
+    def order(self, ids, heads):
+        """Alembic's order for undoing the revisions ids from the rows heads."""
+        rmap = self.script.revision_map
+        return rmap._topological_sort([rmap.get_revision(i) for i in ids],
+                                      [rmap.get_revision(h) for h in heads])
+
     def close(self):
         super().close()
         self.engine.dispose()
@@ -386,16 +390,17 @@ def heads_only(g, rows):
     return set(rows) == applied - {b for i in applied for b in g.below(i, True)}
 
 
-def deviation(g, verb, target, before, a, lm, alembic_plan):
+def deviation(g, verb, target, before, a, lm, alembic):
     """The documented difference a command shows (a, lm: each side's result), or None.
-    alembic_plan(target, rows): the steps Alembic plans ('+id'/'-id'), or None."""
+    alembic: the Alembic side, for the steps and order Alembic would pick."""
+    alembic_plan, alembic_order = alembic.plan, alembic.order
     if verb not in ("upgrade", "downgrade"):
         return None
     if not (lm["ok"] and heads_only(g, lm["rows"])) and not (
             not lm["ok"] and lm["rows"] == before and not lm["ran"]):
         return None                                # luamig left something inconsistent
     if (verb == "downgrade" and re.fullmatch(r"-\d+", target) and len(before) > 1
-            and not lm["ok"]):
+            and not lm["ok"] and "Ambiguous downgrade from multiple current revisions" in lm["msg"]):
         return "C1"
     label = target[:-len("@base")] if target.endswith("@base") else None
     if verb == "downgrade" and label in g.label_rev and lm["ok"] and a["ok"]:
@@ -403,14 +408,15 @@ def deviation(g, verb, target, before, a, lm, alembic_plan):
         if g.by_id[root]["down"]:
             branch = g.descendants([root]) & g.ancestors(before)
             undone = {x[1:] for x in lm["ran"]}
-            if undone == branch and undone <= {x[1:] for x in a["ran"]}:
+            if undone == branch and lm["ran"] == ["-" + x for x in alembic_order(undone, before)]:
                 return "base"
     m = RELATIVE.match(target)
     if (verb == "downgrade" and m and m.group(3).startswith("-") and lm["ok"] and not a["ok"]
             and "Ambiguous walk" in a["msg"] and lm["ran"]):
         merge = g.by_id.get(lm["ran"][-1][1:])
+        undone = g.descendants([merge["id"]]) & g.ancestors(before) if merge else set()
         if (merge and len(merge["down"]) > 1
-                and {x[1:] for x in lm["ran"]} <= g.descendants([merge["id"]])
+                and lm["ran"] == ["-" + x for x in alembic_order(undone, before)]
                 and set(merge["down"]) <= g.ancestors(lm["rows"])):
             return "merge"
     if (a["ok"] and lm["ok"] and a["ran"] == lm["ran"] and a["rows"] != lm["rows"]
@@ -453,7 +459,7 @@ def run_seed(seed, args, sides):
             if all(a[k] == lm[k] for k in ("ok", "ran", "rows", "out")):
                 rows = a["rows"]
                 continue
-            dev = deviation(g, verb, target, rows, a, lm, alembic.plan)
+            dev = deviation(g, verb, target, rows, a, lm, alembic)
             if dev:
                 deviations.append(DEVIATIONS[dev])
                 alembic.set_rows(lm["rows"])       # both go on from luamig's rows
