@@ -152,7 +152,8 @@ if [[ $whole -eq 0 ]]; then
 elif /usr/bin/python3 -c 'import alembic, psycopg2' 2>/dev/null; then
   echo "== conformance with Alembic" >&2
   set +e
-  /usr/bin/python3 scripts/conformance/conformance.py --luamig build/luamig --seeds 50 \
+  # a fixed hash seed: Alembic keeps some revisions in Python sets, so the run is the same each time
+  PYTHONHASHSEED=0 /usr/bin/python3 scripts/conformance/conformance.py --luamig build/luamig --seeds 50 \
     --commands 20 --batch 10 --jobs 2 --tap 2>&1 | tee "$tmp/conformance.log"
   rc=${PIPESTATUS[0]}
   set -e

@@ -333,7 +333,9 @@ static void sleep_ms(double ms) {
 }
 
 /* The version-table move of step s (heads out, heads in), into m, whose
- * arrays have room for g->n; heads and applied follow it. */
+ * arrays have room for g->n; heads and applied follow it. The rows stay the
+ * heads of what is applied: where Alembic's HeadMaintainer writes a row below
+ * another, or fails at a merge, luamig differs on purpose (README). */
 static void plan_move(luamig_run *r, const luamig_step *s, int *heads, int *applied,
                       luamig_move *m, const char **from, const char **to) {
   luamig_graph *g = r->g;
