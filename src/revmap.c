@@ -118,7 +118,9 @@ int luamig_ident(lua_State *L, const luamig_graph *g, const char *ident, const c
   int r = luamig_graph_lookup(g, ident);
   if (r < 0) {
     size_t len = strlen(ident);
-    int *cand = luamig_scratch(L, 2 * g->n), n = 0;
+    int keys = g->n, n = 0;          /* ids and labels: the keys a prefix may match */
+    for (int k = 0; k < g->n; k++) keys += g->revs[k].nlabels;
+    int *cand = luamig_scratch(L, keys);
     for (int k = 0; k < g->n && len > 0; k++) {
       if (key_matches(g->revs[k].id, ident, len)) cand[n++] = k;
       for (int j = 0; j < g->revs[k].nlabels; j++)
