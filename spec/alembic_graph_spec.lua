@@ -83,6 +83,7 @@ describe("graph semantics as Alembic's #cli", function()
     -- r -> d, and y on r depending on d: y's row stands for d too
     local dir = project({ { "r" }, { "d", "r" }, { "y", "r", { depends_on = { "d" } } } })
     assert.equal("d (effective head)\ny (head)\n", ok(dir, "heads"))
+    assert.matches("^Rev: d %(head%)\n", ok(dir, "show", "d"))   -- a "Rev:" entry: any head
     ok(dir, "upgrade", "y")
     assert.equal("y", rows())
     assert.equal("d (effective head)\ny (head)\n", ok(dir, "current"))

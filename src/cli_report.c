@@ -10,16 +10,30 @@
 #include "luamig.h"
 #include "cli.h"
 
-/* " (head) (current) (branchpoint) (mergepoint)": Alembic's marks, in its
- * order; "(effective head)": no child, but a revision depends on it. */
-static void print_marks(lua_State *L, int rev, bool tree) {
-  static const struct { const char *field, *text; } marks[] = {
+/* Alembic's marks, in its order. A line (history, current, heads): " (head)"
+ * or " (effective head)" (no child, but a revision depends on it), then
+ * " (current)", and with tree " (branchpoint) (mergepoint)". An entry ("Rev:",
+ * as in Alembic's log_entry): " (head)" for either kind of head, then
+ * " (branchpoint) (mergepoint) (current)". */
+enum { LINE, LINE_TREE, ENTRY };
+static void print_marks(lua_State *L, int rev, int how) {
+  static const struct { const char *field, *text; } line[] = {
     { "head", "head" }, { "effective_head", "effective head" }, { "current", "current" },
-    { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" } };
-  for (int i = 0; i < (tree ? 5 : 3); i++) {
-    lua_getfield(L, rev, marks[i].field);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i].text);
+    { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" } }, entry[] = {
+    { "head", "head" }, { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" },
+    { "current", "current" } };
+  int n = how == LINE ? 3 : how == LINE_TREE ? 5 : 4;
+  for (int i = 0; i < n; i++) {
+    const char *field = how == ENTRY ? entry[i].field : line[i].field;
+    lua_getfield(L, rev, field);
+    bool on = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if (how == ENTRY && i == 0) {    /* Alembic's is_head: no child, dependents or not */
+      lua_getfield(L, rev, "effective_head");
+      on = on || lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (on) printf(" (%s)", how == ENTRY ? entry[i].text : line[i].text);
   }
 }
 
@@ -35,14 +49,14 @@ static void print_line(lua_State *L, int rev) {
   }
   lua_pop(L, 1);
   printf(" -> %s", luamig_cli_field(L, rev, "revision"));
-  print_marks(L, rev, true);
+  print_marks(L, rev, LINE_TREE);
   const char *msg = luamig_cli_field(L, rev, "message");
   printf(", %s\n", msg ? msg : "");
 }
 
 static void print_verbose(lua_State *L, int rev) {
   printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-  print_marks(L, rev, true);
+  print_marks(L, rev, ENTRY);
   printf("\nParent: ");
   lua_getfield(L, rev, "down_revision");
   int n = (int)lua_rawlen(L, -1);
@@ -74,7 +88,7 @@ int luamig_cli_current(lua_State *L) {
       print_verbose(L, rev);
     } else {
       printf("%s", luamig_cli_field(L, rev, "revision"));
-      print_marks(L, rev, true);
+      print_marks(L, rev, LINE_TREE);
       printf("%s\n", unknown ? " (unknown: no revision file has it)" : "");
     }
     lua_settop(L, res);
@@ -126,7 +140,7 @@ int luamig_cli_heads(lua_State *L) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    print_marks(L, lua_gettop(L), false);
+    print_marks(L, lua_gettop(L), LINE);
     printf("\n");
     lua_settop(L, res);
   }
@@ -196,12 +210,7 @@ int luamig_cli_show(lua_State *L) {
     lua_rawgeti(L, res, i);
     int rev = lua_gettop(L);
     printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-    static const char *const marks[] = { "head", "branchpoint", "mergepoint" };
-    for (int k = 0; k < 3; k++) {
-      lua_getfield(L, rev, marks[k]);
-      if (lua_toboolean(L, -1)) printf(" (%s)", marks[k]);
-      lua_pop(L, 1);
-    }
+    print_marks(L, rev, ENTRY);
     printf("\n");
     lua_getfield(L, rev, "down_revision");
     bool base = lua_rawlen(L, -1) == 0;
