@@ -2,6 +2,7 @@
 #   make            build the luamig command and the luamig.core module
 #   make test       throwaway PostgreSQL + busted specs (normal and ASan/UBSan builds)
 #   make demo       private PostgreSQL under .demo/, upgrade the example project, show it
+#   make conformance SEEDS=N   differential test against Alembic on N random graphs
 
 LUA_VERSION ?= 5.4
 PG_BINDIR   ?= /usr/lib/postgresql/15/bin
@@ -18,7 +19,7 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_index.c src/graph.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c \
            src/core.c
@@ -27,7 +28,7 @@ CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 
-.PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz
+.PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz conformance
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
@@ -80,6 +81,11 @@ demo: deps-demo all
 bench: deps-bench all
 	@bash bench/run.sh
 	@bash bench/autogen.sh
+
+# scripts/conformance: luamig against Alembic (python3-alembic) on SEEDS random graphs.
+SEEDS ?= 200
+conformance: deps all
+	@bash scripts/conformance/run.sh --seeds $(SEEDS) --jobs 2
 
 # libFuzzer targets (clang): 60 s each; make test runs them for a few seconds.
 fuzz:

@@ -1,5 +1,5 @@
 /*
- * target_fuzz.c: luamig_resolve and luamig_plan on arbitrary target strings,
+ * target_fuzz.c: luamig_resolve, luamig_plan and luamig_stamp on arbitrary target strings,
  * over a fixed graph with a branch, a merge, labels, a second base and a
  * depends_on, from several sets of current heads, both directions. Errors
  * are expected (most inputs name nothing); crashes, leaks and UB are not.
@@ -35,7 +35,7 @@ typedef struct call {
   luamig_graph *g;
   const char *target;
   const int *cur; int ncur;
-  bool up, plan;
+  int mode;                          /* 0/1: plan up/down, 2: resolve, 3: stamp */
 } call;
 
 /* Pushes "a,b" as a Lua list (nil when empty). */
@@ -70,14 +70,15 @@ static int build(lua_State *L) {
 static int run(lua_State *L) {
   call *c = lua_touserdata(L, 1);
   int n;
-  if (c->plan) {
+  if (c->mode < 2) {
     luamig_step *steps;
-    n = luamig_plan(L, c->g, c->cur, c->ncur, c->target, c->up, &steps);
+    n = luamig_plan(L, c->g, c->cur, c->ncur, c->target, c->mode == 0, &steps);
     for (int i = 0; i < n; i++)      /* every step names a revision of the graph */
-      if (steps[i].rev < 0 || steps[i].rev >= c->g->n || steps[i].up != c->up) abort();
+      if (steps[i].rev < 0 || steps[i].rev >= c->g->n || steps[i].up != (c->mode == 0)) abort();
   } else {
     int *out = lua_newuserdatauv(L, (size_t)(c->g->n + 1) * sizeof(int), 0);
-    n = luamig_resolve(L, c->g, c->cur, c->ncur, c->target, c->up, out);
+    n = c->mode == 2 ? luamig_resolve(L, c->g, c->cur, c->ncur, c->target, out)
+                     : luamig_stamp(L, c->g, c->cur, c->ncur, c->target, out);
     for (int i = 0; i < n; i++)
       if (out[i] < 0 || out[i] >= c->g->n) abort();
   }
@@ -113,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *target = fuzz_cstring(data, size);
   for (int k = 0; k < NCURRENTS; k++)
     for (int mode = 0; mode < 4; mode++) {
-      call c = { g, target, cur[k], ncur[k], mode & 1, mode >> 1 };
+      call c = { g, target, cur[k], ncur[k], mode };
       fuzz_pcall(L, run, &c);
     }
   if (lua_gettop(L) != 0) abort();   /* nothing may stay on the stack */

@@ -299,6 +299,7 @@ typedef struct luamig_rev {
   int *deps; int ndeps;              /* resolved depends_on */
   int *children; int nchildren;      /* revisions whose down_revision names this one */
   int *dependents; int ndependents;  /* revisions whose depends_on names this one */
+  int *normdeps; int nnormdeps;      /* deps less those a revision below already has */
   int topo;                          /* position in g->order */
   bool transactional;
   char sum[65];                      /* SHA-256 of the file as read ("": not taken) */
@@ -308,7 +309,8 @@ typedef struct luamig_rev {
 typedef struct luamig_graph {
   luamig_rev *revs; int n, cap;
   int *slots; size_t nslots;         /* open-addressing index: id -> rev + 1 */
-  int *heads; int nheads;            /* in file order */
+  int *heads; int nheads;            /* no child (down_revision), in file order */
+  int *realheads; int nrealheads;    /* no child and no dependent */
   int *bases; int nbases;
   int *order;                        /* topological: parents and dependencies first */
   bool linked;
@@ -329,6 +331,8 @@ char *luamig_graph_strdup(lua_State *L, const char *s);
  * [A-Za-z0-9_]{1,32} and none of the target words (head, heads, base, current). */
 const char *luamig_rev_id_problem(const char *id, size_t len);
 int luamig_graph_find(const luamig_graph *g, const char *id);       /* exact id, or -1 */
+/* An exact id, else the revision carrying that branch label; -1 when neither. */
+int luamig_graph_lookup(const luamig_graph *g, const char *key);
 /* Resolves down_revision/depends_on, children, heads, bases; raises on a
  * missing parent or a cycle (naming it). */
 void luamig_graph_link(lua_State *L, luamig_graph *g);
@@ -386,7 +390,51 @@ void luamig_budget_pause(lua_State *L, double ms);
  * them; returns the previous setting. */
 bool luamig_sandbox_quiet(lua_State *L, bool quiet);
 
-/* ---- target.c: target resolution and run plans (pure) ---- */
+/* ---- revmap.c: Alembic's rules for reading the graph (pure) ---- */
+
+/* Results besides a revision index: Alembic's None (base, or nothing: a walk
+ * that ran off the graph), its "base" (a walk one step below a base), and
+ * luamig's "the parents of this merge" (luamig_walk's merge). */
+enum { LUAMIG_NOREV = -1, LUAMIG_BELOW = -2, LUAMIG_UNMERGE = -3 };
+
+/* The number in "+N" / "-N" (digits after a sign), kept to at most 10^10. */
+long luamig_steps(const char *s);
+/* Copies n revision indices (src may be NULL when n is 0); returns n. */
+int luamig_copy_revs(int *out, const int *src, int n);
+/* Sets mark[i] = 1 for every revision reachable from `from` (self included)
+ * through parents and dependencies (toward_base) or children and dependents;
+ * luamig_mark_line through parents or children only (down_revision). */
+void luamig_mark_reach(lua_State *L, const luamig_graph *g, const int *from,
+                       int nfrom, int *mark, bool toward_base);
+void luamig_mark_line(lua_State *L, const luamig_graph *g, const int *from,
+                      int nfrom, int *mark, bool toward_base);
+/* Marks the ancestors and descendants of against[] (Alembic's lineage). */
+void luamig_mark_lineage(lua_State *L, const luamig_graph *g, const int *against, int n,
+                         int *mark, bool deps);
+/* An id, branch label or unique prefix; with branch (NULL: none), on that
+ * branch's lineage. Raises "Can't locate revision identified by ...". */
+int luamig_ident(lua_State *L, const luamig_graph *g, const char *ident, const char *branch);
+/* Alembic's get_revisions / get_revision for one target string (see revmap.c). */
+int luamig_get_revisions(lua_State *L, const luamig_graph *g, const char *target, int *out);
+int luamig_get_revision(lua_State *L, const luamig_graph *g, const char *target);
+int luamig_lineage_refs(lua_State *L, const luamig_graph *g, const char *target, int *out);
+/* |steps| up (branch: staying on its lineage) or down from start; see revmap.c. */
+int luamig_walk(lua_State *L, const luamig_graph *g, int start, long steps,
+                const char *branch, int *merge, const char *target);
+/* Raises Alembic's "Multiple head revisions are present ..." naming heads. */
+int luamig_multiple_heads(lua_State *L, const luamig_graph *g, const char *arg,
+                          const int *heads, int n);
+/* What `current` shows: the applied revisions no applied revision builds on
+ * by down_revision (file order); returns the count. */
+int luamig_current_set(lua_State *L, const luamig_graph *g, const int *cur, int ncur, int *out);
+/* Marks the revisions that show the branch labels of revision rev. */
+void luamig_label_span(lua_State *L, const luamig_graph *g, int rev, int *mark);
+/* Alembic's topological sort of the revisions marked in todo (cleared),
+ * walking down from heads: each comes before what it builds on. */
+int luamig_topo_sort(lua_State *L, const luamig_graph *g, int *todo, const int *heads,
+                     int nheads, int *out);
+
+/* ---- target.c: upgrade, downgrade and stamp targets (pure) ---- */
 
 typedef struct luamig_step {
   int rev;                           /* index in the graph */
@@ -398,15 +446,16 @@ typedef struct luamig_step {
 int luamig_plan(lua_State *L, luamig_graph *g, const int *cur, int ncur,
                 const char *target, bool up, luamig_step **steps);
 
-/* Resolves one target (as for upgrade/downgrade/history -r) into out
- * (room for g->n + 1 entries); returns how many revisions; 0 means base. */
+/* The revisions one target names (history -r, show, revision --head, an
+ * offline FROM) into out (room for g->n + 1 entries); returns how many; 0
+ * means base. "-N" counts down from the current revision, "current" is it. */
 int luamig_resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
-                   const char *target, bool up, int *out);
+                   const char *target, int *out);
 
-/* Sets mark[i] = 1 for every revision reachable from `from` (self included)
- * through parents and dependencies (toward_base) or children and dependents. */
-void luamig_mark_reach(lua_State *L, const luamig_graph *g, const int *from,
-                       int nfrom, int *mark, bool toward_base);
+/* The version rows after "stamp TARGET" from rows cur, into out (file order);
+ * returns their count. Raises where Alembic's stamp would fail. */
+int luamig_stamp(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                 const char *target, int *out);
 
 /* ---- version_table.c, lock.c ---- */
 

@@ -6,7 +6,8 @@
 #   scripts/deps.sh --list SET   the Debian packages of SET, one a line
 # build: make (the command and the module); demo: make demo and make db-*; test: make
 # test; bench: make bench. The optional packages of a set are installed when we can,
-# else named in a warning: make test then skips the fuzz, valgrind and zsh checks.
+# else named in a warning: make test then skips the fuzz, valgrind, zsh and Alembic
+# conformance checks.
 set -euo pipefail
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -39,6 +40,9 @@ TEST_OPTIONAL=(    # Debian 12: clang 14 and its libFuzzer
   "libclang-rt-14-dev|compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a'"
   "valgrind|command -v valgrind"
   "zsh|command -v zsh"
+  # the differential test against Alembic (scripts/conformance), with Debian's python3
+  "python3-alembic|/usr/bin/python3 -c 'import alembic'"
+  "python3-psycopg2|/usr/bin/python3 -c 'import psycopg2'"
 )
 BENCH=("${DEMO[@]}"
   "lua5.4|command -v lua5.4"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the specs against a throwaway PostgreSQL: all of them with build/luamig,
 # then the #cli ones again with the ASan/UBSan build (build-asan/luamig); then
-# each fuzz target for 3 s (scripts/fuzz.sh) and the CLI's main commands under
-# valgrind, each counted as one test (those two only when no arguments are given).
+# each fuzz target for 3 s (scripts/fuzz.sh), the CLI's main commands under
+# valgrind, each counted as one test, and 50 seeds of the differential test
+# against Alembic (scripts/conformance), one test per 10 seeds (these three
+# only when no arguments are given).
 #   scripts/test.sh [busted args]   (default: spec; e.g. spec/graph_spec.lua)
 # The last line is always "N passed, N failed"; the exit status is 0 only when
 # nothing failed and both runs ran at least one test.
@@ -43,9 +45,27 @@ asan_env=(
 )
 
 passed=0 failed=0 problems=()
+# tally NAME LOG RC [list]: counts LOG's TAP lines ("ok ...", "not ok ..."); a
+# run that failed without a "not ok" line, or ran nothing, counts as one
+# failure. With list, each "not ok" line goes to the summary too.
+tally() {
+  local name=$1 log=$2 rc=$3 ok notok line
+  ok=$(grep -c '^ok ' "$log" || true)
+  notok=$(grep -c '^not ok ' "$log" || true)
+  passed=$((passed + ok)) failed=$((failed + notok))
+  if [[ $((ok + notok)) -eq 0 || ($rc -ne 0 && $notok -eq 0) ]]; then
+    failed=$((failed + 1))
+    problems+=("$name: exited $rc after $((ok + notok)) tests")
+  fi
+  [[ ${4:-} == list ]] || return 0
+  while IFS= read -r line; do
+    problems+=("$name: $line (the report is above)")
+  done < <(grep '^not ok ' "$log" || true)
+}
+
 # run NAME [env assignments...] -- busted args: runs busted, shows and tallies its TAP output.
 run() {
-  local name=$1 log=$tmp/$1.tap rc ok notok
+  local name=$1 log=$tmp/$1.tap rc
   shift
   local envs=()
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
@@ -55,14 +75,8 @@ run() {
   env "${envs[@]}" busted --lua=lua5.4 -o TAP "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
-  ok=$(grep -c '^ok ' "$log" || true)
-  notok=$(grep -c '^not ok ' "$log" || true)
-  passed=$((passed + ok)) failed=$((failed + notok))
   # busted erroring without a failing test (bad option, crash) or running nothing is a failure too.
-  if [[ $((ok + notok)) -eq 0 || ($rc -ne 0 && $notok -eq 0) ]]; then
-    failed=$((failed + 1))
-    problems+=("$name: busted exited $rc after $((ok + notok)) tests")
-  fi
+  tally "$name" "$log" "$rc"
 }
 
 run plain -- "${specs[@]}"
@@ -87,16 +101,7 @@ elif command -v clang >/dev/null; then
   FUZZ_SEEDS_ONLY=1 bash scripts/fuzz.sh 3 2>&1 | tee "$tmp/fuzz.log"
   rc=${PIPESTATUS[0]}
   set -e
-  ok=$(grep -c '^ok - ' "$tmp/fuzz.log" || true)
-  notok=$(grep -c '^not ok - ' "$tmp/fuzz.log" || true)
-  passed=$((passed + ok)) failed=$((failed + notok))
-  if [[ $((ok + notok)) -eq 0 || ($rc -ne 0 && $notok -eq 0) ]]; then
-    failed=$((failed + 1))
-    problems+=("fuzz: scripts/fuzz.sh exited $rc after $((ok + notok)) targets")
-  fi
-  while IFS= read -r line; do
-    problems+=("fuzz: $line (the report is above)")
-  done < <(grep '^not ok - ' "$tmp/fuzz.log" || true)
+  tally fuzz "$tmp/fuzz.log" "$rc" list
 else
   loud "SKIPPED: fuzzing (clang is missing)" "install it: apt-get install clang libclang-rt-14-dev"
 fi
@@ -137,6 +142,25 @@ elif command -v valgrind >/dev/null; then
   done
 else
   loud "SKIPPED: valgrind checks (valgrind is missing)" "install it: apt-get install valgrind"
+fi
+
+# The differential test against Alembic: 50 fixed seeds (random graphs and
+# commands), two workers. Skipped, loudly, without Debian's python3-alembic and
+# python3-psycopg2 (make deps installs them as root).
+if [[ $whole -eq 0 ]]; then
+  :
+elif /usr/bin/python3 -c 'import alembic, psycopg2' 2>/dev/null; then
+  echo "== conformance with Alembic" >&2
+  set +e
+  # a fixed hash seed: Alembic keeps some revisions in Python sets, so the run is the same each time
+  PYTHONHASHSEED=0 /usr/bin/python3 scripts/conformance/conformance.py --luamig build/luamig --seeds 50 \
+    --commands 20 --batch 10 --jobs 2 --tap 2>&1 | tee "$tmp/conformance.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  tally conformance "$tmp/conformance.log" "$rc" list
+else
+  loud "SKIPPED: conformance with Alembic (python3-alembic or python3-psycopg2 is missing)" \
+       "install them: apt-get install python3-alembic python3-psycopg2 (or make deps as root)"
 fi
 
 if [[ $failed -gt 0 ]]; then

@@ -69,14 +69,14 @@ describe("branches and merges #cli", function()
     local dir = branched()
     ok(dir, "upgrade", "heads")
     assert.equal("b2,c2", rows())
-    assert.equal("b1,b2,c1,c2", log())               -- one branch walked down before the next
+    assert.equal("c1,c2,b1,b2", log())               -- Alembic's order: one branch, then the next
     ok(dir, "downgrade", "left@-1")
     assert.equal("b1,c2", rows())
     ok(dir, "upgrade", "left@head")
     assert.equal("b2,c2", rows())
     ok(dir, "downgrade", "right@base")               -- that branch only
     assert.equal("b2", rows())
-    assert.equal("b1,b2,c1,c2,-b2,b2,-c2,-c1", log())
+    assert.equal("c1,c2,b1,b2,-b2,b2,-c2,-c1", log())
     ok(dir, "upgrade", "right@+1")
     assert.equal("b2,c1", rows())
     ok(dir, "downgrade", "b1")                       -- a revision: what is built on it goes
@@ -100,7 +100,7 @@ describe("branches and merges #cli", function()
     local text = f:read("a")
     f:close()
     assert.matches('down_revision = { "b2", "c2" }', text, 1, true)
-    assert.equal("m1 (head)\n", ok(dir, "heads"))
+    assert.equal("m1 (left, right) (head)\n", ok(dir, "heads"))   -- both labels reach it
     ok(dir, "upgrade", "b1")
     assert.equal("b1", rows())
     ok(dir, "upgrade", "head")
@@ -123,7 +123,7 @@ describe("branches and merges #cli", function()
     local dir = branched({ ["versions/d1.lua"] = rev("d1", "c2", { depends_on = { "left" } }) })
     ok(dir, "upgrade", "d1")
     assert.equal("d1", rows())                       -- as Alembic: applying d1 takes b1's row
-    assert.equal("c1,c2,b1,d1", log())               -- its own line first, then the dependency
+    assert.equal("b1,c1,c2,d1", log())               -- Alembic's order: the dependency first
     ok(dir, "downgrade", "b1@base")                  -- reverting b1 reverts its dependent first
     assert.equal("c2", rows())
     local code, _, err = run(branched({ ["versions/x.lua"] = rev("x", "a", { depends_on = { "nope" } }) }),

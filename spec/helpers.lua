@@ -126,6 +126,16 @@ function h.run(args, opts)
   return code, collect(out, err, "luamig " .. table.concat(args, " "))
 end
 
+-- h.run that must succeed: raises with the command and its stderr otherwise;
+-- returns stdout.
+function h.run_ok(args, opts)
+  local code, out, err = h.run(args, opts)
+  if code ~= 0 then
+    error(("luamig %s: exit %d: %s"):format(table.concat(args, " "), code, err), 2)
+  end
+  return out
+end
+
 -- Runs several CLI invocations at once (lock and concurrency specs).
 -- jobs: array of { args, opts }; returns an array of { code =, stdout =, stderr = }.
 function h.run_all(jobs)

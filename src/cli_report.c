@@ -33,6 +33,33 @@ static void print_indented(const char *text) {
   }
 }
 
+/* Alembic's marks, in its order. A line (history, current, heads): " (head)"
+ * or " (effective head)" (no child, but a revision depends on it), then
+ * " (current)", and with tree " (branchpoint) (mergepoint)". An entry ("Rev:",
+ * as in Alembic's log_entry): " (head)" for either kind of head, then
+ * " (branchpoint) (mergepoint) (current)". */
+enum { LINE, LINE_TREE, ENTRY };
+static void print_marks(lua_State *L, int rev, int how) {
+  static const struct { const char *field, *text; } line[] = {
+    { "head", "head" }, { "effective_head", "effective head" }, { "current", "current" },
+    { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" } }, entry[] = {
+    { "head", "head" }, { "branchpoint", "branchpoint" }, { "mergepoint", "mergepoint" },
+    { "current", "current" } };
+  int n = how == LINE ? 3 : how == LINE_TREE ? 5 : 4;
+  for (int i = 0; i < n; i++) {
+    const char *field = how == ENTRY ? entry[i].field : line[i].field;
+    lua_getfield(L, rev, field);
+    bool on = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (how == ENTRY && i == 0) {    /* Alembic's is_head: no child, dependents or not */
+      lua_getfield(L, rev, "effective_head");
+      on = on || lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (on) printf(" (%s)", how == ENTRY ? entry[i].text : line[i].text);
+  }
+}
+
 /* "a, b -> c (head) (current), message", as Alembic's history prints it. */
 static void print_line(lua_State *L, int rev) {
   lua_getfield(L, rev, "down_revision");
@@ -45,12 +72,7 @@ static void print_line(lua_State *L, int rev) {
   }
   lua_pop(L, 1);
   printf(" -> %s", luamig_cli_field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
+  print_marks(L, rev, LINE_TREE);
   fputs(", ", stdout);
   print_first_line(luamig_cli_field(L, rev, "message"));
   putchar('\n');
@@ -58,12 +80,7 @@ static void print_line(lua_State *L, int rev) {
 
 static void print_verbose(lua_State *L, int rev) {
   printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-  static const char *const marks[] = { "head", "current", "branchpoint", "mergepoint" };
-  for (int i = 0; i < 4; i++) {
-    lua_getfield(L, rev, marks[i]);
-    if (lua_toboolean(L, -1)) printf(" (%s)", marks[i]);
-    lua_pop(L, 1);
-  }
+  print_marks(L, rev, ENTRY);
   printf("\nParent: ");
   lua_getfield(L, rev, "down_revision");
   int n = (int)lua_rawlen(L, -1);
@@ -93,12 +110,14 @@ int luamig_cli_current(lua_State *L) {
     int rev = lua_gettop(L);
     lua_getfield(L, rev, "unknown");
     bool unknown = lua_toboolean(L, -1);
-    lua_getfield(L, rev, "head");
-    bool head = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    if (verbose && !unknown) print_verbose(L, rev);
-    else printf("%s%s%s\n", luamig_cli_field(L, rev, "revision"), head ? " (head)" : "",
-                unknown ? " (unknown: no revision file has it)" : "");
+    lua_pop(L, 1);
+    if (verbose && !unknown) {
+      print_verbose(L, rev);
+    } else {
+      printf("%s", luamig_cli_field(L, rev, "revision"));
+      print_marks(L, rev, LINE_TREE);
+      printf("%s\n", unknown ? " (unknown: no revision file has it)" : "");
+    }
     lua_settop(L, res);
   }
   return 0;
@@ -130,16 +149,27 @@ int luamig_cli_history(lua_State *L) {
   return list_revisions(L, "history");
 }
 
-/* heads: "3f2a9c1b7e4d (head)", as Alembic prints them. */
+/* heads: "3f2a9c1b7e4d (billing, core) (head)", as Alembic prints them: the
+ * branch labels the head shows, then (head) or (effective head). */
 int luamig_cli_heads(lua_State *L) {
   luamig_cli_at_most(L, 0, "heads");
   if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return list_revisions(L, "heads");
   luamig_cli_call(L, "heads");
-  int n = (int)lua_rawlen(L, -1);
+  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    printf("%s (head)\n", luamig_cli_field(L, -1, "revision"));
+    lua_rawgeti(L, res, i);
+    printf("%s", luamig_cli_field(L, -1, "revision"));
+    lua_getfield(L, -1, "branches");
+    int nb = (int)lua_rawlen(L, -1);
+    for (int k = 1; k <= nb; k++) {
+      lua_rawgeti(L, -1, k);
+      printf("%s%s%s", k == 1 ? " (" : ", ", lua_tostring(L, -1), k == nb ? ")" : "");
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
+    print_marks(L, lua_gettop(L), LINE);
+    printf("\n");
+    lua_settop(L, res);
   }
   return 0;
 }
@@ -207,12 +237,7 @@ int luamig_cli_show(lua_State *L) {
     lua_rawgeti(L, res, i);
     int rev = lua_gettop(L);
     printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-    static const char *const marks[] = { "head", "branchpoint", "mergepoint" };
-    for (int k = 0; k < 3; k++) {
-      lua_getfield(L, rev, marks[k]);
-      if (lua_toboolean(L, -1)) printf(" (%s)", marks[k]);
-      lua_pop(L, 1);
-    }
+    print_marks(L, rev, ENTRY);
     printf("\n");
     lua_getfield(L, rev, "down_revision");
     bool base = lua_rawlen(L, -1) == 0;

@@ -45,8 +45,10 @@ static int graph_gc(lua_State *L) {
     free_list(r->depends, r->ndepends);
     free_list(r->labels, r->nlabels);
     free(r->parents); free(r->deps); free(r->children); free(r->dependents);
+    free(r->normdeps);
   }
   free(g->revs); free(g->slots); free(g->heads); free(g->bases); free(g->order);
+  free(g->realheads);
   memset(g, 0, sizeof *g);
   return 0;
 }
@@ -164,13 +166,12 @@ const char *luamig_rev_id_problem(const char *id, size_t len) {
   return NULL;
 }
 
-/* A down_revision or depends_on entry: an id, or for depends_on a branch label. */
-static int resolve_ref(const luamig_graph *g, const char *ref, bool labels) {
-  int i = luamig_graph_find(g, ref);
-  if (i >= 0 || !labels) return i;
+int luamig_graph_lookup(const luamig_graph *g, const char *key) {
+  int i = luamig_graph_find(g, key);
+  if (i >= 0) return i;
   for (int k = 0; k < g->n; k++)
     for (int j = 0; j < g->revs[k].nlabels; j++)
-      if (strcmp(g->revs[k].labels[j], ref) == 0) return k;
+      if (strcmp(g->revs[k].labels[j], key) == 0) return k;
   return -1;
 }
 
@@ -234,17 +235,52 @@ static void sort_topologically(lua_State *L, luamig_graph *g) {
   lua_pop(L, 1);
 }
 
+/* Alembic's _normalize_depends_on: a revision's dependencies, less those that
+ * a revision below it (by down_revision) already depends on. They decide the
+ * order revisions run in (target.c), as Alembic's do. Runs after the sort, so
+ * the graph has no cycle. */
+static void normalize_deps(lua_State *L, luamig_graph *g) {
+  int *seen = NULL, *stack = NULL, *dropped = NULL;
+  for (int i = 0; i < g->n; i++) {
+    luamig_rev *r = &g->revs[i];
+    if (r->ndeps == 0) continue;
+    if (seen == NULL) {               /* anchored in Lua: an error cannot leak them */
+      seen = lua_newuserdatauv(L, (size_t)g->n * 3 * sizeof(int), 0);
+      stack = seen + g->n;
+      dropped = stack + g->n;
+      memset(seen, 0xff, (size_t)g->n * sizeof(int));
+      memset(dropped, 0xff, (size_t)g->n * sizeof(int));
+    }
+    int top = 0;                      /* seen[k] == i: pushed for revision i */
+    for (int k = 0; k < r->nparents; k++)
+      if (seen[r->parents[k]] != i) { seen[r->parents[k]] = i; stack[top++] = r->parents[k]; }
+    while (top > 0) {
+      const luamig_rev *ar = &g->revs[stack[--top]];
+      for (int k = 0; k < ar->ndeps; k++) dropped[ar->deps[k]] = i;
+      for (int k = 0; k < ar->nparents; k++)
+        if (seen[ar->parents[k]] != i) { seen[ar->parents[k]] = i; stack[top++] = ar->parents[k]; }
+    }
+    for (int k = 0; k < r->ndeps; k++) {
+      int d = r->deps[k];
+      bool dup = false;
+      for (int j = 0; j < r->nnormdeps; j++) dup = dup || r->normdeps[j] == d;
+      if (dropped[d] != i && !dup) r->normdeps = push_edge(L, r->normdeps, &r->nnormdeps, d);
+    }
+  }
+  if (seen) lua_pop(L, 1);
+}
+
 void luamig_graph_link(lua_State *L, luamig_graph *g) {
   for (int i = 0; i < g->n; i++) {
     luamig_rev *r = &g->revs[i];
-    free(r->parents); free(r->deps); free(r->children); free(r->dependents);
-    r->parents = r->deps = r->children = r->dependents = NULL;
-    r->nparents = r->ndeps = r->nchildren = r->ndependents = 0;
+    free(r->parents); free(r->deps); free(r->children); free(r->dependents); free(r->normdeps);
+    r->parents = r->deps = r->children = r->dependents = r->normdeps = NULL;
+    r->nparents = r->ndeps = r->nchildren = r->ndependents = r->nnormdeps = 0;
   }
   for (int i = 0; i < g->n; i++) {   /* a label names one revision, never an id */
     luamig_rev *r = &g->revs[i];
     for (int j = 0; j < r->nlabels; j++) {
-      int other = resolve_ref(g, r->labels[j], true);
+      int other = luamig_graph_lookup(g, r->labels[j]);
       if (other != i)
         luaL_error(L, "branch label '%s' of revision %s (%s) is already %s %s (%s)",
                    r->labels[j], r->id, r->path,
@@ -259,7 +295,7 @@ void luamig_graph_link(lua_State *L, luamig_graph *g) {
   for (int i = 0; i < g->n; i++) {
     luamig_rev *r = &g->revs[i];
     for (int j = 0; j < r->ndown; j++) {
-      int p = resolve_ref(g, r->down[j], false);
+      int p = luamig_graph_find(g, r->down[j]);
       if (p < 0)
         luaL_error(L, "revision %s (%s): down_revision '%s' names no revision file",
                    r->id, r->path, r->down[j]);
@@ -267,7 +303,7 @@ void luamig_graph_link(lua_State *L, luamig_graph *g) {
       g->revs[p].children = push_edge(L, g->revs[p].children, &g->revs[p].nchildren, i);
     }
     for (int j = 0; j < r->ndepends; j++) {
-      int p = resolve_ref(g, r->depends[j], true);
+      int p = luamig_graph_lookup(g, r->depends[j]);
       if (p < 0)
         luaL_error(L, "revision %s (%s): depends_on '%s' names no revision or branch label",
                    r->id, r->path, r->depends[j]);
@@ -275,13 +311,17 @@ void luamig_graph_link(lua_State *L, luamig_graph *g) {
       g->revs[p].dependents = push_edge(L, g->revs[p].dependents, &g->revs[p].ndependents, i);
     }
   }
-  free(g->heads); free(g->bases);
-  g->heads = g->bases = NULL;
-  g->nheads = g->nbases = 0;
+  free(g->heads); free(g->bases); free(g->realheads);
+  g->heads = g->bases = g->realheads = NULL;
+  g->nheads = g->nbases = g->nrealheads = 0;
   for (int i = 0; i < g->n; i++) {
-    if (g->revs[i].nchildren == 0) g->heads = push_edge(L, g->heads, &g->nheads, i);
-    if (g->revs[i].nparents == 0) g->bases = push_edge(L, g->bases, &g->nbases, i);
+    const luamig_rev *r = &g->revs[i];
+    if (r->nchildren == 0) g->heads = push_edge(L, g->heads, &g->nheads, i);
+    if (r->nchildren == 0 && r->ndependents == 0)
+      g->realheads = push_edge(L, g->realheads, &g->nrealheads, i);
+    if (r->nparents == 0) g->bases = push_edge(L, g->bases, &g->nbases, i);
   }
   sort_topologically(L, g);
+  normalize_deps(L, g);
   g->linked = true;
 }

@@ -139,9 +139,9 @@ static void mark_range(luamig_run *r, const char *range, int *mark) {
   const char *end = colon ? colon + 1 : range;
   int *ends = luamig_scratch(L, g->n), nend = 0;
   int *starts = luamig_scratch(L, g->n), nstart = 0;
-  if (*end) nend = luamig_resolve(L, g, NULL, 0, end, true, ends);
+  if (*end) nend = luamig_resolve(L, g, NULL, 0, end, ends);
   else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
-  if (*start) nstart = luamig_resolve(L, g, NULL, 0, start, true, starts);
+  if (*start) nstart = luamig_resolve(L, g, NULL, 0, start, starts);
   luamig_mark_reach(L, g, ends, nend, mark, true);
   if (nstart > 0) {
     int *above = luamig_scratch(L, g->n);

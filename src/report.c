@@ -5,6 +5,7 @@
  * (and history with indicate_current) need the database.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -71,38 +72,78 @@ static int cmd_status(lua_State *L) {
   return 1;
 }
 
-/* current: the version table's rows, with what the files say of them. */
+/* current: what the version table's rows stand for, as Alembic's current
+ * shows it: the applied revisions nothing applied builds on (a row, or a
+ * revision a row depends on), then any row no file has ({ unknown = true }). */
 static int cmd_current(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, LUAMIG_RUN_CONNECT);
   luamig_run_connect(&r);
-  int n = luamig_vtable_read(L, r.c, &r.vt);
+  int n = luamig_vtable_read(L, r.c, &r.vt), rows = lua_gettop(L);
   if (n < 0) n = 0;
-  lua_createtable(L, n, 0);
+  int *cur = luamig_scratch(L, n), ncur = 0, nunknown = 0;
+  lua_newtable(L);
+  int unknown = lua_gettop(L);
   for (int i = 1; i <= n; i++) {
-    lua_geti(L, -2, i);
+    lua_geti(L, rows, i);
     int k = luamig_graph_find(r.g, lua_tostring(L, -1));
-    if (k >= 0) {
-      luamig_push_rev_info(L, r.g, k);
-    } else {
-      lua_createtable(L, 0, 2);
-      lua_pushvalue(L, -2);
-      lua_setfield(L, -2, "revision");
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "unknown");
-    }
-    lua_rawseti(L, -3, i);
-    lua_pop(L, 1);
+    if (k >= 0) cur[ncur++] = k;
+    else lua_rawseti(L, unknown, ++nunknown);
+    lua_settop(L, unknown);
+  }
+  int *set = luamig_scratch(L, r.g->n), nset = luamig_current_set(L, r.g, cur, ncur, set);
+  lua_createtable(L, nset + nunknown, 0);
+  for (int i = 0; i < nset; i++) {
+    luamig_push_rev_info(L, r.g, set[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (int i = 1; i <= nunknown; i++) {
+    lua_createtable(L, 0, 2);
+    lua_rawgeti(L, unknown, i);
+    lua_setfield(L, -2, "revision");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "unknown");
+    lua_rawseti(L, -2, nset + i);
   }
   return 1;
 }
 
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* heads: the revisions no revision names as down_revision (file order), each
+ * with the branch labels it shows, sorted, as `branches` (Alembic spreads a
+ * label beyond its revision: see luamig_label_span). */
 static int cmd_heads(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, 0);
-  lua_createtable(L, r.g->nheads, 0);
-  for (int i = 0; i < r.g->nheads; i++) {
-    luamig_push_rev_info(L, r.g, r.g->heads[i]);
+  luamig_graph *g = r.g;
+  int nlabels = 0;
+  for (int k = 0; k < g->n; k++) nlabels += g->revs[k].nlabels;
+  /* names[i * nlabels ...]: the labels head i shows; count[i] of them */
+  const char **names = lua_newuserdatauv(L, (size_t)g->nheads * (size_t)nlabels * sizeof *names + 1, 0);
+  int *count = luamig_scratch(L, g->nheads), *span = luamig_scratch(L, g->n);
+  for (int k = 0; k < g->n; k++) {
+    if (g->revs[k].nlabels == 0) continue;
+    memset(span, 0, (size_t)g->n * sizeof(int));
+    luamig_label_span(L, g, k, span);
+    for (int i = 0; i < g->nheads; i++)
+      for (int j = 0; j < g->revs[k].nlabels && span[g->heads[i]]; j++)
+        names[(size_t)i * (size_t)nlabels + (size_t)count[i]++] = g->revs[k].labels[j];
+  }
+  lua_createtable(L, g->nheads, 0);
+  for (int i = 0; i < g->nheads; i++) {
+    const char **mine = names + (size_t)i * (size_t)nlabels;
+    qsort(mine, (size_t)count[i], sizeof *mine, cmp_str);
+    luamig_push_rev_info(L, g, g->heads[i]);
+    luaL_checkstack(L, 2, "heads");
+    lua_createtable(L, count[i], 0);
+    for (int j = 0; j < count[i]; j++) {
+      lua_pushstring(L, mine[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "branches");
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -134,9 +175,9 @@ static int cmd_history(lua_State *L) {
     const char *end = colon + 1;
     int *ends = luamig_scratch(L, g->n), nend = 0;
     int *starts = luamig_scratch(L, g->n), nstart = 0;
-    if (*end) nend = luamig_resolve(L, g, cur, ncur, end, true, ends);
+    if (*end) nend = luamig_resolve(L, g, cur, ncur, end, ends);
     else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
-    if (*start) nstart = luamig_resolve(L, g, cur, ncur, start, true, starts);
+    if (*start) nstart = luamig_resolve(L, g, cur, ncur, start, starts);
     luamig_mark_reach(L, g, ends, nend, inrange, true);
     if (nstart > 0) {
       int *above = luamig_scratch(L, g->n);
@@ -206,7 +247,7 @@ static int cmd_show(lua_State *L) {
   lua_getfield(L, r.opts, "target");
   const char *target = luaL_optstring(L, -1, "head");
   int *dest = luamig_scratch(L, r.g->n);
-  int n = luamig_resolve(L, r.g, NULL, 0, target, true, dest);
+  int n = luamig_resolve(L, r.g, NULL, 0, target, dest);
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
     luamig_push_rev_info(L, r.g, dest[i]);

@@ -161,8 +161,10 @@ void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i) {
   if (rv->message) { lua_pushstring(L, rv->message); lua_setfield(L, -2, "message"); }
   lua_pushstring(L, rv->path);
   lua_setfield(L, -2, "path");
-  lua_pushboolean(L, rv->nchildren == 0);
+  lua_pushboolean(L, rv->nchildren == 0 && rv->ndependents == 0);
   lua_setfield(L, -2, "head");
+  lua_pushboolean(L, rv->nchildren == 0 && rv->ndependents > 0);
+  lua_setfield(L, -2, "effective_head");
   lua_pushboolean(L, rv->nparents == 0);
   lua_setfield(L, -2, "base");
   lua_pushboolean(L, rv->nchildren > 1);
@@ -338,7 +340,9 @@ static void sleep_ms(double ms) {
 }
 
 /* The version-table move of step s (heads out, heads in), into m, whose
- * arrays have room for g->n; heads and applied follow it. */
+ * arrays have room for g->n; heads and applied follow it. The rows stay the
+ * heads of what is applied: where Alembic's HeadMaintainer writes a row below
+ * another, or fails at a merge, luamig differs on purpose (README). */
 static void plan_move(luamig_run *r, const luamig_step *s, int *heads, int *applied,
                       luamig_move *m, const char **from, const char **to) {
   luamig_graph *g = r->g;
@@ -542,7 +546,7 @@ static int migrate(lua_State *L, bool up) {
   int ncur = 0;
   bool present = false;
   if (offline) {
-    if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, up, cur);
+    if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, cur);
     if (up) {
       luamig_vtable_ensure(L, ctx, &r.vt);
       luamig_log_ensure(L, ctx, &r.vt);
@@ -606,20 +610,9 @@ static int migrate(lua_State *L, bool up) {
   return 1;
 }
 
-/* Every revision in the same line of descent as one of revs (ancestors and
- * descendants), marked in mark. */
-static void mark_lineage(lua_State *L, const luamig_graph *g, const int *revs, int n,
-                         int *mark) {
-  int *down = luamig_scratch(L, g->n);      /* two walks: the second must not stop at marks of the first */
-  luamig_mark_reach(L, g, revs, n, mark, true);
-  luamig_mark_reach(L, g, revs, n, down, false);
-  for (int i = 0; i < g->n; i++) mark[i] = mark[i] || down[i];
-  lua_pop(L, 1);
-}
-
-/* stamp: sets the version table to TARGET without running any revision. A
- * target on a current line of descent moves that row; others are added;
- * opts.purge empties the table first (even of ids no file has). */
+/* stamp: sets the version table to TARGET without running any revision, as
+ * Alembic's stamp would (luamig_stamp); opts.purge empties the table first
+ * (even of ids no file has). Returns the revisions the table then holds. */
 static int cmd_stamp(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
@@ -640,8 +633,7 @@ static int cmd_stamp(lua_State *L) {
   }
   if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
   luamig_log_ensure(L, ctx, &r.vt);
-  int *dest = luamig_scratch(L, g->n);
-  int ndest = luamig_resolve(L, g, cur, ncur, target, true, dest);
+  int *rows = luamig_scratch(L, g->n), nrows = luamig_stamp(L, g, cur, ncur, target, rows);
 
   luamig_emit(L, ctx, "BEGIN", 0, NULL);
   if (purge) {
@@ -654,28 +646,16 @@ static int cmd_stamp(lua_State *L) {
     luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
     lua_pop(L, 1);
   }
-  int *keep = luamig_scratch(L, g->n), *lineage = luamig_scratch(L, g->n);
-  mark_lineage(L, g, dest, ndest, lineage);
+  int *was = luamig_scratch(L, g->n), *now = luamig_scratch(L, g->n);
+  for (int i = 0; i < ncur; i++) was[cur[i]] = 1;
+  for (int i = 0; i < nrows; i++) now[rows[i]] = 1;
   const char **from = lua_newuserdatauv(L, (size_t)(ncur + 1) * sizeof *from, 0);
-  const char **to = lua_newuserdatauv(L, (size_t)(ndest + 1) * sizeof *to, 0);
+  const char **to = lua_newuserdatauv(L, (size_t)(nrows + 1) * sizeof *to, 0);
   int nfrom = 0, nto = 0;
-  for (int i = 0; i < ncur; i++) {   /* rows on a stamped line give way */
-    if (ndest > 0 && !lineage[cur[i]]) keep[cur[i]] = 1;
-    else from[nfrom++] = g->revs[cur[i]].id;
-  }
-  for (int i = 0; i < ndest; i++)
-    if (!keep[dest[i]]) {
-      bool already = false;
-      for (int k = 0; k < nfrom; k++) already = already || strcmp(from[k], g->revs[dest[i]].id) == 0;
-      if (already) {                 /* stamping a row onto itself: nothing to change */
-        for (int k = 0; k < nfrom; k++)
-          if (strcmp(from[k], g->revs[dest[i]].id) == 0) from[k] = from[--nfrom];
-      } else {
-        to[nto++] = g->revs[dest[i]].id;
-      }
-    }
+  for (int i = 0; i < ncur; i++) if (!now[cur[i]]) from[nfrom++] = g->revs[cur[i]].id;
+  for (int i = 0; i < nrows; i++) if (!was[rows[i]]) to[nto++] = g->revs[rows[i]].id;
   const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
-                                     push_ids(L, g, cur, ncur), push_ids(L, g, dest, ndest));
+                                     push_ids(L, g, cur, ncur), push_ids(L, g, rows, nrows));
   luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
   luamig_move m = { from, nfrom, to, nto, { NULL, NULL }, NULL };
   luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
@@ -684,9 +664,9 @@ static int cmd_stamp(lua_State *L) {
   if (offline) drain_script(&r, ctxidx);
   else luamig_lock_release(L, r.c, &r.vt);
   log_warnings(&r);
-  lua_createtable(L, ndest, 0);
-  for (int i = 0; i < ndest; i++) {
-    luamig_push_rev_info(L, g, dest[i]);
+  lua_createtable(L, nrows, 0);
+  for (int i = 0; i < nrows; i++) {
+    luamig_push_rev_info(L, g, rows[i]);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

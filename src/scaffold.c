@@ -226,7 +226,7 @@ static void push_depends(lua_State *L, const luamig_graph *g) {
     lua_Integer nd = (lua_Integer)lua_rawlen(L, -2);
     for (lua_Integer a = 1; a <= nd; a++) {
       lua_rawgeti(L, -2, a);
-      int k = luamig_resolve(L, g, NULL, 0, luaL_checkstring(L, -1), true, one);
+      int k = luamig_resolve(L, g, NULL, 0, luaL_checkstring(L, -1), one);
       lua_pop(L, 1);
       for (int j = 0; j < k; j++) {
         lua_pushstring(L, g->revs[one[j]].id);
@@ -279,7 +279,7 @@ static int cmd_revision(lua_State *L) {
     for (int a = 1; a <= nargs; a++) {
       lua_geti(L, -2, a);
       const char *t = luaL_checkstring(L, -1);
-      int k = luamig_resolve(L, g, NULL, 0, t, true, one);
+      int k = luamig_resolve(L, g, NULL, 0, t, one);
       lua_pop(L, 1);
       for (int j = 0; j < k; j++) {
         if (g->revs[one[j]].nchildren > 0)
@@ -296,7 +296,7 @@ static int cmd_revision(lua_State *L) {
     lua_pop(L, 1);
   } else if (lua_getfield(L, 1, "head"), lua_isstring(L, -1)) {
     const char *head = lua_tostring(L, -1);
-    nparents = luamig_resolve(L, g, NULL, 0, head, true, parents);
+    nparents = luamig_resolve(L, g, NULL, 0, head, parents);
     bool splice = (lua_getfield(L, 1, "splice"), lua_toboolean(L, -1));
     lua_pop(L, 1);
     for (int j = 0; j < nparents && !splice; j++)

@@ -1,8 +1,12 @@
 /*
- * target.c: what "upgrade X" / "downgrade X" means, as a list of steps.
- * Pure: works from the graph and the current heads only, so the same plan
- * serves a live run and an offline --sql script. Semantics and wording
- * follow Alembic (see ALEMBIC-SEMANTICS.md).
+ * target.c: what "upgrade X", "downgrade X" and "stamp X" do, as Alembic 1.8
+ * decides it (alembic/script/revision.py: _parse_upgrade_target,
+ * _parse_downgrade_target, _collect_upgrade_revisions,
+ * _collect_downgrade_revisions; script/base.py: _stamp_revs; runtime/
+ * migration.py: HeadMaintainer), over the rules in revmap.c. Pure: works from
+ * the graph and the current rows only, so the same plan serves a live run and
+ * an offline --sql script. The three places where luamig differs on purpose
+ * (README, "Where luamig differs from Alembic") say so.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -10,256 +14,349 @@
 
 #include "luamig.h"
 
-/* A set of revisions being resolved; n == 0 means base. */
-typedef struct revset {
-  int *v; int n;
-} revset;
+/* Alembic's _relative_destination, (?:(.+?)@)?(\w+)?((?:\+|-)\d+), matched at
+ * the start of a target: [LABEL@][SYMBOL](+|-)N. */
+typedef struct relative {
+  const char *label, *symbol;        /* pushed, or NULL */
+  long n;
+} relative;
 
-static int *scratch(lua_State *L, int n) {  /* popped by the caller's lua_settop */
-  int *p = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof(int), 0);
-  memset(p, 0, (size_t)(n > 0 ? n : 1) * sizeof(int));
-  return p;
+static bool match_rest(lua_State *L, const char *s, relative *rel) {
+  const char *p = s;
+  while (isalnum((unsigned char)*p) || *p == '_') p++;
+  if ((*p != '+' && *p != '-') || !isdigit((unsigned char)p[1])) return false;
+  rel->symbol = p > s ? lua_pushlstring(L, s, (size_t)(p - s)) : NULL;
+  rel->n = luamig_steps(p);
+  return true;
 }
 
-/* Marks every revision reachable from `from` through `parents`+`deps`
- * (ancestors, self included) or through `children`+`dependents`. */
-void luamig_mark_reach(lua_State *L, const luamig_graph *g, const int *from,
-                       int nfrom, int *mark, bool down) {
-  int *stack = scratch(L, g->n), top = 0;
-  for (int i = 0; i < nfrom; i++)
-    if (!mark[from[i]]) { mark[from[i]] = 1; stack[top++] = from[i]; }
-  while (top > 0) {
-    const luamig_rev *r = &g->revs[stack[--top]];
-    int na = down ? r->nparents : r->nchildren, nb = down ? r->ndeps : r->ndependents;
-    const int *a = down ? r->parents : r->children, *b = down ? r->deps : r->dependents;
-    for (int i = 0; i < na + nb; i++) {
-      int x = i < na ? a[i] : b[i - na];
-      if (!mark[x]) { mark[x] = 1; stack[top++] = x; }
+static bool parse_relative(lua_State *L, const char *t, relative *rel) {
+  for (const char *at = strchr(t, '@'); at; at = strchr(at + 1, '@'))
+    if (at > t && match_rest(L, at + 1, rel)) {
+      rel->label = lua_pushlstring(L, t, (size_t)(at - t));
+      return true;
     }
-  }
-  lua_pop(L, 1);
+  rel->label = NULL;
+  return match_rest(L, t, rel);
 }
 
-static int resolve_id(lua_State *L, const luamig_graph *g, const char *s) {
-  int i = luamig_graph_find(g, s);
-  if (i >= 0) return i;
-  size_t len = strlen(s);
-  int found = -1, count = 0;
-  for (int k = 0; k < g->n; k++)
-    if (strncmp(g->revs[k].id, s, len) == 0) { found = k; count++; }
-  if (count == 1 && len > 0) return found;
-  if (count == 0 || len == 0)
-    luaL_error(L, "Can't locate revision identified by '%s'", s);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "Multiple revisions start with '%s': ", s);
-  luaL_addvalue(&b);
-  int shown = 0;
-  for (int k = 0; k < g->n && shown < 10; k++)
-    if (strncmp(g->revs[k].id, s, len) == 0) {
-      if (shown++) luaL_addstring(&b, ", ");
-      lua_pushfstring(L, "'%s'", g->revs[k].id);
-      luaL_addvalue(&b);
-    }
-  if (count > shown) luaL_addstring(&b, ", ...");
-  luaL_addstring(&b, "; give more characters");
-  luaL_pushresult(&b);
-  return lua_error(L);
+static int didnt_produce(lua_State *L, const char *target, long n) {
+  return luaL_error(L, "Relative revision %s didn't produce %d migrations", target,
+                    (int)(n < 0 ? -n : n));
 }
 
-static void multiple_heads(lua_State *L, const luamig_graph *g, const char *arg) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "Multiple head revisions are present for given argument '%s'; "
-                  "please specify a specific target revision, '<branchname>@head' to "
-                  "narrow to a specific head, or 'heads' for all heads (heads: ", arg);
-  luaL_addvalue(&b);
-  for (int i = 0; i < g->nheads; i++) {
-    if (i) luaL_addstring(&b, ", ");
-    luaL_addstring(&b, g->revs[g->heads[i]].id);
-  }
-  luaL_addstring(&b, "; 'luamig merge heads' joins them)");
-  luaL_pushresult(&b);
-  lua_error(L);
-}
-
-/* Splits "REV+N" / "-N": returns the offset, and the length of the base part. */
-static long split_relative(const char *t, size_t *baselen) {
-  size_t len = strlen(t), i = len;
-  while (i > 0 && isdigit((unsigned char)t[i - 1])) i--;
-  if (i == len || i == 0 || (t[i - 1] != '+' && t[i - 1] != '-') || len - i > 9) {
-    *baselen = len;
-    return 0;
-  }
-  long n = strtol(t + i, NULL, 10);
-  *baselen = i - 1;
-  return t[i - 1] == '-' ? -n : n;
-}
-
-/* The branch a "LABEL@..." target narrows to: the labelled revision and
- * everything built on it. */
-typedef struct branch {
-  int root;                          /* -1: no label */
-  int *in;                           /* in[i]: revs[i] is root or descends from it */
-} branch;
-
-static int find_label(const luamig_graph *g, const char *label) {
-  for (int k = 0; k < g->n; k++)
-    for (int j = 0; j < g->revs[k].nlabels; j++)
-      if (strcmp(g->revs[k].labels[j], label) == 0) return k;
-  return -1;
-}
-
-/* Walks |steps| revisions up (children) or down (parents) from a single
- * revision, staying inside the branch when there is one. */
-static void walk(lua_State *L, const luamig_graph *g, const branch *br, revset *s,
-                 long steps, const char *target) {
-  long want = steps < 0 ? -steps : steps;
-  for (long i = 0; i < want; i++) {
-    if (s->n > 1)
-      luaL_error(L, "Ambiguous %s from multiple revisions at '%s' (%s, ...); "
-                 "name a revision instead", steps > 0 ? "upgrade" : "downgrade",
-                 target, g->revs[s->v[0]].id);
-    if (steps > 0) {
-      if (s->n == 0 && br->root >= 0) {   /* the branch's first revision */
-        s->v[0] = br->root; s->n = 1;
-        continue;
-      }
-      const int *next = s->n ? g->revs[s->v[0]].children : g->bases;
-      int nnext = s->n ? g->revs[s->v[0]].nchildren : g->nbases, pick = -1, count = 0;
-      for (int k = 0; k < nnext; k++)
-        if (br->root < 0 || br->in[next[k]]) { pick = next[k]; count++; }
-      if (count == 0)
-        luaL_error(L, "Relative revision %s didn't produce %d migrations", target, (int)want);
-      if (count > 1)
-        luaL_error(L, "Ambiguous upgrade at '%s': %s has %d children; use LABEL@+N "
-                   "or name a revision", target, s->n ? g->revs[s->v[0]].id : "base", count);
-      s->v[0] = pick; s->n = 1;
-    } else {
-      if (s->n == 0)
-        luaL_error(L, "Relative revision %s didn't produce %d migrations (that is below base)",
-                   target, (int)want);
-      const luamig_rev *r = &g->revs[s->v[0]];
-      for (int k = 0; k < r->nparents; k++) s->v[k] = r->parents[k];
-      s->n = r->nparents;
-    }
-  }
-}
-
-/* Keeps the members of s inside the branch (all of them without a label). */
-static void narrow(const branch *br, revset *s) {
-  if (br->root < 0) return;
-  int n = 0;
-  for (int i = 0; i < s->n; i++) if (br->in[s->v[i]]) s->v[n++] = s->v[i];
-  s->n = n;
-}
-
-/* Resolves a target to the set of revisions that should be the heads after
- * the run; *root is set to the branch root for "LABEL@base" (what a
- * downgrade must stay inside), else -1. */
-static void resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
-                    const char *target, bool up, revset *out, int *root) {
+/* Raises when one of revs is below another (depends_on included): Alembic
+ * refuses such a set of targets, or of current rows. */
+static void check_overlap(lua_State *L, const luamig_graph *g, const int *revs, int n,
+                          const char *what) {
   int top = lua_gettop(L);
-  branch br = { -1, NULL };
-  const char *at = luamig_graph_find(g, target) >= 0 ? NULL : strchr(target, '@');
-  const char *spec = target;
-  *root = -1;
-  if (at) {
-    const char *label = lua_pushlstring(L, target, (size_t)(at - target));
-    br.root = find_label(g, label);
-    if (br.root < 0) br.root = resolve_id(L, g, label);   /* REV@head works too */
-    br.in = lua_newuserdatauv(L, (size_t)g->n * sizeof(int) + 1, 0);
-    memset(br.in, 0, (size_t)g->n * sizeof(int));
-    luamig_mark_reach(L, g, &br.root, 1, br.in, false);
-    spec = at + 1;
-  }
-  size_t baselen;
-  long rel = luamig_graph_find(g, spec) >= 0 ? 0 : split_relative(spec, &baselen);
-  if (rel == 0) baselen = strlen(spec);
-  const char *base = lua_pushlstring(L, spec, baselen);
-  out->n = 0;
-  if (baselen == 0 || strcmp(base, "current") == 0) {
-    for (int i = 0; i < ncur; i++) out->v[out->n++] = cur[i];
-    narrow(&br, out);
-    if (rel != 0 && out->n > 1)
-      luaL_error(L, "Ambiguous %s from multiple current revisions (%d heads applied); "
-                 "use LABEL@%s or name a revision", up ? "upgrade" : "downgrade",
-                 out->n, spec);
-  } else if (strcmp(base, "base") == 0) {
-    if (br.root >= 0) {              /* below the branch's first revision */
-      const luamig_rev *r = &g->revs[br.root];
-      for (int k = 0; k < r->nparents; k++) out->v[out->n++] = r->parents[k];
-      *root = br.root;
+  int *below = luamig_scratch(L, g->n), *from = luamig_scratch(L, 2 * g->n), nfrom = 0;
+  for (int i = 0; i < n; i++) {
+    const luamig_rev *r = &g->revs[revs[i]];
+    for (int k = 0; k < r->nparents + r->ndeps; k++)
+      from[nfrom++] = k < r->nparents ? r->parents[k] : r->deps[k - r->nparents];
+    if (nfrom > g->n) {              /* keep the list short: reach() dedups */
+      luamig_mark_reach(L, g, from, nfrom, below, true);
+      nfrom = 0;
     }
-  } else if (strcmp(base, "head") == 0 || strcmp(base, "heads") == 0) {
-    for (int i = 0; i < g->nheads; i++) out->v[out->n++] = g->heads[i];
-    narrow(&br, out);
-    if (base[4] == '\0' && out->n > 1) multiple_heads(L, g, target);
-  } else {
-    int k = br.root < 0 ? find_label(g, base) : -1;       /* a plain label: its revision */
-    out->v[out->n++] = k >= 0 ? k : resolve_id(L, g, base);
   }
-  if (rel != 0) walk(L, g, &br, out, rel, target);
+  luamig_mark_reach(L, g, from, nfrom, below, true);
+  for (int i = 0; i < n; i++)
+    if (below[revs[i]])
+      luaL_error(L, "Requested revision %s overlaps with other requested revisions: it is "
+                 "below another of the %s", g->revs[revs[i]].id, what);
   lua_settop(L, top);
 }
 
-int luamig_resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
-                   const char *target, bool up, int *out) {
-  revset r = { out, 0 };
-  int root;
-  resolve(L, g, cur, ncur, target, up, &r, &root);
-  return r.n;
+/* Where "[LABEL@]+N" starts: the one current row (on the label's lineage);
+ * with a label and no row on it, the tips of what is applied on its lineage;
+ * LUAMIG_NOREV (below the bases) when nothing is. */
+static int upgrade_start(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                         const char *label) {
+  int top = lua_gettop(L);
+  int *start = luamig_scratch(L, g->n), n = luamig_copy_revs(start, cur, ncur);
+  if (label) {
+    int *line = luamig_scratch(L, g->n), brev = luamig_ident(L, g, label, NULL);
+    luamig_mark_lineage(L, g, &brev, 1, line, false);
+    n = 0;
+    for (int i = 0; i < ncur; i++) if (line[cur[i]]) start[n++] = cur[i];
+    if (n == 0 && ncur > 0) {        /* the branch is not at a row: the tips applied on it */
+      int *applied = luamig_scratch(L, g->n), *under = luamig_scratch(L, g->n);
+      luamig_mark_reach(L, g, cur, ncur, applied, true);
+      for (int i = 0; i < g->n; i++) {
+        const luamig_rev *r = &g->revs[i];
+        if (!applied[i] || !line[i]) continue;
+        for (int k = 0; k < r->nparents + r->nnormdeps; k++)
+          under[k < r->nparents ? r->parents[k] : r->normdeps[k - r->nparents]] = 1;
+      }
+      for (int i = 0; i < g->n; i++) if (applied[i] && line[i] && !under[i]) start[n++] = i;
+    }
+  }
+  if (n > 1)
+    luaL_error(L, "Ambiguous upgrade from multiple current revisions (%d heads applied%s); "
+               "use LABEL@+N or name a revision", n, label ? " on the branch" : "");
+  int r = n ? start[0] : LUAMIG_NOREV;
+  lua_settop(L, top);
+  return r;
+}
+
+/* Alembic's _parse_upgrade_target: the revisions an upgrade goes to, into out
+ * (room for g->n); their count (0: base). */
+static int upgrade_targets(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                           const char *target, int *out) {
+  int top = lua_gettop(L), r;
+  relative rel;
+  if (!parse_relative(L, target, &rel)) {
+    int n = luamig_get_revisions(L, g, target, out);
+    for (int i = 0; i < n; i++)
+      if (out[i] < 0) luaL_error(L, "Relative revision %s walks below base", target);
+    lua_settop(L, top);
+    return n;
+  }
+  if (rel.n > 0) {
+    int start = rel.symbol ? luamig_get_revision(L, g, rel.symbol)
+                           : upgrade_start(L, g, cur, ncur, rel.label);
+    r = luamig_walk(L, g, start, rel.n, rel.label, NULL, target);
+  } else {
+    if (rel.symbol == NULL) didnt_produce(L, target, rel.n);
+    const char *from = rel.label ? lua_pushfstring(L, "%s@%s", rel.label, rel.symbol) : rel.symbol;
+    r = luamig_walk(L, g, luamig_get_revision(L, g, from), rel.n, NULL, NULL, target);
+  }
+  if (r == LUAMIG_BELOW) luaL_error(L, "Relative revision %s walks below base", target);
+  if (r < 0) didnt_produce(L, target, rel.n);
+  out[0] = r;
+  lua_settop(L, top);
+  return 1;
+}
+
+/* A downgrade's destination, as _parse_downgrade_target finds it. */
+typedef struct dest {
+  const char *label;                 /* narrows the roots (pushed), or NULL */
+  int rev;                           /* the revision to stay at; LUAMIG_NOREV: base */
+  int merge;                         /* luamig: -N ended on a merge's parents: undo it */
+  int branch;                        /* luamig: LABEL@base: that branch's revision */
+} dest;
+
+/* The one current row "[LABEL@]-N" walks down from. */
+static const char *downgrade_start(lua_State *L, const luamig_graph *g, const int *cur,
+                                   int ncur, const relative *rel, const char *target) {
+  if (rel->label == NULL) {
+    if (ncur == 0) didnt_produce(L, target, rel->n);
+    /* luamig refuses (Alembic 1.8 warns "will be disallowed" and takes the first row) */
+    if (ncur > 1)
+      luaL_error(L, "Ambiguous downgrade from multiple current revisions (%d heads applied); "
+                 "use LABEL@%s or name a revision", ncur, target);
+    return g->revs[cur[0]].id;
+  }
+  int *on = luamig_scratch(L, g->n), *line = luamig_scratch(L, g->n), n = 0;
+  int brev = luamig_ident(L, g, rel->label, NULL);
+  luamig_mark_lineage(L, g, &brev, 1, line, false);
+  for (int i = 0; i < ncur; i++) if (line[cur[i]]) on[n++] = cur[i];
+  if (n == 0) {                      /* the branch's tips among what is applied */
+    int *all = luamig_scratch(L, g->n), nall = luamig_current_set(L, g, cur, ncur, all);
+    for (int i = 0; i < nall; i++) if (line[all[i]]) on[n++] = all[i];
+  }
+  if (n == 0)
+    luaL_error(L, "Relative revision %s: nothing on branch '%s' is applied", target, rel->label);
+  if (n > 1)
+    luaL_error(L, "Ambiguous downgrade at '%s': %d current revisions are on branch '%s' "
+               "(%s, %s, ...); name a revision", target, n, rel->label, g->revs[on[0]].id,
+               g->revs[on[1]].id);
+  return g->revs[on[0]].id;
+}
+
+static dest downgrade_dest(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                           const char *target) {
+  dest d = { NULL, LUAMIG_NOREV, -1, -1 };
+  relative rel;
+  if (parse_relative(L, target, &rel)) {
+    d.label = rel.label;
+    if (rel.n >= 0) {
+      if (rel.symbol == NULL) didnt_produce(L, target, rel.n);
+      d.rev = luamig_walk(L, g, luamig_get_revision(L, g, rel.symbol), rel.n, rel.label, NULL,
+                          target);
+      if (d.rev == LUAMIG_NOREV) luaL_error(L, "Relative revision %s walked too far", target);
+    } else {
+      const char *symbol = rel.symbol;
+      if (symbol == NULL) {
+        symbol = downgrade_start(L, g, cur, ncur, &rel, target);
+        if (d.label == NULL) d.label = symbol;   /* Alembic narrows to that row's line */
+      }
+      const char *from = d.label ? lua_pushfstring(L, "%s@%s", d.label, symbol) : symbol;
+      d.rev = luamig_walk(L, g, luamig_get_revision(L, g, from), rel.n, NULL, &d.merge, target);
+      if (d.rev == LUAMIG_NOREV && rel.symbol == NULL) didnt_produce(L, target, rel.n);
+      if (d.rev == LUAMIG_NOREV) luaL_error(L, "Relative revision %s walked too far", target);
+    }
+    if (d.rev == LUAMIG_BELOW || d.rev == LUAMIG_UNMERGE) d.rev = LUAMIG_NOREV;
+    return d;
+  }
+  const char *at = strrchr(target, '@');
+  const char *symbol = at ? at + 1 : target;
+  d.label = at && at > target ? lua_pushlstring(L, target, (size_t)(at - target)) : NULL;
+  /* luamig: LABEL@base undoes that branch only (Alembic: everything down to its base) */
+  if (d.label && strcmp(symbol, "base") == 0) d.branch = luamig_ident(L, g, d.label, NULL);
+  else d.rev = luamig_get_revision(L, g, symbol);
+  return d;
+}
+
+/* Alembic's _collect_downgrade_revisions: marks in todo the applied revisions
+ * that go (what builds on the destination's children, or on the roots). */
+static void downgrade_set(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                          const char *target, int *todo) {
+  int top = lua_gettop(L);
+  dest d = downgrade_dest(L, g, cur, ncur, target);
+  int *roots = luamig_scratch(L, g->n), n = 0;
+  if (d.merge >= 0) roots[n++] = d.merge;
+  else if (d.branch >= 0) roots[n++] = d.branch;
+  else if (d.rev == LUAMIG_NOREV) n = luamig_copy_revs(roots, g->bases, g->nbases);
+  else n = luamig_copy_revs(roots, g->revs[d.rev].children, g->revs[d.rev].nchildren);
+  if (d.label && n > 1 && d.merge < 0 && d.branch < 0) {
+    int *below = luamig_scratch(L, g->n), k = 0, brev = luamig_ident(L, g, d.label, NULL);
+    luamig_mark_line(L, g, &brev, 1, below, true);
+    for (int i = 0; i < n; i++) if (below[roots[i]]) roots[k++] = roots[i];
+    if ((n = k) == 0)
+      luaL_error(L, "Destination %s is not a valid downgrade target from the current head(s): "
+                 "no revision after it leads to branch '%s'", target, d.label);
+  }
+  int *active = luamig_scratch(L, g->n), any = 0;
+  luamig_mark_reach(L, g, roots, n, todo, false);
+  luamig_mark_reach(L, g, cur, ncur, active, true);
+  for (int i = 0; i < g->n; i++) any |= (todo[i] = todo[i] && active[i]);
+  bool at_row = false;
+  for (int i = 0; i < ncur; i++) at_row = at_row || cur[i] == d.rev;
+  if (!any && (d.rev >= 0 || d.merge >= 0) && !at_row)
+    luaL_error(L, "Destination %s is not a valid downgrade target from the current head(s): "
+               "nothing applied builds on it", target);
+  lua_settop(L, top);
 }
 
 int luamig_plan(lua_State *L, luamig_graph *g, const int *cur, int ncur,
                 const char *target, bool up, luamig_step **steps) {
   luamig_step *s = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof *s, 0);
   int top = lua_gettop(L);           /* the result stays; scratch above it goes */
-  revset dest = { scratch(L, g->n + 1), 0 };
-  int root;
-  resolve(L, g, cur, ncur, target, up, &dest, &root);
-  int *applied = scratch(L, g->n), *keep = scratch(L, g->n);
-  int *chosen = scratch(L, g->n), nchosen = 0;
-  luamig_mark_reach(L, g, cur, ncur, applied, true);
-  luamig_mark_reach(L, g, dest.v, dest.n, keep, true);
+  int *todo = luamig_scratch(L, g->n), *order = luamig_scratch(L, g->n), n;
   if (up) {
-    /* parents and dependencies first, one target's branch walked down before the next */
-    int *done = scratch(L, g->n), *stack = scratch(L, g->n), *edge = scratch(L, g->n);
-    for (int t = 0; t < dest.n; t++) {
-      int sp = 0;
-      if (applied[dest.v[t]] || done[dest.v[t]]) continue;
-      stack[0] = dest.v[t]; edge[0] = 0; done[dest.v[t]] = 1;
-      while (sp >= 0) {
-        const luamig_rev *r = &g->revs[stack[sp]];
-        int e = edge[sp]++;
-        if (e < r->nparents + r->ndeps) {
-          int p = e < r->nparents ? r->parents[e] : r->deps[e - r->nparents];
-          if (!applied[p] && !done[p]) { done[p] = 1; stack[++sp] = p; edge[sp] = 0; }
-        } else {
-          chosen[nchosen++] = stack[sp--];
-        }
-      }
-    }
+    int *targets = luamig_scratch(L, g->n), *applied = luamig_scratch(L, g->n);
+    int ntargets = upgrade_targets(L, g, cur, ncur, target, targets);
+    check_overlap(L, g, targets, ntargets, "targets");
+    check_overlap(L, g, cur, ncur, "current revisions");
+    luamig_mark_reach(L, g, targets, ntargets, todo, true);
+    luamig_mark_reach(L, g, cur, ncur, applied, true);
+    for (int i = 0; i < g->n; i++) todo[i] = todo[i] && !applied[i];
+    n = luamig_topo_sort(L, g, todo, targets, ntargets, order);
+    for (int i = 0; i < n; i++) s[i] = (luamig_step){ order[n - 1 - i], true };
   } else {
-    for (int i = 0; i < dest.n; i++)
-      if (!applied[dest.v[i]])
-        luaL_error(L, "Destination %s is not a valid downgrade target from the current "
-                   "head(s): it is not applied", g->revs[dest.v[i]].id);
-    int *below = NULL;
-    if (root >= 0) {                 /* LABEL@base: that branch only */
-      below = scratch(L, g->n);
-      luamig_mark_reach(L, g, &root, 1, below, false);
-    } else if (dest.n > 0) {         /* only what was built on top of the destination */
-      below = scratch(L, g->n);
-      luamig_mark_reach(L, g, dest.v, dest.n, below, false);
-    }
-    for (int k = g->n - 1; k >= 0; k--) {   /* children and dependents first */
-      int i = g->order[k];
-      if (applied[i] && !keep[i] && (below == NULL || below[i])) chosen[nchosen++] = i;
-    }
+    downgrade_set(L, g, cur, ncur, target, todo);
+    n = luamig_topo_sort(L, g, todo, cur, ncur, order);
+    for (int i = 0; i < n; i++) s[i] = (luamig_step){ order[i], false };
   }
-  for (int i = 0; i < nchosen; i++) { s[i].rev = chosen[i]; s[i].up = up; }
   lua_settop(L, top);
   *steps = s;
-  return nchosen;
+  return n;
+}
+
+int luamig_resolve(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                   const char *target, int *out) {
+  int top = lua_gettop(L), n = 0;
+  relative rel;
+  if (strcmp(target, "current") == 0) {
+    n = luamig_copy_revs(out, cur, ncur);
+  } else if (parse_relative(L, target, &rel) && rel.n < 0 && rel.symbol == NULL) {
+    dest d = downgrade_dest(L, g, cur, ncur, target);
+    if (d.merge >= 0) {
+      n = luamig_copy_revs(out, g->revs[d.merge].parents, g->revs[d.merge].nparents);
+    } else if (d.rev >= 0) {
+      out[n++] = d.rev;
+    }
+  } else {
+    n = upgrade_targets(L, g, cur, ncur, target, out);
+  }
+  lua_settop(L, top);
+  return n;
+}
+
+/* ---- stamp: Alembic's _stamp_revs and HeadMaintainer.update_to_step ---- */
+
+static void unrow(lua_State *L, const luamig_graph *g, int *rows, int rev, const char *target) {
+  if (!rows[rev])
+    luaL_error(L, "Can't stamp %s: %s is no longer a current row at that point (Alembic's "
+               "stamp fails here too)", target, g->revs[rev].id);
+  rows[rev] = 0;
+}
+
+static void row(lua_State *L, const luamig_graph *g, int *rows, int rev, const char *target) {
+  if (rows[rev])
+    luaL_error(L, "Can't stamp %s: %s is a current row already (Alembic's stamp fails here "
+               "too)", target, g->revs[rev].id);
+  rows[rev] = 1;
+}
+
+/* One StampStep: the rows from[] give way to to, as an upgrade or a
+ * downgrade; with branch_move, a row goes (to < 0) or comes on its own. */
+static void stamp_step(lua_State *L, const luamig_graph *g, int *rows, const int *from,
+                       int nfrom, int to, bool up, bool branch_move, const char *target) {
+  bool gone = false;
+  for (int i = 0; i < nfrom; i++) gone = gone || !rows[from[i]];
+  if (!up && branch_move) {
+    unrow(L, g, rows, from[0], target);
+  } else if (up && (branch_move || gone) && !rows[to]) {
+    rows[to] = 1;
+  } else if (nfrom >= 1) {           /* the last one is updated; the others are deleted */
+    for (int i = 0; i < nfrom - 1; i++) unrow(L, g, rows, from[i], target);
+    row(L, g, rows, to, target);
+    unrow(L, g, rows, from[nfrom - 1], target);
+  } else {
+    luaL_error(L, "Can't stamp %s: no current row to move to %s", target, g->revs[to].id);
+  }
+}
+
+/* Whether any of revs is marked. */
+static bool any_marked(const int *mark, const int *revs, int n) {
+  for (int i = 0; i < n; i++) if (mark[revs[i]]) return true;
+  return false;
+}
+
+int luamig_stamp(lua_State *L, const luamig_graph *g, const int *cur, int ncur,
+                 const char *target, int *out) {
+  int top = lua_gettop(L);
+  int *rows = luamig_scratch(L, g->n), *filtered = luamig_scratch(L, g->n), nf = 0;
+  for (int i = 0; i < ncur; i++) rows[cur[i]] = 1;
+  if (*target && ncur > 0) {         /* the rows on the target's lineage */
+    int *refs = luamig_scratch(L, g->n), nrefs = luamig_lineage_refs(L, g, target, refs);
+    int *line = luamig_scratch(L, g->n);
+    luamig_mark_lineage(L, g, refs, nrefs, line, true);
+    for (int i = 0; i < ncur; i++) if (nrefs == 0 || line[cur[i]]) filtered[nf++] = cur[i];
+  }
+  int *dests = luamig_scratch(L, g->n), nd = luamig_get_revisions(L, g, target, dests);
+  if (nd == 0) dests[nd++] = LUAMIG_NOREV;
+  int *above = luamig_scratch(L, g->n), *below = luamig_scratch(L, g->n);
+  for (int k = 0; k < nd; k++) {
+    int d = dests[k];
+    if (d == LUAMIG_BELOW) luaL_error(L, "Can't stamp %s: it walks below base", target);
+    if (d == LUAMIG_NOREV) {         /* base: each row on the lineage goes */
+      for (int i = 0; i < nf; i++) stamp_step(L, g, rows, &filtered[i], 1, -1, false, true, target);
+      continue;
+    }
+    bool row_already = false;
+    for (int i = 0; i < nf; i++) row_already = row_already || filtered[i] == d;
+    if (row_already) continue;
+    memset(above, 0, (size_t)g->n * sizeof(int));
+    memset(below, 0, (size_t)g->n * sizeof(int));
+    luamig_mark_reach(L, g, &d, 1, above, false);
+    luamig_mark_reach(L, g, &d, 1, below, true);
+    if (any_marked(above, filtered, nf)) {
+      if (any_marked(below, filtered, nf))
+        luaL_error(L, "Can't stamp %s: current rows lie both above and below %s", target,
+                   g->revs[d].id);
+      stamp_step(L, g, rows, filtered, nf, d, false, false, target);
+    } else if (any_marked(below, filtered, nf)) {
+      stamp_step(L, g, rows, filtered, nf, d, true, false, target);
+    } else {                         /* a line no row is on: a new row */
+      stamp_step(L, g, rows, NULL, 0, d, true, true, target);
+    }
+  }
+  int n = 0;
+  for (int i = 0; i < g->n; i++) if (rows[i]) out[n++] = i;
+  lua_settop(L, top);
+  return n;
 }
