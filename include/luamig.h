@@ -358,7 +358,7 @@ typedef struct luamig_logrow {
   const char *rev;
   bool up;
   const char *checksum;              /* "" when not taken */
-  double ms;
+  double ms;                         /* < 0: unknown (an offline script), NULL in the log */
   char dur[32];                      /* the INSERT's parameters, set by luamig_log_add */
   const char *params[5];
 } luamig_logrow;

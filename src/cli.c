@@ -219,7 +219,7 @@ static void warn_head_findings(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_getfield(L, 1, "config");
   lua_setfield(L, -2, "config");
-  lua_pushliteral(L, "heads:heads");
+  lua_pushliteral(L, "heads");
   lua_setfield(L, -2, "range");
   if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
     int res = lua_gettop(L);

@@ -1,7 +1,7 @@
 /*
  * lint.c: core.lint(opts), the migration safety lint, and the check upgrade
  * makes before it applies anything. The rules live in Lua (luamig.lint);
- * this file picks the revisions: a RANGE as history takes it (no database),
+ * this file picks the revisions: a RANGE as upgrade --sql takes it (no database),
  * or the pending ones (read from the version table). Their ancestors go too,
  * marked lint = false: they only build the lint's model of the schema, so a
  * table created earlier in the range counts as new and one created before
@@ -108,27 +108,26 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
   return ok;
 }
 
-/* Marks the revisions of range "START:END" (either may be empty: base, the
- * heads) as history -r does; a bare REV is that revision alone. */
+/* Marks the revisions of range "START:END" as upgrade --sql START:END takes
+ * them: those after START (empty or base: from the beginning) up to END
+ * (empty: the heads). A bare REV is that revision (or those revisions) alone. */
 static void mark_range(luamig_run *r, const char *range, int *mark) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
+  int top = lua_gettop(L);
   const char *colon = strchr(range, ':');
-  const char *start = colon ? lua_pushlstring(L, range, (size_t)(colon - range)) : range;
-  const char *end = colon ? colon + 1 : range;
-  int *ends = luamig_scratch(L, g->n), nend = 0;
-  int *starts = luamig_scratch(L, g->n), nstart = 0;
-  if (*end) nend = luamig_resolve(L, g, NULL, 0, end, true, ends);
-  else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
-  if (*start) nstart = luamig_resolve(L, g, NULL, 0, start, true, starts);
-  luamig_mark_reach(L, g, ends, nend, mark, true);
-  if (nstart > 0) {
-    int *above = luamig_scratch(L, g->n);
-    luamig_mark_reach(L, g, starts, nstart, above, false);
-    for (int i = 0; i < g->n; i++) mark[i] = mark[i] && above[i];
-    lua_pop(L, 1);
+  int *revs = luamig_scratch(L, g->n + 1);
+  if (colon == NULL) {
+    int n = luamig_resolve(L, g, NULL, 0, range, true, revs);
+    for (int i = 0; i < n; i++) mark[revs[i]] = 1;
+  } else {
+    const char *start = lua_pushlstring(L, range, (size_t)(colon - range));
+    int nstart = *start ? luamig_resolve(L, g, NULL, 0, start, true, revs) : 0;
+    luamig_step *steps;
+    int nsteps = luamig_plan(L, g, revs, nstart, colon[1] ? colon + 1 : "heads", true, &steps);
+    for (int i = 0; i < nsteps; i++) mark[steps[i].rev] = 1;
   }
-  lua_pop(L, colon ? 3 : 2);
+  lua_settop(L, top);
 }
 
 /* lint: opts.range ("START:END" or one REV; without it, the pending revisions,

@@ -113,7 +113,7 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
   row->params[0] = row->rev;
   row->params[1] = row->up ? "upgrade" : "downgrade";
   row->params[2] = *row->checksum ? row->checksum : NULL;
-  row->params[3] = row->dur;
+  row->params[3] = row->ms < 0 ? NULL : row->dur;
   row->params[4] = LUAMIG_VERSION;
   const char *name = push_qualified(L, vt, vt->log_name);
   st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
