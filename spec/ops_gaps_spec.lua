@@ -68,3 +68,76 @@ describe("offline --sql #cli", function()
     h.drop_database(db)
   end)
 end)
+
+-- An offline op table: returns op and a function giving the script so far.
+local function offline()
+  local ctx = core.new_context()
+  return core.ops(ctx), function() return table.concat(core.script(ctx), "\n") end
+end
+
+local function failure(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+describe("op.create_enum with if_not_exists", function()
+  local db, conn, op
+  h.database_each(function(name)
+    db, conn = name, core.connect(h.url(name))
+    op = core.ops(core.new_context(conn))
+  end, function() conn:close() end)
+
+  local function labels(schema, name)
+    local out = {}
+    for i, r in ipairs(conn:query([[SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+        JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2
+        ORDER BY e.enumsortorder]], schema, name)) do out[i] = r.enumlabel end
+    return out
+  end
+
+  it("creates the type once; the second call does nothing (the first one's labels stay)", function()
+    op.create_enum("mood", { "sad", "happy" }, { if_not_exists = true })
+    op.create_enum("mood", { "other" }, { if_not_exists = true })
+    assert.same({ "sad", "happy" }, labels("public", "mood"))
+    local err = failure(op.create_enum, "mood", { "x" })
+    assert.matches("42710", err, 1, true)               -- without it, PostgreSQL refuses
+  end)
+
+  it("looks in the schema the type goes to, not in the whole search_path", function()
+    conn:exec("CREATE SCHEMA other; CREATE TYPE other.mood AS ENUM ('o'); SET search_path = public, other")
+    op.create_enum("mood", { "p" }, { if_not_exists = true })            -- public.mood is missing
+    assert.same({ "p" }, labels("public", "mood"))
+    op.create_enum("mood", { "z" }, { schema = "other", if_not_exists = true })
+    assert.same({ "o" }, labels("other", "mood"))
+    op.create_enum("mood2", { "q" }, { schema = "other", if_not_exists = true })
+    assert.same({ "q" }, labels("other", "mood2"))
+  end)
+
+  it("takes names and labels with quotes and dollar signs", function()
+    local name, vals = 'we"ird $luamig$', { "it's", "$luamig$", "$$", "a\\b" }
+    op.create_enum(name, vals, { if_not_exists = true })
+    op.create_enum(name, vals, { if_not_exists = true })
+    assert.same(vals, labels("public", name))
+  end)
+
+  it("offline: the same DO block, guarded by pg_type, which runs twice without error", function()
+    local off, script = offline()
+    off.create_enum("mood", { "sad", "happy" }, { if_not_exists = true })
+    off.create_enum("mood", { "sad", "happy" }, { schema = "public", if_not_exists = true })
+    local sql = script()
+    assert.matches("^DO %$luamig%$\nBEGIN\n  IF NOT EXISTS %(SELECT FROM pg_type t JOIN pg_namespace n ON "
+      .. "n%.oid = t%.typnamespace\n                 WHERE t%.typname = 'mood' AND n%.nspname = "
+      .. "current_schema%(%)%) THEN\n    CREATE TYPE \"mood\" AS ENUM %('sad', 'happy'%);\n  END IF;\n"
+      .. "END\n%$luamig%$;\n", sql)
+    assert.matches("n%.nspname = 'public'%) THEN\n    CREATE TYPE \"public\"%.\"mood\"", sql)
+    local rc, out = psql_file(db, sql)
+    assert.equal(0, rc, out)
+    assert.same({ "sad", "happy" }, labels("public", "mood"))
+  end)
+
+  it("if_not_exists must be a boolean", function()
+    assert.matches("op.create_enum: if_not_exists must be a boolean", failure(op.create_enum, "m", { "a" },
+      { if_not_exists = "yes" }), 1, true)
+  end)
+end)
