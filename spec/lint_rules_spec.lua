@@ -54,3 +54,44 @@ describe("lint range", function()
     assert.not_matches("r1%.lua", out)
   end)
 end)
+
+describe("lint: constraints the server names", function()
+  it("fires as for a named one, naming the constraint as PostgreSQL will", function()
+    local of = findings({ { 'op.create_foreign_key(nil, "t", "parent", { "c" }, { "id" })',
+                            'op.drop_constraint("t_c_fkey", "t")' } }, "constraint-not-valid")
+    assert.equal(1, #of)
+    assert.equal('adds foreign key "t_c_fkey" (named by PostgreSQL) to existing table "t" without NOT VALID',
+      of[1].message)
+  end)
+
+  it("a downgrade that drops it by that name undoes it; one that does not is named", function()
+    local up = 'op.safe("index-not-concurrent", "t is small")\n'
+      .. '  op.create_unique_constraint(nil, "t", { "n", "c" })\n'
+      .. '  op.create_check_constraint(nil, "t", "n > c", { not_valid = true })\n'
+      .. '  op.create_check_constraint(nil, "t", "n > 0", { not_valid = true })'
+    local _, all = findings({ { up, 'op.drop_constraint("t_n_check", "t")\n  op.drop_constraint("t_check", "t")\n'
+      .. '  op.drop_constraint("t_n_c_key", "t")' } })
+    assert.same({}, L.unallowed(all))
+    local of = findings({ { up, 'op.drop_constraint("t_n_check", "t")' } }, "downgrade-not-inverse")
+    local msgs = {}
+    for i, f in ipairs(of) do msgs[i] = f.message end
+    assert.same({
+      'upgrade() adds constraint "t_n_c_key" (named by PostgreSQL), which downgrade() does not undo',
+      'upgrade() adds constraint "t_check" (named by PostgreSQL), which downgrade() does not undo',
+    }, msgs)
+  end)
+
+  it("the set-not-null recipe works with an unnamed check validated by its name", function()
+    local _, all = findings({
+      { 'op.create_check_constraint(nil, "t", "c IS NOT NULL", { not_valid = true })',
+        'op.drop_constraint("t_c_check", "t")' },
+      { 'op.validate_constraint("t_c_check", "t")', "" },
+      { 'op.alter_column("t", "c", { nullable = false })', 'op.alter_column("t", "c", { nullable = true })' },
+    })
+    assert.same({}, unallowed(all))
+    local of = findings({ { 'op.create_check_constraint(nil, "t", "c IS NOT NULL", { not_valid = true })\n'
+      .. '  op.validate_constraint("t_c_check", "t")', 'op.drop_constraint("t_c_check", "t")' } },
+      "constraint-not-valid")
+    assert.equal(1, #of)
+  end)
+end)

@@ -141,3 +141,89 @@ describe("op.create_enum with if_not_exists", function()
       { if_not_exists = "yes" }), 1, true)
   end)
 end)
+
+describe("constraints the server names", function()
+  local conn, op
+  h.database_each(function(name)
+    conn = core.connect(h.url(name))
+    op = core.ops(core.new_context(conn))
+    conn:exec([[CREATE TABLE p (id bigint PRIMARY KEY);
+      CREATE TABLE c (id bigint NOT NULL, pid bigint, a integer, b integer)]])
+  end, function() conn:close() end)
+
+  local function constraints(tbl)
+    local out = {}
+    for _, r in ipairs(conn:query([[SELECT conname || ' ' || contype::text || ' ' || convalidated AS c
+        FROM pg_constraint WHERE conrelid = $1::regclass ORDER BY conname]], tbl)) do
+      out[#out + 1] = r.c
+    end
+    return out
+  end
+
+  it("create_*(nil, ...) adds the constraint under the name PostgreSQL gives it", function()
+    op.create_primary_key(nil, "c", { "id" })
+    op.create_unique_constraint(nil, "c", { "a", "b" }, { deferrable = true })
+    op.create_foreign_key(nil, "c", "p", { "pid" }, { "id" }, { ondelete = "cascade" })
+    op.create_check_constraint(nil, "c", "a > 0")
+    op.create_check_constraint(nil, "c", "a < b", { not_valid = true })
+    assert.same({ "c_a_b_key u true", "c_a_check c true", "c_check c false", "c_pid_fkey f true",
+                  "c_pkey p true" }, constraints("c"))
+  end)
+
+  it("offline: ADD without CONSTRAINT name", function()
+    local off, script = offline()
+    off.create_unique_constraint(nil, "c", { "a" })
+    off.create_foreign_key(nil, "c", "p", { "pid" }, { "id" }, { not_valid = true })
+    off.create_check_constraint(nil, "c", "a > 0")
+    off.create_primary_key(nil, "c", { "id" }, { schema = "public" })
+    assert.equal(table.concat({
+      'ALTER TABLE "c" ADD UNIQUE ("a");',
+      'ALTER TABLE "c" ADD FOREIGN KEY ("pid") REFERENCES "p" ("id") NOT VALID;',
+      'ALTER TABLE "c" ADD CHECK (a > 0);',
+      'ALTER TABLE "public"."c" ADD PRIMARY KEY ("id");' }, "\n"), script())
+  end)
+
+  it("drop_constraint and validate_constraint still need the name, and say so", function()
+    for _, f in ipairs { "drop_constraint", "validate_constraint" } do
+      local err = failure(op[f], nil, "c")
+      assert.matches("op." .. f .. ": Constraint must have a name: PostgreSQL named it when it was "
+        .. "created (<table>_<columns>_key, _fkey, _check, <table>_pkey); find it with \\d <table> "
+        .. "and pass it", err, 1, true)
+      assert.not_matches("\n", err)
+    end
+    assert.matches("constraint name must be a string %(got number%)", failure(op.create_unique_constraint, 5, "c", { "a" }))
+  end)
+
+  it("autogenerate: the model's unnamed constraints match them, under whatever name the server chose", function()
+    local schema = require "luamig.schema"
+    local A = require "luamig.autogen"
+    conn:exec("CREATE INDEX c_a_key ON p (id)")       -- the name PostgreSQL would pick is taken
+    op.create_unique_constraint(nil, "c", { "a" })    -- so it picks c_a_key1
+    op.create_foreign_key(nil, "c", "p", { "pid" }, { "id" })
+    op.create_check_constraint(nil, "c", "b > 0")
+    op.create_primary_key(nil, "c", { "id" })
+    assert.same({ "c_a_key1 u true", "c_b_check c true", "c_pid_fkey f true", "c_pkey p true" }, constraints("c"))
+    local m = schema.new()
+    m:table("p", { { "id", "bigint", primary_key = true }, schema.index("c_a_key", { "id" }) })
+    m:table("c", {
+      { "id", "bigint", primary_key = true },
+      { "pid", "bigint", references = "p(id)" },
+      { "a", "integer", unique = true },
+      { "b", "integer", check = "b > 0" },
+    })
+    assert.same({}, A.diff(conn, m, {}).changes)
+    local named = schema.new()                         -- a name given in the model is compared as a name
+    named:table("p", { { "id", "bigint", primary_key = true }, schema.index("c_a_key", { "id" }) })
+    named:table("c", {
+      { "id", "bigint", primary_key = true },
+      { "pid", "bigint", references = "p(id)" },
+      { "a", "integer" },
+      { "b", "integer", check = "b > 0" },
+      schema.unique({ "a" }, { name = "uq_a" }),
+    })
+    local changes = A.diff(conn, named, {}).changes
+    table.sort(changes)
+    assert.same({ "added unique constraint 'uq_a' on 'c (a)'", "removed unique constraint 'c_a_key1' on 'c (a)'" },
+      changes)
+  end)
+end)

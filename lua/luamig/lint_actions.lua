@@ -176,15 +176,35 @@ end
 local CONSTRAINT_START = { constraint = true, check = true, foreign = true, unique = true,
   primary = true, exclude = true }
 
+-- "(a, b)" as { "a", "b" } (nil when not at "(").
+function Cursor:name_list()
+  if self:peek() ~= "(" then return nil end
+  self:next()
+  local list = {}
+  while not self:done() and self:peek() ~= ")" do
+    local _, n = self:name()
+    if n then list[#list + 1] = n else self:next() end
+    if self:peek() == "," then self:next() end
+  end
+  self:next()
+  return list
+end
+
 -- ADD [CONSTRAINT name] CHECK|FOREIGN KEY|UNIQUE|PRIMARY KEY|EXCLUDE ...
 local function table_constraint(c, table)
   local a = { kind = "add_constraint", table = table }
   if c:accept("constraint") then a.name = select(2, c:name()) end
+  a.unnamed = a.name == nil
   if c:accept("check") then a.ctype = "check"
   elseif c:accept("foreign", "key") then a.ctype = "foreign"
   elseif c:accept("unique") then a.ctype = "unique"
   elseif c:accept("primary", "key") then a.ctype = "primary"
   elseif c:accept("exclude") then a.ctype = "exclude" end
+  if a.ctype == "foreign" or a.ctype == "unique" or a.ctype == "primary" then
+    c:accept("nulls", "not", "distinct")
+    c:accept("nulls", "distinct")
+    a.columns = c:name_list()
+  end
   if a.ctype == "check" then
     local _, open = c:peek()
     c:skip_parens()
@@ -481,20 +501,22 @@ function from_op.alter_column(a)
   if o.new_name ~= nil then add { kind = "rename_column", to = o.new_name } end
   return out
 end
--- Constraint ops: (name, table, ...) with the options table last.
-local function constraint(ctype, opts_index)
+-- Constraint ops: (name or nil, table, ...) with the options table last and, but for a
+-- check, the columns at cols_index.
+local function constraint(ctype, opts_index, cols_index)
   return function(a)
     local o = opts_at(a, opts_index)
     return { { kind = "add_constraint", ctype = ctype, name = a[1], table = key(o.schema, a[2]),
+               unnamed = a[1] == nil, columns = cols_index and opts_at(a, cols_index) or nil,
                expr = ctype == "check" and type(a[3]) == "string" and a[3] or nil,
                not_valid = o.not_valid == true,
                ref_table = ctype == "foreign" and key(o.referent_schema, a[3]) or nil } }
   end
 end
-from_op.create_foreign_key = constraint("foreign", 6)
+from_op.create_foreign_key = constraint("foreign", 6, 4)
 from_op.create_check_constraint = constraint("check", 4)
-from_op.create_unique_constraint = constraint("unique", 4)
-from_op.create_primary_key = constraint("primary", 4)
+from_op.create_unique_constraint = constraint("unique", 4, 3)
+from_op.create_primary_key = constraint("primary", 4, 3)
 function from_op.drop_constraint(a)
   return { { kind = "drop_constraint", name = a[1], table = key(opts_at(a, 3).schema, a[2]) } }
 end

@@ -3,6 +3,8 @@
 -- replayed over (which tables are new in this run, column types, valid CHECK
 -- constraints); the checks run on each action of a linted revision; and the
 -- comparison of downgrade() with upgrade().
+local schema_names = require "luamig.schema"
+
 local rules = {}
 
 local AE = "ACCESS EXCLUSIVE (blocks every read and write of the table)"
@@ -233,6 +235,21 @@ local function proven_not_null(e, column)
   return false
 end
 
+-- The name PostgreSQL gives a constraint added without one (a CHECK is named for its
+-- column when it mentions only one the lint knows of).
+local function server_name(s, a)
+  local relname = a.table:match("%.([^.]*)$") or a.table
+  if a.ctype == "primary" then return schema_names.default_name(relname, "pkey") end
+  if a.ctype == "check" then
+    local cols = schema_names.columns_in(a.expr or "", entry(s, a.table).columns)
+    return schema_names.default_name(relname, "check", #cols == 1 and cols[1] or nil)
+  end
+  local label = a.ctype == "foreign" and "fkey" or a.ctype == "unique" and "key" or nil
+  if label and type(a.columns) == "table" and #a.columns > 0 then
+    return schema_names.default_name(relname, label, a.columns)
+  end
+end
+
 local check = {}
 
 function check.add_column(s, a, find)
@@ -313,7 +330,7 @@ end
 
 function check.add_constraint(s, a, find)
   if is_new(s, a.table) then return end
-  local name = a.name and " " .. q(a.name) or ""
+  local name = a.name and " " .. q(a.name) .. (a.unnamed and " (named by PostgreSQL)" or "") or ""
   if (a.ctype == "foreign" or a.ctype == "check") and not a.not_valid then
     find("constraint-not-valid", ("adds %s%s to existing table %s without NOT VALID"):format(
       a.ctype == "foreign" and "foreign key" or "CHECK constraint", name, q(a.table)),
@@ -437,6 +454,7 @@ local DESCRIBE = {
 
 local function describe(a)
   local what = a.column and col(a) or q(a.name or a.table)
+  if a.unnamed and a.name then what = what .. " (named by PostgreSQL)" end
   if a.kind == "rename_table" or a.kind == "rename_column" then what = what .. " to " .. q(a.to) end
   if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end
   return (DESCRIBE[a.kind] or a.kind):format(what)
@@ -524,6 +542,7 @@ function rules.step(schema, a, ctx, find)
     local e = schema.tables[a.table]
     a.old_type = e and e.columns[a.column] and e.columns[a.column].type
   end
+  if a.kind == "add_constraint" and a.unnamed then a.name = server_name(schema, a) end
   if ctx then
     ctx.not_valid_here = ctx.not_valid_here or {}
     if a.kind == "other" and a.ddl then ctx.opaque_ddl = true end
