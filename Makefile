@@ -45,7 +45,8 @@ CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 LUA       ?= lua$(LUA_VERSION)
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
-             lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua
+             lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
+             lua/luamig/lint_sql.lua
 
 $(B)/gen/embedded_lua.c: scripts/embed.lua $(EMBED_LUA)
 	@mkdir -p $(dir $@)

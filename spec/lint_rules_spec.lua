@@ -95,3 +95,106 @@ describe("lint: constraints the server names", function()
     assert.equal(1, #of)
   end)
 end)
+
+describe("lint: what squawk caught and luamig missed", function()
+  it("drop-database: DROP DATABASE, in any revision", function()
+    assert.same({ "drop-database" }, rules_of_sql("DROP DATABASE IF EXISTS other"))
+    assert.same({ "drop-database" }, rules_of_sql("drop database other with (force)", { transactional = false }))
+  end)
+
+  it("truncate: TRUNCATE ... CASCADE always, TRUNCATE of an existing table", function()
+    assert.same({ "truncate" }, rules_of_sql("TRUNCATE t"))
+    assert.same({ "truncate" }, rules_of_sql("TRUNCATE TABLE ONLY parent, t RESTART IDENTITY"))
+    local of = findings({ { 'op.create_table("fresh", { { "id", "bigint" } })\n'
+      .. '  op.execute("INSERT INTO fresh VALUES (1); TRUNCATE fresh")\n'
+      .. '  op.execute("TRUNCATE fresh CASCADE")', 'op.drop_table("fresh")' } }, "truncate")
+    assert.equal(1, #of)                            -- the new table's plain TRUNCATE is fine
+    assert.equal(8, of[1].line)
+    assert.matches("CASCADE", of[1].message)
+    assert.matches("ACCESS EXCLUSIVE", of[1].lock)
+  end)
+
+  it("transaction-control: BEGIN, COMMIT, ROLLBACK ... in op.execute of a transactional revision", function()
+    for _, sql in ipairs { "COMMIT", "BEGIN", "begin transaction isolation level serializable",
+                           "START TRANSACTION", "ROLLBACK", "END", "ABORT", "COMMIT AND CHAIN",
+                           "PREPARE TRANSACTION 'x'", "COMMIT PREPARED 'x'", "ROLLBACK PREPARED 'x'",
+                           "CREATE TABLE z (x int); COMMIT; CREATE TABLE y (x int)" } do
+      assert.same({ "transaction-control" }, rules_of_sql(sql), sql)
+    end
+    for _, sql in ipairs { "SAVEPOINT s", "ROLLBACK TO SAVEPOINT s", "ROLLBACK TO s", "RELEASE SAVEPOINT s",
+                           "DO $$ BEGIN PERFORM 1; END $$",
+                           "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; "
+                             .. "SELECT CASE WHEN true THEN 1 END; END" } do
+      assert.same({}, rules_of_sql(sql), sql)
+    end
+    -- outside a transaction each statement is its own: BEGIN ... COMMIT is the author's to use
+    assert.same({}, rules_of_sql("BEGIN; UPDATE t SET c = 1 WHERE id < 100; COMMIT", { transactional = false }))
+  end)
+end)
+
+describe("lint: what both missed", function()
+  it("unbatched-backfill: UPDATE or DELETE of a whole existing table", function()
+    for _, sql in ipairs { "UPDATE t SET c = n", "update only public.t as x set c = 1 from parent p",
+                           "DELETE FROM t", "delete from t using parent" } do
+      assert.same({ "unbatched-backfill" }, rules_of_sql(sql), sql)
+      assert.same({ "unbatched-backfill" }, rules_of_sql(sql, { transactional = false }), sql)
+    end
+    for _, sql in ipairs { "UPDATE t SET c = n WHERE id IN (SELECT id FROM t WHERE c IS NULL LIMIT 1000)",
+                           "UPDATE t SET c = (SELECT max(id) FROM parent WHERE id > 0) WHERE c IS NULL",
+                           "DELETE FROM t WHERE id < 10", "DELETE FROM t WHERE CURRENT OF cur" } do
+      assert.same({}, rules_of_sql(sql), sql)
+    end
+    local of = findings({ { 'op.create_table("fresh", { { "id", "bigint" }, { "v", "int" } })\n'
+      .. '  op.execute("UPDATE fresh SET v = 1")', 'op.drop_table("fresh")' } }, "unbatched-backfill")
+    assert.same({}, of)
+    local f = findings({ { 'op.execute("UPDATE t SET c = n")', "" } }, "unbatched-backfill")[1]
+    assert.matches("ROW EXCLUSIVE", f.lock)
+    assert.matches('UPDATE of every row of existing table "t"', f.message)
+  end)
+
+  it("table-rewrite: SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD, a stored generated column", function()
+    for _, sql in ipairs { "ALTER TABLE t SET UNLOGGED", "ALTER TABLE t SET LOGGED",
+                           "ALTER TABLE t SET TABLESPACE fast", "ALTER TABLE ALL IN TABLESPACE a SET TABLESPACE b",
+                           "ALTER TABLE t SET ACCESS METHOD heap2",
+                           "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (n * 2) STORED" } do
+      assert.same({ "table-rewrite" }, rules_of_sql(sql), sql)
+    end
+    local of = findings({ { 'op.add_column("t", { "g", "integer GENERATED ALWAYS AS (n * 2) STORED" })',
+                            'op.drop_column("t", "g")' } }, "table-rewrite")
+    assert.equal(1, #of)
+    assert.matches("stored generated column", of[1].message)
+    assert.same({}, rules_of_sql("ALTER TABLE t SET (fillfactor = 70)"))
+    assert.same({ "add-column-volatile-default" },
+      rules_of_sql("ALTER TABLE t ADD COLUMN i bigint GENERATED ALWAYS AS IDENTITY"))
+    local _, all = findings({ { 'op.create_table("fresh", { { "id", "bigint" } })\n'
+      .. '  op.execute("ALTER TABLE fresh SET UNLOGGED")', 'op.drop_table("fresh")' } })
+    assert.same({}, unallowed(all))
+  end)
+end)
+
+describe("lint: false alarms and messages", function()
+  it("ADD COLUMN ... REFERENCES: a new column without a default is not scanned", function()
+    for _, up in ipairs { 'op.add_column("t", { "p", "bigint", references = "parent" })',
+                          'op.execute("ALTER TABLE t ADD COLUMN p bigint REFERENCES parent (id)")' } do
+      local _, all = findings({ { up, 'op.drop_column("t", "p")' } })
+      assert.same({}, unallowed(all), up)
+    end
+    for _, up in ipairs { 'op.add_column("t", { "p", "bigint", default = "1", references = "parent" })',
+                          'op.execute("ALTER TABLE t ADD COLUMN p bigint DEFAULT 1 REFERENCES parent (id)")' } do
+      local of = findings({ { up, 'op.drop_column("t", "p")' } }, "constraint-not-valid")
+      assert.equal(1, #of, up)
+      assert.matches("with a default", of[1].message)
+    end
+  end)
+
+  it("validating a NOT VALID foreign key in its own transaction names SHARE ROW EXCLUSIVE", function()
+    local of = findings({ { 'op.create_foreign_key("fk", "t", "parent", { "c" }, { "id" }, { not_valid = true })\n'
+      .. '  op.validate_constraint("fk", "t")', 'op.drop_constraint("fk", "t")' } }, "constraint-not-valid")
+    assert.equal(1, #of)
+    assert.matches("SHARE ROW EXCLUSIVE lock of the ADD on both tables", of[1].message)
+    assert.not_matches("ACCESS EXCLUSIVE", of[1].message .. of[1].lock)
+    of = findings({ { 'op.create_check_constraint("ck", "t", "n > 0", { not_valid = true })\n'
+      .. '  op.validate_constraint("ck", "t")', 'op.drop_constraint("ck", "t")' } }, "constraint-not-valid")
+    assert.matches("ACCESS EXCLUSIVE lock of the ADD", of[1].message)
+  end)
+end)

@@ -22,8 +22,8 @@ rules.texts = {
   },
   ["add-column-volatile-default"] = {
     lock = AE,
-    effect = "a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval() and "
-      .. "serial types, generated columns) is computed per row: PostgreSQL rewrites the whole "
+    effect = "a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval() of "
+      .. "serial and identity columns) is computed per row: PostgreSQL rewrites the whole "
       .. "table and every index while it holds the lock",
     recipe = "add the column without a default, set the default for new rows with "
       .. "op.alter_column(t, c, { server_default = ... }) or ALTER COLUMN ... SET DEFAULT (catalog "
@@ -85,6 +85,52 @@ rules.texts = {
     recipe = "VACUUM FULL or CLUSTER: plain VACUUM (SHARE UPDATE EXCLUSIVE) from a "
       .. "transactional = false revision, or pg_repack online; LOCK TABLE: take no explicit "
       .. "table lock, rely on row locks (SELECT ... FOR UPDATE) in short batches",
+  },
+  ["drop-database"] = {
+    lock = "none in a transaction: PostgreSQL refuses it there (25001); outside one, no other "
+      .. "session may be connected to that database",
+    effect = "every table and row of that database is gone, and no downgrade brings them back; "
+      .. "in a transactional revision the statement fails, and the revision with it",
+    recipe = "do not drop databases from a migration: drop it by hand, after a backup, outside "
+      .. "the deploy",
+  },
+  ["truncate"] = {
+    lock = AE .. " on the table and, with CASCADE, on every table whose foreign keys reference it",
+    effect = "every row is deleted and no downgrade brings them back; CASCADE also empties the "
+      .. "tables that reference it, which the statement does not name",
+    recipe = "delete the rows you mean in batches (DELETE FROM t WHERE id IN (SELECT id FROM t "
+      .. "WHERE ... LIMIT 1000), repeated) from a transactional = false revision; name each table "
+      .. "to empty instead of CASCADE; TRUNCATE only a table created in the same run",
+  },
+  ["transaction-control"] = {
+    lock = "none: the harm is to the revision's atomicity",
+    effect = "the revision already runs in luamig's transaction, opened with its version-table "
+      .. "move: COMMIT commits that move and the statements so far, so a later failure leaves "
+      .. "the revision half applied while the version table says it is applied; ROLLBACK undoes "
+      .. "the move and the statements after it commit one by one; BEGIN only warns (25001)",
+    recipe = "leave transactions to luamig: one revision is one transaction. For statements "
+      .. "that must commit on their own (batches, CONCURRENTLY), set transactional = false: "
+      .. "each op.execute then commits by itself, and BEGIN ... COMMIT is yours to use",
+  },
+  ["unbatched-backfill"] = {
+    lock = "ROW EXCLUSIVE on the table, and a lock on every row it changes, held until the "
+      .. "transaction commits",
+    effect = "one statement changes every row: writers of any row (UPDATE, DELETE, SELECT ... "
+      .. "FOR UPDATE) wait until it commits, and the whole table's WAL and dead rows come at "
+      .. "once; in a transactional revision the row locks last until the revision commits",
+    recipe = "backfill in batches from a transactional = false revision, each batch its own "
+      .. "transaction: repeat until op.execute(\"UPDATE t SET ... WHERE id IN (SELECT id FROM t "
+      .. "WHERE <not done yet> LIMIT 1000)\") == 0",
+  },
+  ["table-rewrite"] = {
+    lock = AE,
+    effect = "PostgreSQL writes a new copy of the table and its indexes (SET LOGGED/UNLOGGED, "
+      .. "SET ACCESS METHOD, a stored generated column: computed for every row) or copies its "
+      .. "files (SET TABLESPACE) while every read and write of the table waits",
+    recipe = "a stored generated column: add a plain column kept by a BEFORE INSERT OR UPDATE "
+      .. "trigger and backfill it in batches from a transactional = false revision; SET "
+      .. "TABLESPACE or SET ACCESS METHOD: pg_repack online; SET LOGGED/UNLOGGED: a new table "
+      .. "filled in batches, swapped in by renames; else a maintenance window",
   },
   ["downgrade-missing"] = {
     lock = "none",
@@ -255,10 +301,14 @@ local check = {}
 function check.add_column(s, a, find)
   if is_new(s, a.table) then return end
   local volatile = volatile_call(a.default)
-  if volatile or is_serial(a.type) or a.generated then
+  if a.generated then
+    find("table-rewrite", ("adds stored generated column %s to existing table %s: computed for "
+      .. "every row"):format(q(a.column), q(a.table)))
+  elseif volatile or is_serial(a.type) or a.identity then
     find("add-column-volatile-default", ("adds column %s to existing table %s with %s"):format(
       q(a.column), q(a.table), volatile and "the volatile default " .. volatile
-        or a.generated and "a generated value" or "type " .. a.type .. " (a nextval() default)"))
+        or a.identity and "an identity (nextval() for every row)"
+        or "type " .. a.type .. " (a nextval() default)"))
   elseif a.not_null and not a.default then
     find("add-column-not-null", ("adds NOT NULL column %s without a default to existing table %s")
       :format(q(a.column), q(a.table)))
@@ -267,9 +317,10 @@ function check.add_column(s, a, find)
     find("index-not-concurrent", ("adds column %s with a %s index to existing table %s"):format(
       q(a.column), a.primary_key and "primary key" or "unique", q(a.table)), { lock = AE })
   end
-  if a.references then
-    find("constraint-not-valid", ("adds column %s with a foreign key to existing table %s")
-      :format(q(a.column), q(a.table)), { lock = AE .. ", and SHARE ROW EXCLUSIVE on the referenced table" })
+  if a.references and a.default then   -- without a default every row holds NULL: no scan
+    find("constraint-not-valid", ("adds column %s with a default and a foreign key to existing "
+      .. "table %s: every row is checked"):format(q(a.column), q(a.table)),
+      { lock = AE .. ", and SHARE ROW EXCLUSIVE on the referenced table" })
   end
   if a.check then
     find("constraint-not-valid", ("adds column %s with a CHECK to existing table %s")
@@ -344,11 +395,14 @@ function check.add_constraint(s, a, find)
 end
 
 function check.validate_constraint(_, a, find, ctx)
-  if ctx.tx and ctx.not_valid_here[a.name or ""] then
-    find("constraint-not-valid", ("validates %s in the same transaction that added it NOT VALID: "
-      .. "the ACCESS EXCLUSIVE lock of the ADD is held through the whole check"):format(q(a.name)),
-      { lock = AE })
-  end
+  local added = ctx.tx and ctx.not_valid_here[a.name or ""]
+  if not added then return end
+  local lock = added.ctype == "foreign" and "SHARE ROW EXCLUSIVE lock of the ADD on both tables"
+    or "ACCESS EXCLUSIVE lock of the ADD"
+  find("constraint-not-valid", ("validates %s in the same transaction that added it NOT VALID: "
+    .. "the %s is held through the whole check"):format(q(a.name), lock),
+    { lock = added.ctype == "foreign" and "SHARE ROW EXCLUSIVE on both tables (blocks writes to both)"
+      or AE })
 end
 
 function check.rename_table(s, a, find)
@@ -387,6 +441,34 @@ function check.vacuum_full(s, a, find, ctx)
   if all_new(s, a.tables) then return end
   find("execute-lock", ("VACUUM FULL %s rewrites the table"):format(
     #a.tables > 0 and table.concat(a.tables, ", ") or "(every table)"))
+end
+function check.drop_database(_, a, find)
+  find("drop-database", ("DROP DATABASE %s"):format(q(a.name)))
+end
+function check.truncate(s, a, find)
+  if a.cascade then
+    find("truncate", ("TRUNCATE %s CASCADE also empties every table that references it")
+      :format(table.concat(a.tables, ", ")))
+  elseif not all_new(s, a.tables) then
+    find("truncate", ("TRUNCATE %s deletes every row of an existing table")
+      :format(table.concat(a.tables, ", ")))
+  end
+end
+function check.transaction(_, a, find, ctx)
+  if not ctx.tx then return end
+  find("transaction-control", ("%s in op.execute of a transactional revision: luamig's "
+    .. "transaction is already open"):format(a.statement))
+end
+local function whole_table(s, a, find)
+  if a.where or is_new(s, a.table) then return end
+  find("unbatched-backfill", ("%s of every row of existing table %s in one statement (no WHERE)")
+    :format(a.kind:upper(), q(a.table)))
+end
+check.update, check.delete = whole_table, whole_table
+function check.table_rewrite(s, a, find)
+  if a.table and is_new(s, a.table) then return end
+  find("table-rewrite", a.table and ("ALTER TABLE %s %s %s the table"):format(q(a.table), a.what,
+    a.copy and "copies" or "rewrites") or ("ALTER TABLE %s copies every table in it"):format(a.what))
 end
 function check.cluster(s, a, find)
   if all_new(s, a.tables) then return end
@@ -462,7 +544,8 @@ end
 
 -- Actions a downgrade has nothing to undo for.
 local NEEDS_NO_UNDO = { other = true, vacuum = true, vacuum_full = true, cluster = true, lock = true,
-  reindex = true, validate_constraint = true, add_enum_value = true }
+  reindex = true, validate_constraint = true, add_enum_value = true, update = true, delete = true,
+  truncate = true, transaction = true, drop_database = true, table_rewrite = true }
 
 -- Findings for a downgrade that is missing or does not undo the upgrade.
 function rules.check_inverse(up, down, ctx, find)
@@ -547,7 +630,7 @@ function rules.step(schema, a, ctx, find)
     ctx.not_valid_here = ctx.not_valid_here or {}
     if a.kind == "other" and a.ddl then ctx.opaque_ddl = true end
     if check[a.kind] then check[a.kind](schema, a, find, ctx) end
-    if a.kind == "add_constraint" and a.not_valid and a.name then ctx.not_valid_here[a.name] = true end
+    if a.kind == "add_constraint" and a.not_valid and a.name then ctx.not_valid_here[a.name] = a end
   end
   if apply[a.kind] then apply[a.kind](schema, a, ctx ~= nil) end
 end
