@@ -198,3 +198,59 @@ describe("lint: false alarms and messages", function()
     assert.matches("ACCESS EXCLUSIVE lock of the ADD", of[1].message)
   end)
 end)
+
+describe("lint: downgrade-not-inverse follows renames within a revision", function()
+  local function inverse_findings(up, down)
+    local of = findings({ { up, down } }, "downgrade-not-inverse")
+    local msgs = {}
+    for i, f in ipairs(of) do msgs[i] = f.message end
+    return msgs
+  end
+
+  it("an enum renamed away, created again and the old one dropped (and the same back)", function()
+    local function swap(labels)
+      return ('op.execute("ALTER TYPE mood RENAME TO mood_old")\n'
+        .. '  op.create_enum("mood", %s)\n'
+        .. '  op.execute("ALTER TABLE t ALTER COLUMN m TYPE mood USING m::text::mood")\n'
+        .. '  op.drop_enum("mood_old")'):format(labels)
+    end
+    assert.same({}, inverse_findings(swap('{ "a", "b", "c" }'), swap('{ "a", "b" }')))
+    assert.same({ 'upgrade() creates type "mood", which downgrade() does not undo',
+                  'upgrade() drops type "mood_old", which downgrade() does not undo' },
+      inverse_findings(swap('{ "a", "b", "c" }'), 'op.execute("SELECT 1")'))
+  end)
+
+  it("a table created, renamed and dropped in the same revision pair", function()
+    assert.same({}, inverse_findings(
+      'op.create_table("t_new", { { "id", "bigint" } })\n  op.add_column("t_new", { "x", "text" })\n'
+        .. '  op.rename_table("t_new", "t_final")\n  op.create_index("ix_x", "t_final", { "x" })',
+      'op.drop_table("t_final")'))
+    assert.same({}, inverse_findings(      -- the swap: a new table takes the old one's name
+      'op.create_table("t_copy", { { "id", "bigint" } })\n  op.drop_table("t")\n'
+        .. '  op.rename_table("t_copy", "t")',
+      'op.create_table("t_old", { { "id", "bigint" } })\n  op.drop_table("t")\n'
+        .. '  op.rename_table("t_old", "t")'))
+    assert.same({ 'upgrade() creates table "t_new", which downgrade() does not undo',   -- it is t_final now
+                  'downgrade() drops table "t_new", which upgrade() did not create: a downgrade would destroy data' },
+      inverse_findings('op.create_table("t_new", { { "id", "bigint" } })\n  op.rename_table("t_new", "t_final")',
+        'op.drop_table("t_new")'))
+  end)
+
+  it("renames of existing objects must be undone, by any path", function()
+    assert.same({}, inverse_findings(
+      'op.rename_table("t", "t2")\n  op.add_column("t2", { "x", "text" })\n  op.rename_table("t2", "t3")',
+      'op.drop_column("t3", "x")\n  op.rename_table("t3", "t")'))
+    assert.same({}, inverse_findings(
+      'op.alter_column("t", "name", { new_name = "title" })\n  op.execute("ALTER INDEX t_pkey RENAME TO t_pk")',
+      'op.execute("ALTER INDEX t_pk RENAME TO t_pkey")\n  op.alter_column("t", "title", { new_name = "name" })'))
+    assert.same({ 'upgrade() renames table "t2" to "t3", which downgrade() does not undo' },
+      inverse_findings('op.rename_table("t", "t2")\n  op.rename_table("t2", "t3")', 'op.rename_table("t3", "t2")'))
+  end)
+
+  it("an enum created twice with if_not_exists is dropped once", function()
+    assert.same({}, inverse_findings(
+      'op.create_enum("mood", { "a" }, { if_not_exists = true })\n'
+        .. '  op.create_enum("mood", { "a" }, { if_not_exists = true })',
+      'op.drop_enum("mood")'))
+  end)
+end)

@@ -11,6 +11,7 @@
 --   lint.format(findings, { verbose = true }) -> text
 local actions = require "luamig.lint_actions"
 local rules = require "luamig.lint_rules"
+local inverse = require "luamig.lint_inverse"
 
 local lint = { rules = rules.texts }
 
@@ -159,7 +160,7 @@ function lint.analyze(revisions)
         find("lint", "upgrade() raised during the lint: " .. up.error, nil, line)
       end
       local down = record(rev, "downgrade", known)
-      rules.check_inverse(up, down, ctx, function(rule, message, over, line, safes)
+      inverse.check(up, down, ctx, function(rule, message, over, line, safes)
         find(rule, message, over, line, safes, down.trailing)
       end)
       for _, rec in ipairs { up, down } do

@@ -46,7 +46,7 @@ function from_op.create_table(a)
       cols[#cols + 1] = { name = col.column, def = col }
     end
   end
-  return { { kind = "create_table", table = t, columns = cols } }
+  return { { kind = "create_table", table = t, columns = cols, if_not_exists = o.if_not_exists == true } }
 end
 function from_op.drop_table(a)
   return { { kind = "drop_table", table = key(opts_at(a, 2).schema, a[1]) } }
@@ -66,7 +66,7 @@ function from_op.create_index(a)
   local cols = {}
   for _, c in ipairs(opts_at(a, 3)) do cols[#cols + 1] = c end
   return { { kind = "create_index", name = key(o.schema, a[1]), table = key(o.schema, a[2]),
-             columns = cols, unique = o.unique,
+             columns = cols, unique = o.unique, if_not_exists = o.if_not_exists == true,
              concurrently = o.concurrently == true } }
 end
 function from_op.drop_index(a)
@@ -110,10 +110,12 @@ end
 function from_op.validate_constraint(a)
   return { { kind = "validate_constraint", name = a[1], table = key(opts_at(a, 3).schema, a[2]) } }
 end
--- Objects outside tables: (name [, ..., opts]) -> { kind, name }.
+-- Objects outside tables: (name [, ..., opts]) -> { kind, name, if_not_exists }.
 local function object(kind, opts_index, schema_opt)
   return function(a)
-    return { { kind = kind, name = key(schema_opt and opts_at(a, opts_index).schema, a[1]) } }
+    local o = opts_at(a, opts_index)
+    return { { kind = kind, name = key(schema_opt and o.schema, a[1]),
+               if_not_exists = o.if_not_exists == true } }
   end
 end
 from_op.create_enum = object("create_type", 3, true)

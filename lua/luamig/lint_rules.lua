@@ -1,8 +1,8 @@
 -- luamig.lint_rules: the safety lint's rules. Each rule's lock, effect and
 -- recipe (rules.texts); a small model of the schema that the actions are
 -- replayed over (which tables are new in this run, column types, valid CHECK
--- constraints); the checks run on each action of a linted revision; and the
--- comparison of downgrade() with upgrade().
+-- constraints); and the checks run on each action of a linted revision. The
+-- comparison of downgrade() with upgrade() is luamig.lint_inverse.
 local schema_names = require "luamig.schema"
 
 local rules = {}
@@ -213,7 +213,7 @@ local TYPE_ALIASES = {
 }
 
 -- "character varying(20)" -> "varchar", { 20 }, array?
-local function parse_type(t)
+function rules.parse_type(t)
   if type(t) ~= "string" then return nil end
   t = t:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
   local array = false
@@ -226,6 +226,8 @@ local function parse_type(t)
 end
 
 -- Whether changing a column from old to new leaves the table as it is (PostgreSQL 15).
+local parse_type = rules.parse_type
+
 local function catalog_only(old, new)
   local ob, oa, oarr = parse_type(old)
   local nb, na, narr = parse_type(new)
@@ -473,148 +475,6 @@ end
 function check.cluster(s, a, find)
   if all_new(s, a.tables) then return end
   find("execute-lock", ("CLUSTER %s rewrites the table"):format(table.concat(a.tables, ", ")))
-end
-
--- ---- downgrade against upgrade ----
-
--- Actions on an object known by its name alone.
-local NAMED = { create_index = true, drop_index = true, create_type = true, drop_type = true,
-  create_schema = true, drop_schema = true, create_extension = true, drop_extension = true,
-  create_comment = true, drop_comment = true }
-
--- The signature of an action, and of the action that undoes it.
-local function sig(a)
-  local k = a.kind
-  if k == "create_table" or k == "drop_table" then return k .. " " .. a.table end
-  if k == "add_column" or k == "drop_column" or k == "set_not_null" or k == "drop_not_null" then
-    return k .. " " .. a.table .. "." .. tostring(a.column)
-  end
-  if NAMED[k] then return a.name and k .. " " .. a.name end
-  if k == "rename_table" then return k .. " " .. a.table .. ">" .. a.to end
-  if k == "rename_column" then return k .. " " .. a.table .. "." .. a.column .. ">" .. a.to end
-  if k == "add_constraint" or k == "drop_constraint" then
-    return a.name and k .. " " .. tostring(a.table) .. "." .. a.name
-  end
-  if k == "alter_type" then
-    local t = parse_type(a.type)
-    return t and k .. " " .. a.table .. "." .. a.column .. " " .. t
-  end
-end
-
-local OPPOSITE = { create_table = "drop_table", drop_table = "create_table", add_column = "drop_column",
-  drop_column = "add_column", create_index = "drop_index", drop_index = "create_index",
-  set_not_null = "drop_not_null", drop_not_null = "set_not_null", add_constraint = "drop_constraint",
-  drop_constraint = "add_constraint", create_type = "drop_type", drop_type = "create_type",
-  create_schema = "drop_schema", drop_schema = "create_schema", create_extension = "drop_extension",
-  drop_extension = "create_extension", create_comment = "drop_comment", drop_comment = "create_comment" }
-
-local function inverse_sig(a)
-  if OPPOSITE[a.kind] then
-    local s = sig(a)
-    return s and OPPOSITE[a.kind] .. s:sub(#a.kind + 1)
-  end
-  if a.kind == "rename_table" then return sig { kind = a.kind, table = a.to, to = a.table } end
-  if a.kind == "rename_column" then
-    return sig { kind = a.kind, table = a.table, column = a.to, to = a.column }
-  end
-  if a.kind == "alter_type" and a.old_type then
-    return sig { kind = a.kind, table = a.table, column = a.column, type = a.old_type }
-  end
-end
-
-local DESCRIBE = {
-  create_table = "creates table %s", drop_table = "drops table %s", add_column = "adds column %s",
-  drop_column = "drops column %s", create_index = "creates index %s", drop_index = "drops index %s",
-  set_not_null = "sets NOT NULL on %s", drop_not_null = "drops NOT NULL on %s",
-  add_constraint = "adds constraint %s", drop_constraint = "drops constraint %s",
-  create_type = "creates type %s", drop_type = "drops type %s", rename_table = "renames table %s",
-  create_schema = "creates schema %s", drop_schema = "drops schema %s",
-  create_extension = "creates extension %s", drop_extension = "drops extension %s",
-  create_comment = "sets the comment of table %s", drop_comment = "drops the comment of table %s",
-  rename_column = "renames column %s", alter_type = "changes the type of %s",
-}
-
-local function describe(a)
-  local what = a.column and col(a) or q(a.name or a.table)
-  if a.unnamed and a.name then what = what .. " (named by PostgreSQL)" end
-  if a.kind == "rename_table" or a.kind == "rename_column" then what = what .. " to " .. q(a.to) end
-  if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end
-  return (DESCRIBE[a.kind] or a.kind):format(what)
-end
-
--- Actions a downgrade has nothing to undo for.
-local NEEDS_NO_UNDO = { other = true, vacuum = true, vacuum_full = true, cluster = true, lock = true,
-  reindex = true, validate_constraint = true, add_enum_value = true, update = true, delete = true,
-  truncate = true, transaction = true, drop_database = true, table_rewrite = true }
-
--- Findings for a downgrade that is missing or does not undo the upgrade.
-function rules.check_inverse(up, down, ctx, find)
-  local has_ddl = false
-  for _, a in ipairs(up.actions) do has_ddl = has_ddl or not NEEDS_NO_UNDO[a.kind] or a.ddl end
-  if not has_ddl then return end
-  if down.error or #down.actions == 0 then
-    find("downgrade-missing", down.error and ("downgrade() fails during the lint: %s"):format(down.error)
-      or "downgrade() undoes nothing", nil, down.line, down.trailing)
-    return
-  end
-  local available, in_down = {}, {}
-  for _, a in ipairs(down.actions) do
-    local s = sig(a)
-    if s then available[s], in_down[s] = (available[s] or 0) + 1, true end
-  end
-  -- what dropping a table or a column takes with it in PostgreSQL
-  local up_created, up_added = {}, {}
-  for _, a in ipairs(up.actions) do
-    if a.kind == "create_table" then up_created[a.table] = true end
-    if a.kind == "add_column" then up_added[a.table .. "." .. tostring(a.column)] = true end
-  end
-  local function dropped(s) return in_down[s] == true end
-  local function covered(a)
-    if a.table and up_created[a.table] and a.kind ~= "create_table" and dropped("drop_table " .. a.table) then
-      return true
-    end
-    if a.kind == "create_index" then
-      for _, c in ipairs(a.columns or {}) do
-        if up_added[a.table .. "." .. c] and dropped("drop_column " .. a.table .. "." .. c) then
-          return true
-        end
-      end
-    end
-    if a.kind == "add_constraint" or a.kind == "set_not_null" then
-      for k in pairs(up_added) do
-        if k:sub(1, #a.table + 1) == a.table .. "." and dropped("drop_column " .. k) then return true end
-      end
-    end
-    return false
-  end
-  for _, a in ipairs(up.actions) do
-    local inv = inverse_sig(a)
-    if inv then
-      if (available[inv] or 0) > 0 then
-        available[inv] = available[inv] - 1
-      elseif not covered(a) then
-        find("downgrade-not-inverse", ("upgrade() %s, which downgrade() does not undo")
-          :format(describe(a)), nil, a.call.line, a.call.safes)
-      end
-    end
-  end
-  -- drops in downgrade of things upgrade did not make: data loss on the way down
-  if ctx.opaque_ddl then return end
-  local made = {}
-  for _, a in ipairs(up.actions) do
-    local s = sig(a)
-    if s then made[s] = true end
-  end
-  for _, a in ipairs(down.actions) do
-    if a.kind == "drop_table" or a.kind == "drop_column" then
-      local inv = inverse_sig(a)
-      local inside = a.kind == "drop_column" and up_created[a.table]
-      if inv and not made[inv] and not inside then
-        find("downgrade-not-inverse", ("downgrade() %s, which upgrade() did not create: a "
-          .. "downgrade would destroy data"):format(describe(a)), nil, a.call.line, a.call.safes)
-      end
-    end
-  end
 end
 
 -- One action of upgrade(), in order: with ctx (a linted revision: { tx = whether it

@@ -356,7 +356,7 @@ local function statement(c, out)
     local unique = c:accept("unique")
     if c:accept("index") then
       local a = { kind = "create_index", unique = unique, concurrently = c:accept("concurrently") }
-      c:accept("if", "not", "exists")
+      a.if_not_exists = c:accept("if", "not", "exists")
       if not c:is("on") then a.name = select(2, c:name()) end
       c:accept("on")
       c:accept("only")
@@ -369,8 +369,8 @@ local function statement(c, out)
     while c:accept("global") or c:accept("local") or c:accept("temporary") or c:accept("temp")
       or c:accept("unlogged") do end
     if c:accept("table") then
-      c:accept("if", "not", "exists")
-      local a = { kind = "create_table", table = M.key(c:name()), columns = {} }
+      local if_not_exists = c:accept("if", "not", "exists")
+      local a = { kind = "create_table", table = M.key(c:name()), columns = {}, if_not_exists = if_not_exists }
       if c:peek() == "(" then
         c:next()
         while not c:done() and c:peek() ~= ")" do
