@@ -46,7 +46,8 @@ LUA       ?= lua$(LUA_VERSION)
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
-             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua
+             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
+             lua/luamig/lint_style.lua
 
 $(B)/gen/embedded_lua.c: scripts/embed.lua $(EMBED_LUA)
 	@mkdir -p $(dir $@)

@@ -254,3 +254,66 @@ describe("lint: downgrade-not-inverse follows renames within a revision", functi
       'op.drop_enum("mood")'))
   end)
 end)
+
+describe("lint --style", function()
+  local STYLE = {
+    'op.create_table("a", { { "id", "serial", primary_key = true }, { "b_id", "integer", references = "b(id)" },',
+    '    { "at", "timestamp" }, { "code", "varchar(20)" }, { "flag", "char(1)" }, { "n", "integer" },',
+    '    { "ok_at", "timestamptz" }, { "note", "text" }, { "big", "bigint" }, { "v", "varchar" } })',
+  }
+  local up = table.concat(STYLE, "\n")
+  local function style_rules(revs, opts)
+    local _, all = findings(revs, nil, nil, opts)
+    local list = {}
+    for _, f in ipairs(all) do
+      if f.rule:match("^prefer%-") then list[#list + 1] = ("%s:%d %s"):format(f.rule, f.line, f.message) end
+    end
+    table.sort(list)
+    return list
+  end
+
+  it("is off by default", function()
+    assert.same({}, style_rules({ { up, 'op.drop_table("a")' } }))
+  end)
+
+  it("flags int and serial keys, serial columns, timestamp, varchar(n) and char(n)", function()
+    assert.same({
+      'prefer-bigint-key:6 column "a"."b_id" is a key of type integer: use bigint',
+      'prefer-bigint-key:6 column "a"."id" is a key of type serial: use bigint',
+      'prefer-identity:6 column "a"."id" is serial: use GENERATED ALWAYS AS IDENTITY',
+      'prefer-text:6 column "a"."code" is varchar(20): use text (with a CHECK on length() if the limit matters)',
+      'prefer-text:6 column "a"."flag" is char(1): use text (with a CHECK on length() if the limit matters)',
+      'prefer-timestamptz:6 column "a"."at" is timestamp: use timestamptz',
+    }, style_rules({ { up, 'op.drop_table("a")' } }, { style = true }))
+  end)
+
+  it("reads SQL, added columns, type changes and key constraints too", function()
+    local sql = 'op.execute([[CREATE TABLE s (id int PRIMARY KEY, at timestamp(3) without time zone,\n'
+      .. '    p int, CONSTRAINT s_p FOREIGN KEY (p) REFERENCES parent (id))]])\n'
+      .. '  op.add_column("t", { "when_at", "timestamp without time zone" })\n'
+      .. '  op.alter_column("t", "name", { type = "character varying(40)" })\n'
+      .. '  op.create_table("k", { { "x", "smallint" }, { primary_key = { "x" } } })'
+    assert.same({
+      'prefer-bigint-key:10 column "k"."x" is a key of type smallint: use bigint',
+      'prefer-bigint-key:6 column "s"."id" is a key of type int: use bigint',
+      'prefer-bigint-key:6 column "s"."p" is a key of type int: use bigint',
+      'prefer-text:9 column "t"."name" is character varying(40): use text (with a CHECK on length() if the limit matters)',
+      'prefer-timestamptz:6 column "s"."at" is timestamp(3) without time zone: use timestamptz',
+      'prefer-timestamptz:8 column "t"."when_at" is timestamp without time zone: use timestamptz',
+    }, style_rules({ { sql, 'op.drop_table("k")\n  op.drop_column("t", "when_at")\n  op.execute("DROP TABLE s")' } },
+      { style = true }))
+  end)
+
+  it("#cli lint --style: style findings count, op.safe silences them", function()
+    local dir = project({ { up, 'op.drop_table("a")' } })
+    local code, out = h.run({ "lint", "r0:head" }, { cwd = dir })
+    assert.equal(0, code, out)
+    code, out = h.run({ "lint", "r0:head", "--style" }, { cwd = dir })
+    assert.equal(2, code, out)
+    assert.matches("prefer%-timestamptz %(revision r1%)", out)
+    assert.matches("lock:   none", out)
+    local safe = 'op.safe("prefer-text", "codes are fixed at 20")\n  ' .. up
+    code, out = h.run({ "lint", "r0:head", "--style" }, { cwd = project({ { safe, 'op.drop_table("a")' } }) })
+    assert.matches("2 allowed", out)             -- code and flag
+  end)
+end)

@@ -41,14 +41,15 @@ static int lint_load(lua_State *L) {
   return lua_error(L);
 }
 
-/* (revisions) -> require("luamig.lint").analyze(revisions) */
+/* (revisions, opts) -> require("luamig.lint").analyze(revisions, opts) */
 static int call_analyze(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luamig.lint");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "analyze");
   lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
   return 1;
 }
 
@@ -97,7 +98,10 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     lua_rawseti(L, -2, ++n);
   }
   lua_remove(L, envs);
-  bool ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  lua_createtable(L, 0, 1);          /* lint --style: the style rules too */
+  lua_pushboolean(L, luamig_opt_flag(L, r->opts, "style"));
+  lua_setfield(L, -2, "style");
+  bool ok = lua_pcall(L, 2, 1, 0) == LUA_OK;
   if (!ok && lua_istable(L, -1)) {   /* a revision file that does not load: the user's error */
     lua_getfield(L, -1, "load_error");
     lua_error(L);

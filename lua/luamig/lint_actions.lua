@@ -39,14 +39,19 @@ local key = sql.key
 function from_op.create_table(a)
   local o = opts_at(a, 3)
   local t = key(o.schema, a[1])
-  local cols = {}
+  local cols, keys = {}, {}
   for _, c in ipairs(type(a[2]) == "table" and a[2] or {}) do
-    if type(c) == "table" then
+    if type(c) == "table" and c[1] ~= nil then
       local col = column_action(t, c)
       cols[#cols + 1] = { name = col.column, def = col }
+    elseif type(c) == "table" then      -- a constraint: { primary_key = { ... } }, { foreign_key = ... }
+      for _, k in ipairs { "primary_key", "foreign_key" } do
+        for _, name in ipairs(type(c[k]) == "table" and c[k] or {}) do keys[name] = true end
+      end
     end
   end
-  return { { kind = "create_table", table = t, columns = cols, if_not_exists = o.if_not_exists == true } }
+  return { { kind = "create_table", table = t, columns = cols, keys = keys,
+             if_not_exists = o.if_not_exists == true } }
 end
 function from_op.drop_table(a)
   return { { kind = "drop_table", table = key(opts_at(a, 2).schema, a[1]) } }

@@ -168,6 +168,9 @@ local function entry(s, t)
   return e
 end
 
+-- The columns the model knows of table t: name -> { type = }.
+function rules.columns(s, t) return entry(s, t).columns end
+
 local function is_new(s, t) return t ~= nil and s.tables[t] ~= nil and s.tables[t].new end
 
 local apply = {}

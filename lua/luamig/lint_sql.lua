@@ -370,12 +370,16 @@ local function statement(c, out)
       or c:accept("unlogged") do end
     if c:accept("table") then
       local if_not_exists = c:accept("if", "not", "exists")
-      local a = { kind = "create_table", table = M.key(c:name()), columns = {}, if_not_exists = if_not_exists }
+      local a = { kind = "create_table", table = M.key(c:name()), columns = {}, keys = {},
+                  if_not_exists = if_not_exists }
       if c:peek() == "(" then
         c:next()
         while not c:done() and c:peek() ~= ")" do
           if CONSTRAINT_START[c:peek()] or c:is("like") then
-            c:text_until({})
+            local k = table_constraint(c, a.table)      -- its key columns, for lint --style
+            if k.ctype == "primary" or k.ctype == "foreign" then
+              for _, n in ipairs(k.columns or {}) do a.keys[n] = true end
+            end
           else
             local _, col = c:name()
             if col then a.columns[#a.columns + 1] = { name = col, def = column_def(c) } end
