@@ -317,3 +317,109 @@ describe("lint --style", function()
     assert.matches("2 allowed", out)             -- code and flag
   end)
 end)
+
+-- What each statement takes, read from pg_locks by a second connection while the
+-- statement's transaction is still open: the locks the rules and docs/safety-lint.md
+-- name are the ones PostgreSQL 15 takes.
+describe("the locks the rules name, measured", function()
+  local core = require "luamig.core"
+  local lint = require "luamig.lint"
+  local db, url, watcher
+  h.database_each(function(name)
+    db, url = name, h.url(name)
+    h.psql(db, [[CREATE TABLE parent (id bigint PRIMARY KEY);
+      INSERT INTO parent SELECT generate_series(0, 1000);
+      CREATE TABLE t (id bigserial PRIMARY KEY, n integer NOT NULL DEFAULT 0, c integer DEFAULT 0);
+      INSERT INTO t (n, c) SELECT g, g % 1000 FROM generate_series(1, 2000) g;
+      CREATE TABLE child (id bigint, pid bigint REFERENCES parent);
+      CREATE TABLE u AS SELECT g AS id FROM generate_series(1, 2000) g]])
+    watcher = core.connect(url)
+  end, function() watcher:close() end)
+
+  -- Runs sql in an open transaction on a fresh connection; returns { locks = { "t:AccessExclusiveLock",
+  -- ... }, seq_scans = (of rel), rewritten = (rel's file changed) }, or nil and the error.
+  local function measure(sql, rel)
+    rel = rel or "t"
+    local a = core.connect(url)
+    local pid = a:query("SELECT pg_backend_pid() AS p")[1].p
+    local node = a:query("SELECT pg_relation_filenode($1::regclass) AS f", rel)[1].f
+    a:exec("BEGIN")
+    local ok, err = pcall(a.exec, a, sql)
+    local out
+    if ok then
+      out = { locks = {} }
+      for _, r in ipairs(watcher:query([[SELECT relation::regclass::text || ':' || mode AS l FROM pg_locks
+          WHERE pid = $1 AND locktype = 'relation' AND granted
+            AND relation::regclass::text IN ('t', 'parent', 'child', 'u') ORDER BY 1]], pid)) do
+        out.locks[#out.locks + 1] = r.l
+      end
+      out.seq_scans = a:query("SELECT coalesce(sum(seq_scan), 0)::int AS s FROM pg_stat_xact_user_tables "
+        .. "WHERE relid = $1::regclass", rel)[1].s
+      out.rewritten = a:query("SELECT pg_relation_filenode($1::regclass) AS f", rel)[1].f ~= node
+    end
+    pcall(a.exec, a, "ROLLBACK")
+    a:close()
+    return out, err
+  end
+
+  local function has(list, x)
+    for _, v in ipairs(list) do if v == x then return true end end
+    return false
+  end
+  local function names(rule, mode) assert.matches(mode, lint.rules[rule].lock, 1, true) end
+
+  it("table-rewrite: ACCESS EXCLUSIVE and a new file for the table", function()
+    for _, case in ipairs { { "ALTER TABLE u SET UNLOGGED", "u" },
+                            { "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (n * 2) STORED", "t" } } do
+      local m = assert(measure(case[1], case[2]))
+      assert.is_true(has(m.locks, case[2] .. ":AccessExclusiveLock"), case[1])
+      assert.is_true(m.rewritten, case[1])
+    end
+    names("table-rewrite", "ACCESS EXCLUSIVE")
+  end)
+
+  it("truncate: ACCESS EXCLUSIVE, on the referencing tables too with CASCADE", function()
+    local m = assert(measure("TRUNCATE parent CASCADE", "parent"))
+    assert.is_true(has(m.locks, "parent:AccessExclusiveLock"))
+    assert.is_true(has(m.locks, "child:AccessExclusiveLock"))
+    names("truncate", "ACCESS EXCLUSIVE")
+  end)
+
+  it("unbatched-backfill: ROW EXCLUSIVE, and a writer of any row waits", function()
+    local a = core.connect(url)
+    a:exec("BEGIN")
+    a:exec("UPDATE t SET c = 0")
+    watcher:exec("SET lock_timeout = '100ms'")
+    local ok, err = pcall(watcher.exec, watcher, "UPDATE t SET n = n + 1 WHERE id = 1234")
+    a:exec("ROLLBACK")
+    a:close()
+    assert.is_false(ok)
+    assert.matches("55P03", err)
+    local m = assert(measure("UPDATE t SET c = 0"))
+    assert.same({ "t:RowExclusiveLock" }, m.locks)
+    names("unbatched-backfill", "ROW EXCLUSIVE")
+  end)
+
+  it("constraint-not-valid: ADD COLUMN ... REFERENCES scans the table only with a default", function()
+    local plain = assert(measure("ALTER TABLE t ADD COLUMN p bigint REFERENCES parent"))
+    assert.equal(0, plain.seq_scans)
+    local with_default = assert(measure("ALTER TABLE t ADD COLUMN p bigint DEFAULT 1 REFERENCES parent"))
+    assert.equal(1, with_default.seq_scans)
+    assert.is_true(has(with_default.locks, "parent:ShareRowExclusiveLock"))
+  end)
+
+  it("constraint-not-valid: a foreign key validated in its own transaction keeps SHARE ROW EXCLUSIVE", function()
+    local m = assert(measure("ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (c) REFERENCES parent NOT VALID; "
+      .. "ALTER TABLE t VALIDATE CONSTRAINT f"))
+    assert.is_true(has(m.locks, "t:ShareRowExclusiveLock"))
+    assert.is_true(has(m.locks, "parent:ShareRowExclusiveLock"))
+    assert.is_false(has(m.locks, "t:AccessExclusiveLock"))
+    assert.equal(1, m.seq_scans)
+  end)
+
+  it("drop-database: refused inside a transaction", function()
+    local m, err = measure("DROP DATABASE " .. core.quote_ident(db .. "_other"))
+    assert.is_nil(m)
+    assert.matches("25001", err)
+  end)
+end)

@@ -135,6 +135,49 @@ local RULES = {
     check = "SELECT reltuples >= 800 FROM pg_class WHERE relname = 't'",
   },
   {
+    rule = "truncate",
+    trigger = { 'op.execute("TRUNCATE t")', "" },
+    recipe = {   -- the rows meant, in batches, each its own transaction
+      { [[repeat until op.execute("DELETE FROM t WHERE id IN "
+        .. "(SELECT id FROM t WHERE id <= 800 LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE id <= 800",
+  },
+  {
+    rule = "transaction-control",
+    trigger = { 'op.execute("COMMIT")', "" },
+    recipe = {
+      { 'op.execute("BEGIN")\n  op.execute("UPDATE t SET c = 0 WHERE id < 100")\n  op.execute("COMMIT")',
+        "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE id < 100 AND c <> 0",
+  },
+  {
+    rule = "unbatched-backfill",
+    trigger = { 'op.execute("UPDATE t SET c = 0")', "" },
+    recipe = {
+      { [[repeat until op.execute("UPDATE t SET c = 0 WHERE id IN "
+        .. "(SELECT id FROM t WHERE c <> 0 LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE c <> 0",
+  },
+  {
+    rule = "table-rewrite",
+    trigger = { 'op.add_column("t", { "g", "integer GENERATED ALWAYS AS (n * 2) STORED" })',
+                'op.drop_column("t", "g")' },
+    recipe = {   -- a plain column a trigger keeps, backfilled in batches
+      { [==[op.add_column("t", { "g", "integer" })
+  op.execute([[CREATE FUNCTION t_g() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.g := NEW.n * 2; RETURN NEW; END $$]])
+  op.execute("CREATE TRIGGER t_g BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION t_g()")]==],
+        [[op.execute("DROP TRIGGER t_g ON t; DROP FUNCTION t_g()")
+  op.drop_column("t", "g")]] },
+      { [[repeat until op.execute("UPDATE t SET g = n * 2 WHERE id IN "
+        .. "(SELECT id FROM t WHERE g IS NULL LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE g IS DISTINCT FROM n * 2",
+  },
+  {
     rule = "downgrade-missing",
     trigger = { 'op.add_column("t", { "note", "text" })', "" },
     recipe = {
