@@ -148,6 +148,7 @@ function M.from_call(name, args)
   if not f then return { { kind = "other", ddl = true } } end
   local ok, acts = pcall(f, args)
   if not ok or type(acts) ~= "table" then return { { kind = "other", ddl = true } } end
+  for i, a in ipairs(acts) do acts[i] = sql.complete(a) end
   return acts
 end
 

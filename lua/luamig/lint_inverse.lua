@@ -63,6 +63,7 @@ local function replay(st, actions, dir)
   for _, a in ipairs(actions) do
     local k, space = a.kind, SPACE[a.kind]
     local name = space == "table" and a.table or a.name
+    if name == nil then space = nil end       -- CREATE INDEX ON t (...): the server names it
     if space and k:match("^create_") then
       if a.if_not_exists and st[space] and st[space][name] then a.noop = true
       else a.obj = make(st, space, name, dir) end
@@ -119,7 +120,7 @@ local function sig(a)
   if a.noop then return nil end
   if k == "create_table" or k == "drop_table" or k == "create_type" or k == "drop_type"
       or k == "create_index" or k == "drop_index" then
-    return k .. " " .. key(a.obj)
+    return a.obj and k .. " " .. key(a.obj)
   end
   if NAMED[k] then return a.name and k .. " " .. a.name end
   if k == "create_comment" or k == "drop_comment" then return k .. " " .. key(a.tobj) end

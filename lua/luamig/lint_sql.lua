@@ -494,6 +494,30 @@ local function statement(c, out)
 end
 
 -- The actions of every statement in sql, in order.
+-- The fields an action of each kind cannot do without; one the SQL (or an op's
+-- arguments) left without them is opaque DDL, so no rule reads a nil name.
+local REQUIRED = {
+  create_table = { "table" }, drop_table = { "table" }, rename_table = { "table", "to" },
+  add_column = { "table", "column" }, drop_column = { "table", "column" },
+  rename_column = { "table", "column", "to" }, alter_type = { "table", "column" },
+  set_not_null = { "table", "column" }, drop_not_null = { "table", "column" },
+  set_default = { "table", "column" }, drop_default = { "table", "column" },
+  add_constraint = { "table" }, drop_constraint = { "table" },
+  validate_constraint = { "table", "name" }, create_index = { "table" }, drop_index = { "name" },
+  create_type = { "name" }, drop_type = { "name" }, rename_type = { "name", "to" },
+  rename_index = { "name", "to" }, update = { "table" }, delete = { "table" },
+  truncate = { "tables" }, lock = { "tables" },
+}
+
+-- a, or opaque DDL when a field it needs is missing.
+function M.complete(a)
+  for _, field in ipairs(REQUIRED[a.kind] or {}) do
+    local v = a[field]
+    if v == nil or (type(v) == "table" and #v == 0) then return { kind = "other", ddl = true } end
+  end
+  return a
+end
+
 -- A BEGIN ATOMIC body (CREATE FUNCTION ... BEGIN ATOMIC ...; ...; END) holds ";": the
 -- statement goes on to its END (CASE ... END inside it counted).
 function M.actions(sql)
@@ -501,9 +525,9 @@ function M.actions(sql)
   local out, stmt, atomic = {}, {}, 0
   local function flush()
     if #stmt > 0 then
-      local c = cursor(sql, stmt)
-      local ok = pcall(statement, c, out)
-      if not ok then out[#out + 1] = { kind = "other", ddl = true } end
+      local c, acts = cursor(sql, stmt), {}
+      if not pcall(statement, c, acts) then acts = { { kind = "other", ddl = true } } end
+      for _, a in ipairs(acts) do out[#out + 1] = M.complete(a) end
     end
     stmt = {}
   end
