@@ -327,6 +327,113 @@ local function transaction_control(c)
   end
 end
 
+-- CREATE [UNIQUE] INDEX / [TEMP|UNLOGGED] TABLE / TYPE ..., after CREATE.
+local function create_statement(c, add)
+  local unique = c:accept("unique")
+  if c:accept("index") then
+    local a = { kind = "create_index", unique = unique, concurrently = c:accept("concurrently") }
+    a.if_not_exists = c:accept("if", "not", "exists")
+    if not c:is("on") then a.name = select(2, c:name()) end
+    c:accept("on")
+    c:accept("only")
+    local schema, name = c:name()
+    a.table = M.key(schema, name)
+    if a.name then a.name = M.key(schema, a.name) end
+    add(a)
+    return
+  end
+  while c:accept("global") or c:accept("local") or c:accept("temporary") or c:accept("temp")
+    or c:accept("unlogged") do end
+  if c:accept("table") then
+    local if_not_exists = c:accept("if", "not", "exists")
+    local a = { kind = "create_table", table = M.key(c:name()), columns = {}, keys = {},
+                if_not_exists = if_not_exists }
+    if c:peek() == "(" then
+      c:next()
+      while not c:done() and c:peek() ~= ")" do
+        if CONSTRAINT_START[c:peek()] or c:is("like") then
+          local k = table_constraint(c, a.table)      -- its key columns, for lint --style
+          if k.ctype == "primary" or k.ctype == "foreign" then
+            for _, n in ipairs(k.columns or {}) do a.keys[n] = true end
+          end
+        else
+          local _, col = c:name()
+          if col then a.columns[#a.columns + 1] = { name = col, def = column_def(c) } end
+        end
+        if c:peek() == "," then c:next() end
+      end
+    end
+    add(a)
+  elseif c:accept("type") then
+    local name = M.key(c:name())
+    add { kind = "create_type", name = name }
+  else
+    add { kind = "other", ddl = true }
+  end
+end
+
+-- LOCK [TABLE] ... [IN mode MODE] or VACUUM [(options)|FULL ...] tables: its action.
+local function lock_or_vacuum(c)
+  if c:accept("lock") then
+    c:accept("table")
+    c:accept("only")
+    local a = { kind = "lock", tables = {}, mode = "access exclusive" }
+    repeat
+      a.tables[#a.tables + 1] = M.key(c:name())
+      if c:peek() == "*" then c:next() end
+    until not (c:peek() == "," and c:next())
+    if c:accept("in") then
+      for _, mode in ipairs(LOCK_MODES) do
+        local words = {}
+        for w in mode:gmatch("%S+") do words[#words + 1] = w end
+        if c:accept(table.unpack(words)) then a.mode = mode end
+      end
+    end
+    return a
+  end
+  c:accept("vacuum")
+  local full = false
+  if c:peek() == "(" then
+    c:next()
+    while not c:done() and c:peek() ~= ")" do
+      if c:accept("full") then
+        full = not (c:accept("false") or c:accept("off") or c:peek() == "0")
+      else
+        c:next()
+      end
+    end
+    c:next()
+  else
+    while c:is("full") or c:is("freeze") or c:is("verbose") or c:is("analyze") or c:is("analyse") do
+      if c:next() == "full" then full = true end
+    end
+  end
+  local tables = {}
+  while not c:done() do
+    local key = M.key(c:name())
+    if not key then break end
+    tables[#tables + 1] = key
+    c:skip_parens()
+    if c:peek() == "," then c:next() end
+  end
+  return { kind = full and "vacuum_full" or "vacuum", tables = tables }
+end
+
+-- TRUNCATE [TABLE] [ONLY] t [*], ... [CASCADE], after TRUNCATE.
+local function truncate_statement(c)
+  c:accept("table")
+  local a = { kind = "truncate", tables = {} }
+  repeat
+    c:accept("only")
+    a.tables[#a.tables + 1] = M.key(c:name())
+    if c:peek() == "*" then c:next() end
+  until not (c:peek() == "," and c:next())
+  while not c:done() do
+    if c:next() == "cascade" then a.cascade = true end
+  end
+  return a
+end
+
 -- One statement's actions, appended to out.
 local function statement(c, out)
   if c:accept("with") then            -- WITH ... UPDATE/DELETE: the statement after the CTEs
@@ -351,49 +458,8 @@ local function statement(c, out)
     local table = M.key(c:name())
     if c:peek() == "*" then c:next() end
     repeat alter_action(c, table, out) until not (c:peek() == "," and c:next())
-  elseif c:is("create") then
-    c:next()
-    local unique = c:accept("unique")
-    if c:accept("index") then
-      local a = { kind = "create_index", unique = unique, concurrently = c:accept("concurrently") }
-      a.if_not_exists = c:accept("if", "not", "exists")
-      if not c:is("on") then a.name = select(2, c:name()) end
-      c:accept("on")
-      c:accept("only")
-      local schema, name = c:name()
-      a.table = M.key(schema, name)
-      if a.name then a.name = M.key(schema, a.name) end
-      add(a)
-      return
-    end
-    while c:accept("global") or c:accept("local") or c:accept("temporary") or c:accept("temp")
-      or c:accept("unlogged") do end
-    if c:accept("table") then
-      local if_not_exists = c:accept("if", "not", "exists")
-      local a = { kind = "create_table", table = M.key(c:name()), columns = {}, keys = {},
-                  if_not_exists = if_not_exists }
-      if c:peek() == "(" then
-        c:next()
-        while not c:done() and c:peek() ~= ")" do
-          if CONSTRAINT_START[c:peek()] or c:is("like") then
-            local k = table_constraint(c, a.table)      -- its key columns, for lint --style
-            if k.ctype == "primary" or k.ctype == "foreign" then
-              for _, n in ipairs(k.columns or {}) do a.keys[n] = true end
-            end
-          else
-            local _, col = c:name()
-            if col then a.columns[#a.columns + 1] = { name = col, def = column_def(c) } end
-          end
-          if c:peek() == "," then c:next() end
-        end
-      end
-      add(a)
-    elseif c:accept("type") then
-      local name = M.key(c:name())
-      add { kind = "create_type", name = name }
-    else
-      add { kind = "other", ddl = true }
-    end
+  elseif c:accept("create") then
+    create_statement(c, add)
   elseif c:accept("drop", "table") then
     c:accept("if", "exists")
     repeat add { kind = "drop_table", table = M.key(c:name()) } until not (c:peek() == "," and c:next())
@@ -419,17 +485,7 @@ local function statement(c, out)
     c:accept("if", "exists")
     add { kind = "drop_database", name = select(2, c:name()) }
   elseif c:accept("truncate") then
-    c:accept("table")
-    local a = { kind = "truncate", tables = {} }
-    repeat
-      c:accept("only")
-      a.tables[#a.tables + 1] = M.key(c:name())
-      if c:peek() == "*" then c:next() end
-    until not (c:peek() == "," and c:next())
-    while not c:done() do
-      if c:next() == "cascade" then a.cascade = true end
-    end
-    add(a)
+    add(truncate_statement(c))
   elseif c:is("update") or c:is("delete", "from") then
     add(whole_table_dml(c))
   elseif transaction_control(c) then
@@ -441,48 +497,8 @@ local function statement(c, out)
     a.name = M.key(c:name())
     if target == "table" then a.table = a.name end
     add(a)
-  elseif c:accept("lock") then
-    c:accept("table")
-    c:accept("only")
-    local a = { kind = "lock", tables = {}, mode = "access exclusive" }
-    repeat
-      a.tables[#a.tables + 1] = M.key(c:name())
-      if c:peek() == "*" then c:next() end
-    until not (c:peek() == "," and c:next())
-    if c:accept("in") then
-      for _, mode in ipairs(LOCK_MODES) do
-        local words = {}
-        for w in mode:gmatch("%S+") do words[#words + 1] = w end
-        if c:accept(table.unpack(words)) then a.mode = mode end
-      end
-    end
-    add(a)
-  elseif c:accept("vacuum") then
-    local full = false
-    if c:peek() == "(" then
-      c:next()
-      while not c:done() and c:peek() ~= ")" do
-        if c:accept("full") then
-          full = not (c:accept("false") or c:accept("off") or c:peek() == "0")
-        else
-          c:next()
-        end
-      end
-      c:next()
-    else
-      while c:is("full") or c:is("freeze") or c:is("verbose") or c:is("analyze") or c:is("analyse") do
-        if c:next() == "full" then full = true end
-      end
-    end
-    local tables = {}
-    while not c:done() do
-      local key = M.key(c:name())
-      if not key then break end
-      tables[#tables + 1] = key
-      c:skip_parens()
-      if c:peek() == "," then c:next() end
-    end
-    add { kind = full and "vacuum_full" or "vacuum", tables = tables }
+  elseif c:is("lock") or c:is("vacuum") then
+    add(lock_or_vacuum(c))
   elseif c:accept("cluster") then
     c:accept("verbose")
     add { kind = "cluster", tables = { M.key(c:name()) } }
@@ -493,7 +509,6 @@ local function statement(c, out)
   end
 end
 
--- The actions of every statement in sql, in order.
 -- The fields an action of each kind cannot do without; one the SQL (or an op's
 -- arguments) left without them is opaque DDL, so no rule reads a nil name.
 local REQUIRED = {
@@ -518,7 +533,8 @@ function M.complete(a)
   return a
 end
 
--- A BEGIN ATOMIC body (CREATE FUNCTION ... BEGIN ATOMIC ...; ...; END) holds ";": the
+-- The actions of every statement in sql, in order. A BEGIN ATOMIC body (CREATE
+-- FUNCTION ... BEGIN ATOMIC ...; ...; END) holds ";": the
 -- statement goes on to its END (CASE ... END inside it counted).
 function M.actions(sql)
   local toks = tokenize(sql)
