@@ -122,7 +122,7 @@ _luamig() {
             --autogenerate --allow-empty --models" ;;
     check) opts="--models" ;;
     lint)
-      opts="-v --verbose --json"
+      opts="-v --verbose --json --style"
       words="base:head $(_luamig_revisions "$cfg")" ;;
     merge)
       opts="-m --message --rev-id"

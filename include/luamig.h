@@ -481,7 +481,7 @@ typedef struct luamig_logrow {
   const char *direction;             /* NULL: as up and started say */
   const char *checksum;              /* "" when not taken */
   bool started;                      /* the start row of a non-transactional revision */
-  double ms;
+  double ms;                         /* < 0: unknown (an offline script), NULL in the log */
   const char *expect;                /* not NULL: the guard (see luamig_log_add) */
   char dur[32], hi[16], lo[16];      /* the INSERT's parameters, set by luamig_log_add */
   const char *params[8];

@@ -111,9 +111,22 @@ op.alter_column("users", "nick", { server_default = false, nullable = true, new_
   } },
   { title = "Constraints", ops = {
     { sig = "op.create_primary_key(name, table, columns [, { schema = }])",
-      example = [[op.create_primary_key("pk_memberships", "memberships", { "user_id", "team_id" })]] },
+      doc = [[
+The four `create_*` constraint ops take `nil` for the name, as Alembic takes `None`: the
+statement has no `CONSTRAINT` clause and PostgreSQL picks the name: `<table>_pkey`,
+`<table>_<columns>_key`, `<table>_<columns>_fkey`, `<table>_<column>_check` (`<table>_check`
+when the condition names several columns), with a digit added when that name is taken.
+`op.drop_constraint(nil, ...)` and `op.validate_constraint(nil, ...)` are errors, as in Alembic
+("Constraint must have a name"): write the name PostgreSQL chose (`\d table` shows it). The
+lint and autogenerate know these names ([safety-lint.md](safety-lint.md),
+[autogenerate.md](autogenerate.md)).]],
+      example = [[
+op.create_primary_key("pk_memberships", "memberships", { "user_id", "team_id" })
+op.create_primary_key(nil, "teams", { "id" })   -- teams_pkey]] },
     { sig = "op.create_unique_constraint(name, table, columns [, { schema =, deferrable =, initially = }])",
-      example = [[op.create_unique_constraint("uq_users_email", "users", { "email" })]] },
+      example = [[
+op.create_unique_constraint("uq_users_email", "users", { "email" })
+op.create_unique_constraint(nil, "users", { "nick" })   -- users_nick_key]] },
     { sig = "op.create_foreign_key(name, source, referent, local_cols, remote_cols [, { schema =, "
             .. "referent_schema =, ondelete =, onupdate =, deferrable =, initially =, match =, not_valid = }])",
       doc = [[
@@ -154,8 +167,17 @@ op.create_index("ix_orders_user", "orders", { "user_id" }, { include = { "total"
       example = [[op.drop_index("ix_orders_user", { concurrently = true, if_exists = true })]] },
   } },
   { title = "Types, schemas and extensions", ops = {
-    { sig = "op.create_enum(name, values [, { schema = }])",
-      example = [[op.create_enum("order_status", { "new", "paid", "shipped" })]] },
+    { sig = "op.create_enum(name, values [, { schema =, if_not_exists = }])",
+      doc = [[
+PostgreSQL has no `CREATE TYPE IF NOT EXISTS`; with `if_not_exists = true` (what SQLAlchemy's
+`ENUM.create` does by default, and histories written with it rely on) the same statement runs
+in a `DO` block, live and in `--sql`, unless `pg_type` already has a type of that name in the
+schema it would go to (`schema`, else `current_schema()`; a type of the same name in another
+schema of the `search_path` does not count). An existing type is left as it is, labels
+included. The dollar tag is `$luamig$`, or `$luamig1$`, ... when a name or label contains it.]],
+      example = [[
+op.create_enum("order_status", { "new", "paid", "shipped" })
+op.create_enum("order_status", { "new", "paid", "shipped" }, { if_not_exists = true })]] },
     { sig = "op.drop_enum(name [, { schema =, if_exists =, cascade = }])",
       example = [[op.drop_enum("order_status")]] },
     { sig = "op.add_enum_value(name, value [, { schema =, before =, after =, if_not_exists = }])",

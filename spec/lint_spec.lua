@@ -9,47 +9,9 @@ local lint = require "luamig.lint"
 
 assert(_VERSION == "Lua 5.4", "run the specs with busted --lua=lua5.4")
 
--- r0 builds the schema every case starts from (applied before the range, so its
--- tables are existing ones): t with 800 rows, parent, and slow_ok(), an
--- immutable check that takes ~2 ms a row, so a scan of t under a lock is long.
-local SETUP = [==[op.execute([[
-    CREATE FUNCTION slow_ok(int) RETURNS boolean IMMUTABLE LANGUAGE plpgsql
-      AS $$ BEGIN PERFORM pg_sleep(0.001); RETURN true; END $$]])
-  op.execute([[CREATE TABLE parent (id bigint PRIMARY KEY)]])
-  op.execute([[INSERT INTO parent SELECT generate_series(0, 1000)]])
-  op.execute([[CREATE TABLE t (id bigserial PRIMARY KEY, n integer NOT NULL DEFAULT 0,
-    c integer DEFAULT 0, name varchar(20) DEFAULT 'x', legacy text)]])
-  op.execute([[INSERT INTO t (n, c, legacy) SELECT g, g, 'old' FROM generate_series(1, 800) g]])]==]
-local SETUP_DOWN = 'op.execute("DROP TABLE t; DROP TABLE parent; DROP FUNCTION slow_ok(int)")'
-
--- A project: r0, then revs (each { up, down [, extra] }) as r1, r2, ... in a chain.
-local function project(revs, config)
-  local files = { ["versions/r0.lua"] = h.revision("r0", nil, SETUP, SETUP_DOWN) }
-  for i, r in ipairs(revs) do
-    files[("versions/r%d.lua"):format(i)] = h.revision("r" .. i, "r" .. (i - 1), r[1], r[2], r[3])
-  end
-  return h.project(files, config)
-end
-
-local function run_lint(dir, range)
-  return core.lint { config = dir .. "/luamig.lua", range = range or "r1:head" }
-end
-
--- The findings of revs (after r0) for rule, and all of them.
-local function findings(revs, rule, range)
-  local all = run_lint(project(revs), range)
-  local of = {}
-  for _, f in ipairs(all) do if f.rule == rule then of[#of + 1] = f end end
-  return of, all
-end
-
-local function unallowed(all)
-  local list = {}
-  for _, f in ipairs(all) do
-    if not f.allowed then list[#list + 1] = ("%s:%s %s: %s"):format(f.file, f.line, f.rule, f.message) end
-  end
-  return list
-end
+local L = require "lint_helpers"
+local project, run_lint, findings, unallowed = L.project, L.run_lint, L.findings, L.unallowed
+local SETUP, SETUP_DOWN = L.SETUP, L.SETUP_DOWN
 
 -- Each rule: a revision that triggers it (its first statement is the culprit) and
 -- the recipe, revisions that reach the same end without a finding. check: SQL
@@ -173,6 +135,49 @@ local RULES = {
     check = "SELECT reltuples >= 800 FROM pg_class WHERE relname = 't'",
   },
   {
+    rule = "truncate",
+    trigger = { 'op.execute("TRUNCATE t")', "" },
+    recipe = {   -- the rows meant, in batches, each its own transaction
+      { [[repeat until op.execute("DELETE FROM t WHERE id IN "
+        .. "(SELECT id FROM t WHERE id <= 800 LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE id <= 800",
+  },
+  {
+    rule = "transaction-control",
+    trigger = { 'op.execute("COMMIT")', "" },
+    recipe = {
+      { 'op.execute("BEGIN")\n  op.execute("UPDATE t SET c = 0 WHERE id < 100")\n  op.execute("COMMIT")',
+        "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE id < 100 AND c <> 0",
+  },
+  {
+    rule = "unbatched-backfill",
+    trigger = { 'op.execute("UPDATE t SET c = 0")', "" },
+    recipe = {
+      { [[repeat until op.execute("UPDATE t SET c = 0 WHERE id IN "
+        .. "(SELECT id FROM t WHERE c <> 0 LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE c <> 0",
+  },
+  {
+    rule = "table-rewrite",
+    trigger = { 'op.add_column("t", { "g", "integer GENERATED ALWAYS AS (n * 2) STORED" })',
+                'op.drop_column("t", "g")' },
+    recipe = {   -- a plain column a trigger keeps, backfilled in batches
+      { [==[op.add_column("t", { "g", "integer" })
+  op.execute([[CREATE FUNCTION t_g() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.g := NEW.n * 2; RETURN NEW; END $$]])
+  op.execute("CREATE TRIGGER t_g BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION t_g()")]==],
+        [[op.execute("DROP TRIGGER t_g ON t; DROP FUNCTION t_g()")
+  op.drop_column("t", "g")]] },
+      { [[repeat until op.execute("UPDATE t SET g = n * 2 WHERE id IN "
+        .. "(SELECT id FROM t WHERE g IS NULL LIMIT 200)") == 0]], "", { transactional = false } },
+    },
+    check = "SELECT count(*) = 0 FROM t WHERE g IS DISTINCT FROM n * 2",
+  },
+  {
     rule = "downgrade-missing",
     trigger = { 'op.add_column("t", { "note", "text" })', "" },
     recipe = {
@@ -259,7 +264,7 @@ describe("lint", function()
   op.drop_column("u", "x")]] },
     }
     local dir = project(revs)
-    assert.same({}, unallowed(run_lint(dir, "r1:head")))
+    assert.same({}, unallowed(run_lint(dir, "r0:head")))
     local rules = {}
     for _, f in ipairs(run_lint(dir, "r2")) do rules[f.rule] = (rules[f.rule] or 0) + 1 end
     assert.same({ ["add-column-not-null"] = 1, ["index-not-concurrent"] = 1, ["alter-type-rewrite"] = 1,
@@ -493,18 +498,18 @@ describe("lint #cli", function()
 
   it("exits 0 when clean, 2 on findings, each with file:line, rule, lock, effect and recipe", function()
     local dir = project({ OK })
-    local code, out, err = h.run({ "lint", "r1:head" }, { cwd = dir })
+    local code, out, err = h.run({ "lint", "r0:head" }, { cwd = dir })
     assert.equal(0, code, err)
     assert.matches("0 findings, 1 allowed %(%-%-verbose shows them%)", out)
     dir = project({ OK, BAD })
-    code, out = h.run({ "lint", "r1:head" }, { cwd = dir })
+    code, out = h.run({ "lint", "r0:head" }, { cwd = dir })
     assert.equal(2, code)
     assert.matches("versions/r2%.lua:6: add%-column%-not%-null %(revision r2%)", out)
     assert.matches("lock:   ACCESS EXCLUSIVE", out)
     assert.matches("effect: every existing row", out)
     assert.matches("recipe: give the column a constant default", out)
     assert.not_matches("t is small", out)
-    code, out = h.run({ "lint", "r1:head", "--verbose" }, { cwd = dir })
+    code, out = h.run({ "lint", "r0:head", "--verbose" }, { cwd = dir })
     assert.equal(2, code)
     assert.matches("versions/r1%.lua:7: index%-not%-concurrent %(revision r1%) allowed %(comment%): t is small", out)
     code, out = h.run({ "lint", "r1" }, { cwd = dir })
@@ -512,7 +517,7 @@ describe("lint #cli", function()
   end)
 
   it("--json gives the findings to CI", function()
-    local code, out = h.run({ "--json", "lint", "r1:head" }, { cwd = project({ BAD }) })
+    local code, out = h.run({ "--json", "lint", "r0:head" }, { cwd = project({ BAD }) })
     assert.equal(2, code)
     assert.matches('^{"findings":%[{', out)
     for _, s in ipairs { '"rule":"add%-column%-not%-null"', '"revision":"r1"', '"line":6',
@@ -520,7 +525,7 @@ describe("lint #cli", function()
                          '"recipe":"give' } do
       assert.matches(s, out)
     end
-    code, out = h.run({ "--json", "lint", "r1:head" }, { cwd = project({ OK }) })
+    code, out = h.run({ "--json", "lint", "r0:head" }, { cwd = project({ OK }) })
     assert.equal(0, code)
     assert.matches('"allowed":true', out)
   end)

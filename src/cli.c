@@ -230,7 +230,7 @@ static void warn_head_findings(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_getfield(L, 1, "config");
   lua_setfield(L, -2, "config");
-  lua_pushliteral(L, "heads:heads");
+  lua_pushliteral(L, "heads");
   lua_setfield(L, -2, "range");
   if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
     int res = lua_gettop(L);
@@ -333,7 +333,7 @@ static const command commands[] = {
   { "history", luamig_cli_history, "history [-v] [-i] [-r START:END]",
     "List revisions, newest first" },
   { "init", cmd_init, "init [DIR]", "Create luamig.lua, versions/ and the revision template" },
-  { "lint", cmd_lint, "lint [RANGE] [-v] [--json]",
+  { "lint", cmd_lint, "lint [RANGE] [-v] [--json] [--style]",
     "Find changes that lock busy tables or break the running release; exit 2 on findings" },
   { "merge", cmd_merge, "merge [-m MESSAGE] [--rev-id ID] [heads | REV REV ...]",
     "Create a merge revision joining two or more heads" },
@@ -456,6 +456,7 @@ static const option options[] = {
   { "-i", "--indicate-current", "indicate_current", false },
   { NULL, "--sql", "sql", false },
   { NULL, "--json", "json", false },
+  { NULL, "--style", "style", false },
   { NULL, "--backup", "backup", true },
   { NULL, "--strict", "strict", false },
   { NULL, "--lint", "lint", true },

@@ -1,7 +1,7 @@
 /*
  * lint.c: core.lint(opts), the migration safety lint, and the check upgrade
  * makes before it applies anything. The rules live in Lua (luamig.lint);
- * this file picks the revisions: a RANGE as history takes it (no database),
+ * this file picks the revisions: a RANGE as upgrade --sql takes it (no database),
  * or the pending ones (read from the version table). Their ancestors go too,
  * marked lint = false: they only build the lint's model of the schema, so a
  * table created earlier in the range counts as new and one created before
@@ -57,14 +57,15 @@ static int lint_pcall(lua_State *L) {
   return 1;
 }
 
-/* (revisions) -> require("luamig.lint").analyze(revisions) */
+/* (revisions, opts) -> require("luamig.lint").analyze(revisions, opts) */
 static int call_analyze(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luamig.lint");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "analyze");
   lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 1);
   return 1;
 }
 
@@ -116,8 +117,11 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     lua_rawseti(L, -2, ++n);
   }
   lua_remove(L, envs);
+  lua_createtable(L, 0, 1);          /* lint --style: the style rules too */
+  lua_pushboolean(L, luamig_opt_flag(L, r->opts, "style"));
+  lua_setfield(L, -2, "style");
   bool quiet = luamig_sandbox_quiet(L, true);   /* the run prints what the revision prints */
-  bool ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  bool ok = lua_pcall(L, 2, 1, 0) == LUA_OK;
   luamig_sandbox_quiet(L, quiet);
   if (!ok && lua_istable(L, -1)) {   /* a revision file that does not load: the user's error */
     lua_getfield(L, -1, "load_error");
@@ -129,27 +133,26 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
   return ok;
 }
 
-/* Marks the revisions of range "START:END" (either may be empty: base, the
- * heads) as history -r does; a bare REV is that revision alone. */
+/* Marks the revisions of range "START:END" as upgrade --sql START:END takes
+ * them: those after START (empty or base: from the beginning) up to END
+ * (empty: the heads). A bare REV is that revision (or those revisions) alone. */
 static void mark_range(luamig_run *r, const char *range, int *mark) {
   lua_State *L = r->L;
   luamig_graph *g = r->g;
+  int top = lua_gettop(L);
   const char *colon = strchr(range, ':');
-  const char *start = colon ? lua_pushlstring(L, range, (size_t)(colon - range)) : range;
-  const char *end = colon ? colon + 1 : range;
-  int *ends = luamig_scratch(L, g->n), nend = 0;
-  int *starts = luamig_scratch(L, g->n), nstart = 0;
-  if (*end) nend = luamig_resolve(L, g, NULL, 0, end, ends);
-  else { nend = g->nheads; memcpy(ends, g->heads, (size_t)nend * sizeof(int)); }
-  if (*start) nstart = luamig_resolve(L, g, NULL, 0, start, starts);
-  luamig_mark_reach(L, g, ends, nend, mark, true);
-  if (nstart > 0) {
-    int *above = luamig_scratch(L, g->n);
-    luamig_mark_reach(L, g, starts, nstart, above, false);
-    for (int i = 0; i < g->n; i++) mark[i] = mark[i] && above[i];
-    lua_pop(L, 1);
+  int *revs = luamig_scratch(L, g->n + 1);
+  if (colon == NULL) {
+    int n = luamig_resolve(L, g, NULL, 0, range, revs);
+    for (int i = 0; i < n; i++) mark[revs[i]] = 1;
+  } else {
+    const char *start = lua_pushlstring(L, range, (size_t)(colon - range));
+    int nstart = *start ? luamig_resolve(L, g, NULL, 0, start, revs) : 0;
+    luamig_step *steps;
+    int nsteps = luamig_plan(L, g, revs, nstart, colon[1] ? colon + 1 : "heads", true, &steps);
+    for (int i = 0; i < nsteps; i++) mark[steps[i].rev] = 1;
   }
-  lua_pop(L, colon ? 3 : 2);
+  lua_settop(L, top);
 }
 
 /* lint: opts.range ("START:END" or one REV; without it, the pending revisions,

@@ -283,7 +283,7 @@ static int run_attempt(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, env, "op");
   luamig_logrow log = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
-                        .ms = luamig_now_ms() - a->t0,
+                        .ms = ctx->conn == NULL ? -1 : luamig_now_ms() - a->t0,
                         .expect = ctx->conn != NULL ? a->m->expect : NULL };
   if (tx) {
     int top = lua_gettop(L), n = 0, nnext = a->next ? a->next->nfrom + a->next->nto : 0;
@@ -546,6 +546,7 @@ static int migrate(lua_State *L, bool up) {
   int ncur = 0;
   bool present = false;
   if (offline) {
+    set_timeouts(L, &r, ctx);        /* first: a reviewer (or squawk) sees them before any DDL */
     if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, cur);
     if (up) {
       luamig_vtable_ensure(L, ctx, &r.vt);
@@ -566,8 +567,7 @@ static int migrate(lua_State *L, bool up) {
     if (nsteps <= LUAMIG_KEEP_BODIES) luamig_load_body(L, r.g, r.graph, steps[i].rev);
     else luamig_check_body(L, r.g, r.graph, steps[i].rev);
   }
-  if (nsteps > 0) set_timeouts(L, &r, ctx);
-  if (nsteps > 0 && offline) drain_script(&r, ctxidx);
+  if (nsteps > 0 && !offline) set_timeouts(L, &r, ctx);
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);

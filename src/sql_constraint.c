@@ -162,20 +162,39 @@ void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Int
 
 /* ---- constraints ---- */
 
-/* ALTER TABLE <table> ADD CONSTRAINT "<name>" (the name at arg, the table at arg + 1). */
+/* The constraint name at arg: NULL when it is nil (Alembic's None: the server
+ * picks it), else checked as an identifier. */
+static const char *opt_constraint_name(lua_State *L, const char *what, int arg) {
+  if (lua_isnil(L, arg)) return NULL;
+  return luamig_arg_ident(L, what, arg, "constraint name");
+}
+
+/* The name of the constraint an op changes: it must be given. */
+static const char *needed_constraint_name(lua_State *L, const char *what, int arg) {
+  if (lua_isnil(L, arg))
+    luamig_op_error(L, what, "Constraint must have a name: PostgreSQL named it when it was "
+                    "created (<table>_<columns>_key, _fkey, _check, <table>_pkey); find it "
+                    "with \\d <table> and pass it");
+  return luamig_arg_ident(L, what, arg, "constraint name");
+}
+
+/* ALTER TABLE <table> ADD [CONSTRAINT "<name>"] (the name at arg, nil for one the
+ * server picks; the table at arg + 1). */
 static void add_constraint_head(lua_State *L, luaL_Buffer *b, const char *what, int arg,
                                 int opts) {
-  const char *name = luamig_arg_ident(L, what, arg, "constraint name");
+  const char *name = opt_constraint_name(L, what, arg);
   luaL_addstring(b, "ALTER TABLE ");
   luamig_add_relation(L, b, what, arg + 1, opts, "table name");
-  luaL_addstring(b, " ADD CONSTRAINT ");
+  luaL_addstring(b, " ADD ");
+  if (name == NULL) return;
+  luaL_addstring(b, "CONSTRAINT ");
   luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
   luaL_addchar(b, ' ');
 }
 
-/* op.create_primary_key(name, table, columns [, {schema=}]) */
+/* op.create_primary_key(name|nil, table, columns [, {schema=}]) */
 void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  luamig_arg_ident(L, what, arg, "constraint name");
+  opt_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "table name");
   luamig_check_opts(L, what, arg + 3, schema_opt);
   add_constraint_head(L, b, what, arg, arg + 3);
@@ -183,10 +202,10 @@ void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *wha
   luamig_add_ident_list(L, b, what, arg + 2, "columns");
 }
 
-/* op.create_unique_constraint(name, table, columns [, {schema=, deferrable=, initially=}]) */
+/* op.create_unique_constraint(name|nil, table, columns [, {schema=, deferrable=, initially=}]) */
 void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
   static const char *const allowed[] = { "schema", "deferrable", "initially", NULL };
-  luamig_arg_ident(L, what, arg, "constraint name");
+  opt_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "table name");
   luamig_check_opts(L, what, arg + 3, allowed);
   add_constraint_head(L, b, what, arg, arg + 3);
@@ -195,10 +214,10 @@ void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const cha
   add_deferrable(L, b, what, arg + 3);
 }
 
-/* op.create_check_constraint(name, table, condition [, {schema=, not_valid=}]) */
+/* op.create_check_constraint(name|nil, table, condition [, {schema=, not_valid=}]) */
 void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
   static const char *const allowed[] = { "schema", "not_valid", NULL };
-  luamig_arg_ident(L, what, arg, "constraint name");
+  opt_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "table name");
   if (lua_type(L, arg + 2) != LUA_TSTRING)
     luamig_op_error(L, what, "condition must be a SQL expression string (got %s)",
@@ -212,14 +231,14 @@ void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char
   if (not_valid == 1) luaL_addstring(b, " NOT VALID");
 }
 
-/* op.create_foreign_key(name, source, referent, local_cols, remote_cols [, {schema=,
+/* op.create_foreign_key(name|nil, source, referent, local_cols, remote_cols [, {schema=,
  * referent_schema=, ondelete=, onupdate=, deferrable=, initially=, match=, not_valid=}]) */
 void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
   static const char *const allowed[] = {
     "schema", "referent_schema", "ondelete", "onupdate", "deferrable", "initially", "match",
     "not_valid", NULL
   };
-  luamig_arg_ident(L, what, arg, "constraint name");
+  opt_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "source table");
   luamig_arg_ident(L, what, arg + 2, "referent table");
   luamig_check_opts(L, what, arg + 5, allowed);
@@ -232,7 +251,7 @@ void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *wha
 /* op.validate_constraint(name, table [, {schema=}]): checks the rows of a NOT VALID
  * constraint, holding only SHARE UPDATE EXCLUSIVE on the table. */
 void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  const char *name = luamig_arg_ident(L, what, arg, "constraint name");
+  const char *name = needed_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "table name");
   luamig_check_opts(L, what, arg + 2, schema_opt);
   luaL_addstring(b, "ALTER TABLE ");
@@ -246,7 +265,7 @@ void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *wh
 void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
   static const char *const allowed[] = { "schema", "if_exists", "cascade", "type_", NULL };
   static const char *const types[] = { "foreignkey", "primary", "unique", "check", NULL };
-  const char *name = luamig_arg_ident(L, what, arg, "constraint name");
+  const char *name = needed_constraint_name(L, what, arg);
   luamig_arg_ident(L, what, arg + 1, "table name");
   luamig_check_opts(L, what, arg + 2, allowed);
   if (luamig_push_opt(L, arg + 2, "type_") != LUA_TNIL) {

@@ -2,6 +2,7 @@
  * sql_object.c: the statements of the ops on indexes, enum types, schemas and
  * extensions, and the INSERTs of op.bulk_insert. Pure, like sql.c.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -94,12 +95,9 @@ static void add_top_label(lua_State *L, luaL_Buffer *b, const char *what, const 
   luamig_add_top_literal(L, b, what, label, prefix);
 }
 
-/* op.create_enum(name, values [, {schema=}]) */
-void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", NULL };
-  luamig_arg_ident(L, what, arg, "type name");
-  lua_Integer n = luamig_check_array(L, what, arg + 1, "values");
-  luamig_check_opts(L, what, arg + 2, allowed);
+/* CREATE TYPE [schema.]name AS ENUM (...) into b. */
+static void add_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg,
+                            lua_Integer n) {
   luaL_addstring(b, "CREATE TYPE ");
   luamig_add_relation(L, b, what, arg, arg + 2, "type name");
   luaL_addstring(b, " AS ENUM (");
@@ -108,6 +106,47 @@ void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int 
     add_top_label(L, b, what, "enum value", i > 1 ? ", " : "");
   }
   luaL_addchar(b, ')');
+}
+
+/* PostgreSQL has no CREATE TYPE IF NOT EXISTS: a DO block creates the type
+ * unless pg_type has one of that name in the schema it would go to (the
+ * given one, else current_schema(), where CREATE TYPE puts it; a type of the
+ * name further down the search_path does not count). The dollar tag is one
+ * the body does not contain. */
+static void add_guarded_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg,
+                             lua_Integer n) {
+  luaL_Buffer c;
+  luaL_buffinit(L, &c);
+  luaL_addstring(&c, "\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_type t JOIN pg_namespace n ON "
+                 "n.oid = t.typnamespace\n                 WHERE t.typname = ");
+  lua_pushvalue(L, arg);
+  luamig_add_top_literal(L, &c, what, "type name", "");
+  if (luamig_push_opt(L, arg + 2, "schema") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_addstring(&c, " AND n.nspname = current_schema()");
+  } else {
+    luamig_add_top_literal(L, &c, what, "schema", " AND n.nspname = ");
+  }
+  luaL_addstring(&c, ") THEN\n    ");
+  add_create_enum(L, &c, what, arg, n);
+  luaL_addstring(&c, ";\n  END IF;\nEND\n");
+  luaL_pushresult(&c);
+  const char *body = lua_tostring(L, -1);
+  char tag[32] = "$luamig$";
+  for (int k = 1; strstr(body, tag) != NULL; k++) snprintf(tag, sizeof tag, "$luamig%d$", k);
+  lua_pushfstring(L, "DO %s%s%s", tag, body, tag);
+  lua_remove(L, -2);
+  luaL_addvalue(b);
+}
+
+/* op.create_enum(name, values [, {schema=, if_not_exists=}]) */
+void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
+  static const char *const allowed[] = { "schema", "if_not_exists", NULL };
+  luamig_arg_ident(L, what, arg, "type name");
+  lua_Integer n = luamig_check_array(L, what, arg + 1, "values");
+  luamig_check_opts(L, what, arg + 2, allowed);
+  if (luamig_opt_bool(L, what, arg + 2, "if_not_exists") == 1) add_guarded_enum(L, b, what, arg, n);
+  else add_create_enum(L, b, what, arg, n);
 }
 
 /* op.drop_enum(name [, {schema=, if_exists=, cascade=}]) */

@@ -134,7 +134,7 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
                  : row->started ? (row->up ? "upgrade-started" : "downgrade-started")
                  : (row->up ? "upgrade" : "downgrade");
   row->params[2] = *row->checksum ? row->checksum : NULL;
-  row->params[3] = row->started ? NULL : row->dur;
+  row->params[3] = row->started || row->ms < 0 ? NULL : row->dur;
   row->params[4] = LUAMIG_VERSION;
   const char *name = push_qualified(L, vt, vt->log_name);
   if (row->expect == NULL) {

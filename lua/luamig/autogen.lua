@@ -65,13 +65,13 @@ local function from_model(md, cur)
       t.columns[#t.columns + 1] = col
       t.col[c.name] = col
     end
-    if mt.pk then t.pk = { name = mt.pk.name, columns = mt.pk.columns } end
+    if mt.pk then t.pk = { name = mt.pk.name, columns = mt.pk.columns, unnamed = mt.pk.unnamed } end
     for _, u in ipairs(mt.uniques) do t.uniques[u.name] = u end
     for _, ck in ipairs(mt.checks) do t.checks[ck.name] = ck end
     for _, ix in ipairs(mt.indexes) do t.indexes[ix.name] = ix end
     for _, fk in ipairs(mt.fks) do
       t.fks[fk.name] = { name = fk.name, columns = fk.columns, ref_schema = fk.ref_schema or cur,
-                         ref_table = fk.ref_table, ref_columns = fk.ref_columns,
+                         ref_table = fk.ref_table, ref_columns = fk.ref_columns, unnamed = fk.unnamed,
                          on_delete = fk.on_delete or "no action", on_update = fk.on_update or "no action" }
     end
     m.tables[t.key] = t
@@ -261,11 +261,33 @@ local function same_expr(ctx, kind, t, obj, mexpr, dexpr)
   return false
 end
 
+-- An object the model leaves unnamed is the server's to name: one of the database with
+-- the same definition (same(m, d)), under a name the model does not use, is that object
+-- (PostgreSQL adds a digit when its first choice is taken: users_email_key1). Re-keys
+-- such model objects in mset under the database's name.
+local function adopt_names(mset, dset, same)
+  for _, name in ipairs(sorted_keys(mset)) do
+    local m = mset[name]
+    if m.unnamed and not dset[name] then
+      for _, dname in ipairs(sorted_keys(dset)) do
+        if not mset[dname] and same(m, dset[dname]) then
+          local copy = {}
+          for k, v in pairs(m) do copy[k] = v end
+          copy.name, mset[name], mset[dname] = dname, nil, copy
+          break
+        end
+      end
+    end
+  end
+end
+
 -- Constraint and index differences of one table present on both sides: what to drop
 -- (before tables and columns go) and what to add (after they come), foreign keys apart.
+-- same: equal without noting suspects, for adopt_names (default: equal).
 local function table_parts(ctx, mt, dt)
   local p = { drop = {}, add = {}, drop_fk = {}, add_fk = {} }
-  local function both(kind, mset, dset, equal, what)
+  local function both(kind, mset, dset, equal, what, same)
+    adopt_names(mset, dset, same or equal)
     local differ = false             -- the common case, without sorting anything
     for name, d in pairs(dset) do
       local m = mset[name]
@@ -302,7 +324,8 @@ local function table_parts(ctx, mt, dt)
     function(u) return ("unique constraint '%s' on '%s (%s)'"):format(u.name, where, cols(u)) end)
   both("check", mt.checks, dt.checks,
     function(a, b) return same_expr(ctx, "check", mt, a, a.expr, b.expr) end,
-    function(c) return ("check constraint '%s' on '%s': %s"):format(c.name, where, c.expr) end)
+    function(c) return ("check constraint '%s' on '%s': %s"):format(c.name, where, c.expr) end,
+    function(a, b) return N.expr(a.expr) == N.expr(b.expr) end)
   both("index", mt.indexes, dt.indexes,
     function(a, b)
       if index_key(mt, a) == index_key(dt, b) then return true end
@@ -314,7 +337,8 @@ local function table_parts(ctx, mt, dt)
     function(ix)
       return ("%sindex '%s' on '%s (%s)'"):format(ix.unique and "unique " or "", ix.name, where,
         table.concat(ix.columns, ", ")) .. (ix.where and (" where " .. ix.where) or "")
-    end)
+    end,
+    function(a, b) return index_key(mt, a) == index_key(dt, b) end)
   both("fk", mt.fks, dt.fks, fk_equal, function(fk) return "foreign key " .. fk_text(ctx, mt, fk) end)
   local mpk = mt.pk and { [mt.pk.name] = mt.pk } or {}
   local dpk = dt.pk and { [dt.pk.name] = dt.pk } or {}

@@ -11,8 +11,13 @@
 --   lint.format(findings, { verbose = true }) -> text
 local actions = require "luamig.lint_actions"
 local rules = require "luamig.lint_rules"
+local inverse = require "luamig.lint_inverse"
+local style = require "luamig.lint_style"
 
-local lint = { rules = rules.texts }
+local lint = { rules = {} }
+for _, texts in ipairs { rules.texts, style.texts } do
+  for id, t in pairs(texts) do lint.rules[id] = t end
+end
 
 -- ---- recording a revision's upgrade() or downgrade() ----
 
@@ -112,9 +117,11 @@ end
 -- with lint = false only build the schema model (they ran before the range). load()
 -- makes the environment when it is needed; it is dropped after (10,000 at once would
 -- not fit in the memory budget).
+-- opts.style: the style rules too (lint --style).
 -- Returns the findings, each { rule, revision, file, line, message, lock, effect,
 -- recipe, allowed, reason, via, note }.
-function lint.analyze(revisions)
+function lint.analyze(revisions, opts)
+  opts = opts or {}
   local known = op_names()
   local schema = rules.new_schema()
   local findings = {}
@@ -151,16 +158,16 @@ function lint.analyze(revisions)
         findings[#findings + 1] = f
       end
       for _, a in ipairs(up.actions) do
-        rules.step(schema, a, ctx, function(rule, message, over)
-          find(rule, message, over, a.call.line, a.call.safes)
-        end)
+        local function found(rule, message, over) find(rule, message, over, a.call.line, a.call.safes) end
+        if opts.style then style.check(a, function(t) return rules.columns(schema, t) end, found) end
+        rules.step(schema, a, ctx, found)
       end
       if up.error then
         local line = tonumber(up.error:match(":(%d+):")) or up.line
         find("lint", "upgrade() raised during the lint: " .. up.error, nil, line)
       end
       local down = record(rev, "downgrade", known)
-      rules.check_inverse(up, down, ctx, function(rule, message, over, line, safes)
+      inverse.check(up, down, ctx, function(rule, message, over, line, safes)
         find(rule, message, over, line, safes, down.trailing)
       end)
       for _, rec in ipairs { up, down } do

@@ -1,8 +1,10 @@
 -- luamig.lint_rules: the safety lint's rules. Each rule's lock, effect and
 -- recipe (rules.texts); a small model of the schema that the actions are
 -- replayed over (which tables are new in this run, column types, valid CHECK
--- constraints); the checks run on each action of a linted revision; and the
--- comparison of downgrade() with upgrade().
+-- constraints); and the checks run on each action of a linted revision. The
+-- comparison of downgrade() with upgrade() is luamig.lint_inverse.
+local schema_names = require "luamig.schema"
+
 local rules = {}
 
 local AE = "ACCESS EXCLUSIVE (blocks every read and write of the table)"
@@ -20,8 +22,8 @@ rules.texts = {
   },
   ["add-column-volatile-default"] = {
     lock = AE,
-    effect = "a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval() and "
-      .. "serial types, generated columns) is computed per row: PostgreSQL rewrites the whole "
+    effect = "a volatile default (random(), gen_random_uuid(), clock_timestamp(), nextval() of "
+      .. "serial and identity columns) is computed per row: PostgreSQL rewrites the whole "
       .. "table and every index while it holds the lock",
     recipe = "add the column without a default, set the default for new rows with "
       .. "op.alter_column(t, c, { server_default = ... }) or ALTER COLUMN ... SET DEFAULT (catalog "
@@ -84,6 +86,52 @@ rules.texts = {
       .. "transactional = false revision, or pg_repack online; LOCK TABLE: take no explicit "
       .. "table lock, rely on row locks (SELECT ... FOR UPDATE) in short batches",
   },
+  ["drop-database"] = {
+    lock = "none in a transaction: PostgreSQL refuses it there (25001); outside one, no other "
+      .. "session may be connected to that database",
+    effect = "every table and row of that database is gone, and no downgrade brings them back; "
+      .. "in a transactional revision the statement fails, and the revision with it",
+    recipe = "do not drop databases from a migration: drop it by hand, after a backup, outside "
+      .. "the deploy",
+  },
+  ["truncate"] = {
+    lock = AE .. " on the table and, with CASCADE, on every table whose foreign keys reference it",
+    effect = "every row is deleted and no downgrade brings them back; CASCADE also empties the "
+      .. "tables that reference it, which the statement does not name",
+    recipe = "delete the rows you mean in batches (DELETE FROM t WHERE id IN (SELECT id FROM t "
+      .. "WHERE ... LIMIT 1000), repeated) from a transactional = false revision; name each table "
+      .. "to empty instead of CASCADE; TRUNCATE only a table created in the same run",
+  },
+  ["transaction-control"] = {
+    lock = "none: the harm is to the revision's atomicity",
+    effect = "the revision already runs in luamig's transaction, opened with its version-table "
+      .. "move: COMMIT commits that move and the statements so far, so a later failure leaves "
+      .. "the revision half applied while the version table says it is applied; ROLLBACK undoes "
+      .. "the move and the statements after it commit one by one; BEGIN only warns (25001)",
+    recipe = "leave transactions to luamig: one revision is one transaction. For statements "
+      .. "that must commit on their own (batches, CONCURRENTLY), set transactional = false: "
+      .. "each op.execute then commits by itself, and BEGIN ... COMMIT is yours to use",
+  },
+  ["unbatched-backfill"] = {
+    lock = "ROW EXCLUSIVE on the table, and a lock on every row it changes, held until the "
+      .. "transaction commits",
+    effect = "one statement changes every row: writers of any row (UPDATE, DELETE, SELECT ... "
+      .. "FOR UPDATE) wait until it commits, and the whole table's WAL and dead rows come at "
+      .. "once; in a transactional revision the row locks last until the revision commits",
+    recipe = "backfill in batches from a transactional = false revision, each batch its own "
+      .. "transaction: repeat until op.execute(\"UPDATE t SET ... WHERE id IN (SELECT id FROM t "
+      .. "WHERE <not done yet> LIMIT 1000)\") == 0",
+  },
+  ["table-rewrite"] = {
+    lock = AE,
+    effect = "PostgreSQL writes a new copy of the table and its indexes (SET LOGGED/UNLOGGED, "
+      .. "SET ACCESS METHOD, a stored generated column: computed for every row) or copies its "
+      .. "files (SET TABLESPACE) while every read and write of the table waits",
+    recipe = "a stored generated column: add a plain column kept by a BEFORE INSERT OR UPDATE "
+      .. "trigger and backfill it in batches from a transactional = false revision; SET "
+      .. "TABLESPACE or SET ACCESS METHOD: pg_repack online; SET LOGGED/UNLOGGED: a new table "
+      .. "filled in batches, swapped in by renames; else a maintenance window",
+  },
   ["downgrade-missing"] = {
     lock = "none",
     effect = "luamig downgrade moves the version table back but undoes nothing, so the schema "
@@ -119,6 +167,9 @@ local function entry(s, t)
   end
   return e
 end
+
+-- The columns the model knows of table t: name -> { type = }.
+function rules.columns(s, t) return entry(s, t).columns end
 
 local function is_new(s, t) return t ~= nil and s.tables[t] ~= nil and s.tables[t].new end
 
@@ -165,7 +216,7 @@ local TYPE_ALIASES = {
 }
 
 -- "character varying(20)" -> "varchar", { 20 }, array?
-local function parse_type(t)
+function rules.parse_type(t)
   if type(t) ~= "string" then return nil end
   t = t:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
   local array = false
@@ -178,6 +229,8 @@ local function parse_type(t)
 end
 
 -- Whether changing a column from old to new leaves the table as it is (PostgreSQL 15).
+local parse_type = rules.parse_type
+
 local function catalog_only(old, new)
   local ob, oa, oarr = parse_type(old)
   local nb, na, narr = parse_type(new)
@@ -233,15 +286,34 @@ local function proven_not_null(e, column)
   return false
 end
 
+-- The name PostgreSQL gives a constraint added without one (a CHECK is named for its
+-- column when it mentions only one the lint knows of).
+local function server_name(s, a)
+  local relname = a.table:match("%.([^.]*)$") or a.table
+  if a.ctype == "primary" then return schema_names.default_name(relname, "pkey") end
+  if a.ctype == "check" then
+    local cols = schema_names.columns_in(a.expr or "", entry(s, a.table).columns)
+    return schema_names.default_name(relname, "check", #cols == 1 and cols[1] or nil)
+  end
+  local label = a.ctype == "foreign" and "fkey" or a.ctype == "unique" and "key" or nil
+  if label and type(a.columns) == "table" and #a.columns > 0 then
+    return schema_names.default_name(relname, label, a.columns)
+  end
+end
+
 local check = {}
 
 function check.add_column(s, a, find)
   if is_new(s, a.table) then return end
   local volatile = volatile_call(a.default)
-  if volatile or is_serial(a.type) or a.generated then
+  if a.generated then
+    find("table-rewrite", ("adds stored generated column %s to existing table %s: computed for "
+      .. "every row"):format(q(a.column), q(a.table)))
+  elseif volatile or is_serial(a.type) or a.identity then
     find("add-column-volatile-default", ("adds column %s to existing table %s with %s"):format(
       q(a.column), q(a.table), volatile and "the volatile default " .. volatile
-        or a.generated and "a generated value" or "type " .. a.type .. " (a nextval() default)"))
+        or a.identity and "an identity (nextval() for every row)"
+        or "type " .. a.type .. " (a nextval() default)"))
   elseif a.not_null and not a.default then
     find("add-column-not-null", ("adds NOT NULL column %s without a default to existing table %s")
       :format(q(a.column), q(a.table)))
@@ -250,9 +322,10 @@ function check.add_column(s, a, find)
     find("index-not-concurrent", ("adds column %s with a %s index to existing table %s"):format(
       q(a.column), a.primary_key and "primary key" or "unique", q(a.table)), { lock = AE })
   end
-  if a.references then
-    find("constraint-not-valid", ("adds column %s with a foreign key to existing table %s")
-      :format(q(a.column), q(a.table)), { lock = AE .. ", and SHARE ROW EXCLUSIVE on the referenced table" })
+  if a.references and a.default then   -- without a default every row holds NULL: no scan
+    find("constraint-not-valid", ("adds column %s with a default and a foreign key to existing "
+      .. "table %s: every row is checked"):format(q(a.column), q(a.table)),
+      { lock = AE .. ", and SHARE ROW EXCLUSIVE on the referenced table" })
   end
   if a.check then
     find("constraint-not-valid", ("adds column %s with a CHECK to existing table %s")
@@ -313,7 +386,7 @@ end
 
 function check.add_constraint(s, a, find)
   if is_new(s, a.table) then return end
-  local name = a.name and " " .. q(a.name) or ""
+  local name = a.name and " " .. q(a.name) .. (a.unnamed and " (named by PostgreSQL)" or "") or ""
   if (a.ctype == "foreign" or a.ctype == "check") and not a.not_valid then
     find("constraint-not-valid", ("adds %s%s to existing table %s without NOT VALID"):format(
       a.ctype == "foreign" and "foreign key" or "CHECK constraint", name, q(a.table)),
@@ -327,11 +400,14 @@ function check.add_constraint(s, a, find)
 end
 
 function check.validate_constraint(_, a, find, ctx)
-  if ctx.tx and ctx.not_valid_here[a.name or ""] then
-    find("constraint-not-valid", ("validates %s in the same transaction that added it NOT VALID: "
-      .. "the ACCESS EXCLUSIVE lock of the ADD is held through the whole check"):format(q(a.name)),
-      { lock = AE })
-  end
+  local added = ctx.tx and ctx.not_valid_here[a.name or ""]
+  if not added then return end
+  local lock = added.ctype == "foreign" and "SHARE ROW EXCLUSIVE lock of the ADD on both tables"
+    or "ACCESS EXCLUSIVE lock of the ADD"
+  find("constraint-not-valid", ("validates %s in the same transaction that added it NOT VALID: "
+    .. "the %s is held through the whole check"):format(q(a.name), lock),
+    { lock = added.ctype == "foreign" and "SHARE ROW EXCLUSIVE on both tables (blocks writes to both)"
+      or AE })
 end
 
 function check.rename_table(s, a, find)
@@ -371,149 +447,37 @@ function check.vacuum_full(s, a, find, ctx)
   find("execute-lock", ("VACUUM FULL %s rewrites the table"):format(
     #a.tables > 0 and table.concat(a.tables, ", ") or "(every table)"))
 end
+function check.drop_database(_, a, find)
+  find("drop-database", ("DROP DATABASE %s"):format(q(a.name)))
+end
+function check.truncate(s, a, find)
+  if a.cascade then
+    find("truncate", ("TRUNCATE %s CASCADE also empties every table that references it")
+      :format(table.concat(a.tables, ", ")))
+  elseif not all_new(s, a.tables) then
+    find("truncate", ("TRUNCATE %s deletes every row of an existing table")
+      :format(table.concat(a.tables, ", ")))
+  end
+end
+function check.transaction(_, a, find, ctx)
+  if not ctx.tx then return end
+  find("transaction-control", ("%s in op.execute of a transactional revision: luamig's "
+    .. "transaction is already open"):format(a.statement))
+end
+local function whole_table(s, a, find)
+  if a.where or is_new(s, a.table) then return end
+  find("unbatched-backfill", ("%s of every row of existing table %s in one statement (no WHERE)")
+    :format(a.kind:upper(), q(a.table)))
+end
+check.update, check.delete = whole_table, whole_table
+function check.table_rewrite(s, a, find)
+  if a.table and is_new(s, a.table) then return end
+  find("table-rewrite", a.table and ("ALTER TABLE %s %s %s the table"):format(q(a.table), a.what,
+    a.copy and "copies" or "rewrites") or ("ALTER TABLE %s copies every table in it"):format(a.what))
+end
 function check.cluster(s, a, find)
   if all_new(s, a.tables) then return end
   find("execute-lock", ("CLUSTER %s rewrites the table"):format(table.concat(a.tables, ", ")))
-end
-
--- ---- downgrade against upgrade ----
-
--- Actions on an object known by its name alone.
-local NAMED = { create_index = true, drop_index = true, create_type = true, drop_type = true,
-  create_schema = true, drop_schema = true, create_extension = true, drop_extension = true,
-  create_comment = true, drop_comment = true }
-
--- The signature of an action, and of the action that undoes it.
-local function sig(a)
-  local k = a.kind
-  if k == "create_table" or k == "drop_table" then return k .. " " .. a.table end
-  if k == "add_column" or k == "drop_column" or k == "set_not_null" or k == "drop_not_null" then
-    return k .. " " .. a.table .. "." .. tostring(a.column)
-  end
-  if NAMED[k] then return a.name and k .. " " .. a.name end
-  if k == "rename_table" then return k .. " " .. a.table .. ">" .. a.to end
-  if k == "rename_column" then return k .. " " .. a.table .. "." .. a.column .. ">" .. a.to end
-  if k == "add_constraint" or k == "drop_constraint" then
-    return a.name and k .. " " .. tostring(a.table) .. "." .. a.name
-  end
-  if k == "alter_type" then
-    local t = parse_type(a.type)
-    return t and k .. " " .. a.table .. "." .. a.column .. " " .. t
-  end
-end
-
-local OPPOSITE = { create_table = "drop_table", drop_table = "create_table", add_column = "drop_column",
-  drop_column = "add_column", create_index = "drop_index", drop_index = "create_index",
-  set_not_null = "drop_not_null", drop_not_null = "set_not_null", add_constraint = "drop_constraint",
-  drop_constraint = "add_constraint", create_type = "drop_type", drop_type = "create_type",
-  create_schema = "drop_schema", drop_schema = "create_schema", create_extension = "drop_extension",
-  drop_extension = "create_extension", create_comment = "drop_comment", drop_comment = "create_comment" }
-
-local function inverse_sig(a)
-  if OPPOSITE[a.kind] then
-    local s = sig(a)
-    return s and OPPOSITE[a.kind] .. s:sub(#a.kind + 1)
-  end
-  if a.kind == "rename_table" then return sig { kind = a.kind, table = a.to, to = a.table } end
-  if a.kind == "rename_column" then
-    return sig { kind = a.kind, table = a.table, column = a.to, to = a.column }
-  end
-  if a.kind == "alter_type" and a.old_type then
-    return sig { kind = a.kind, table = a.table, column = a.column, type = a.old_type }
-  end
-end
-
-local DESCRIBE = {
-  create_table = "creates table %s", drop_table = "drops table %s", add_column = "adds column %s",
-  drop_column = "drops column %s", create_index = "creates index %s", drop_index = "drops index %s",
-  set_not_null = "sets NOT NULL on %s", drop_not_null = "drops NOT NULL on %s",
-  add_constraint = "adds constraint %s", drop_constraint = "drops constraint %s",
-  create_type = "creates type %s", drop_type = "drops type %s", rename_table = "renames table %s",
-  create_schema = "creates schema %s", drop_schema = "drops schema %s",
-  create_extension = "creates extension %s", drop_extension = "drops extension %s",
-  create_comment = "sets the comment of table %s", drop_comment = "drops the comment of table %s",
-  rename_column = "renames column %s", alter_type = "changes the type of %s",
-}
-
-local function describe(a)
-  local what = a.column and col(a) or q(a.name or a.table)
-  if a.kind == "rename_table" or a.kind == "rename_column" then what = what .. " to " .. q(a.to) end
-  if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end
-  return (DESCRIBE[a.kind] or a.kind):format(what)
-end
-
--- Actions a downgrade has nothing to undo for.
-local NEEDS_NO_UNDO = { other = true, vacuum = true, vacuum_full = true, cluster = true, lock = true,
-  reindex = true, validate_constraint = true, add_enum_value = true }
-
--- Findings for a downgrade that is missing or does not undo the upgrade.
-function rules.check_inverse(up, down, ctx, find)
-  local has_ddl = false
-  for _, a in ipairs(up.actions) do has_ddl = has_ddl or not NEEDS_NO_UNDO[a.kind] or a.ddl end
-  if not has_ddl then return end
-  if down.error or #down.actions == 0 then
-    find("downgrade-missing", down.error and ("downgrade() fails during the lint: %s"):format(down.error)
-      or "downgrade() undoes nothing", nil, down.line, down.trailing)
-    return
-  end
-  local available, in_down = {}, {}
-  for _, a in ipairs(down.actions) do
-    local s = sig(a)
-    if s then available[s], in_down[s] = (available[s] or 0) + 1, true end
-  end
-  -- what dropping a table or a column takes with it in PostgreSQL
-  local up_created, up_added = {}, {}
-  for _, a in ipairs(up.actions) do
-    if a.kind == "create_table" then up_created[a.table] = true end
-    if a.kind == "add_column" then up_added[a.table .. "." .. tostring(a.column)] = true end
-  end
-  local function dropped(s) return in_down[s] == true end
-  local function covered(a)
-    if a.table and up_created[a.table] and a.kind ~= "create_table" and dropped("drop_table " .. a.table) then
-      return true
-    end
-    if a.kind == "create_index" then
-      for _, c in ipairs(a.columns or {}) do
-        if up_added[a.table .. "." .. c] and dropped("drop_column " .. a.table .. "." .. c) then
-          return true
-        end
-      end
-    end
-    if a.kind == "add_constraint" or a.kind == "set_not_null" then
-      for k in pairs(up_added) do
-        if k:sub(1, #a.table + 1) == a.table .. "." and dropped("drop_column " .. k) then return true end
-      end
-    end
-    return false
-  end
-  for _, a in ipairs(up.actions) do
-    local inv = inverse_sig(a)
-    if inv then
-      if (available[inv] or 0) > 0 then
-        available[inv] = available[inv] - 1
-      elseif not covered(a) then
-        find("downgrade-not-inverse", ("upgrade() %s, which downgrade() does not undo")
-          :format(describe(a)), nil, a.call.line, a.call.safes)
-      end
-    end
-  end
-  -- drops in downgrade of things upgrade did not make: data loss on the way down
-  if ctx.opaque_ddl then return end
-  local made = {}
-  for _, a in ipairs(up.actions) do
-    local s = sig(a)
-    if s then made[s] = true end
-  end
-  for _, a in ipairs(down.actions) do
-    if a.kind == "drop_table" or a.kind == "drop_column" then
-      local inv = inverse_sig(a)
-      local inside = a.kind == "drop_column" and up_created[a.table]
-      if inv and not made[inv] and not inside then
-        find("downgrade-not-inverse", ("downgrade() %s, which upgrade() did not create: a "
-          .. "downgrade would destroy data"):format(describe(a)), nil, a.call.line, a.call.safes)
-      end
-    end
-  end
 end
 
 -- One action of upgrade(), in order: with ctx (a linted revision: { tx = whether it
@@ -524,11 +488,12 @@ function rules.step(schema, a, ctx, find)
     local e = schema.tables[a.table]
     a.old_type = e and e.columns[a.column] and e.columns[a.column].type
   end
+  if a.kind == "add_constraint" and a.unnamed then a.name = server_name(schema, a) end
   if ctx then
     ctx.not_valid_here = ctx.not_valid_here or {}
     if a.kind == "other" and a.ddl then ctx.opaque_ddl = true end
     if check[a.kind] then check[a.kind](schema, a, find, ctx) end
-    if a.kind == "add_constraint" and a.not_valid and a.name then ctx.not_valid_here[a.name] = true end
+    if a.kind == "add_constraint" and a.not_valid and a.name then ctx.not_valid_here[a.name] = a end
   end
   if apply[a.kind] then apply[a.kind](schema, a, ctx ~= nil) end
 end

@@ -22,7 +22,8 @@
 -- Columns are written as for op.create_table (types, defaults and expressions are SQL
 -- text). Constraints and indexes left unnamed get the name PostgreSQL would give them
 -- (users_email_key, sessions_user_id_fkey, users_pkey, ...), so a model and the
--- database it describes compare equal whoever created the objects.
+-- database it describes compare equal whoever created the objects; they are marked
+-- unnamed, so autogenerate also takes one the server named otherwise (users_email_key1).
 local M = {}
 
 local NAMEDATALEN = 64
@@ -354,8 +355,8 @@ local COLUMN_FIELDS = {
 
 local TABLE_FIELDS = { schema = true, comment = true }
 
--- The distinct column names an expression mentions, in order.
-local function columns_in(expr, colset)
+-- The distinct column names (keys of colset) an expression mentions, in order.
+function M.columns_in(expr, colset)
   local seen, list = {}, {}
   local s = expr:gsub("'[^']*'", " ")
   for q, w in s:gmatch('()([%a_][%w_$]*)') do
@@ -503,6 +504,7 @@ function Model:table(name, items, opts)
     end
   end
   if t.pk then
+    t.pk.unnamed = t.pk.name == nil or nil
     t.pk.name = t.pk.name or M.default_name(name, "pkey")
     claim(t.pk, "pk")
     for _, c in ipairs(t.pk.columns) do t.col[c].primary_key = true end
@@ -511,13 +513,14 @@ function Model:table(name, items, opts)
     local kind = obj.kind
     if kind == "unique" then
       known(obj.columns, "unique constraint")
-      local u = { name = obj.name or M.default_name(name, "key", obj.columns), columns = obj.columns }
+      local u = { name = obj.name or M.default_name(name, "key", obj.columns), columns = obj.columns,
+                  unnamed = obj.name == nil or nil }
       claim(u, kind)
       t.uniques[#t.uniques + 1] = u
     elseif kind == "check" then
-      local cols = columns_in(obj.expr, colset)
+      local cols = M.columns_in(obj.expr, colset)
       local ck = { name = obj.name or M.default_name(name, "check", #cols == 1 and cols[1] or nil),
-                   expr = obj.expr }
+                   expr = obj.expr, unnamed = obj.name == nil or nil }
       claim(ck, kind)
       t.checks[#t.checks + 1] = ck
     elseif kind == "fk" then
@@ -529,12 +532,14 @@ function Model:table(name, items, opts)
       local fk = { name = obj.name or M.default_name(name, "fkey", obj.columns), columns = obj.columns,
                    ref_schema = obj.ref_schema, ref_table = obj.ref_table,
                    ref_columns = obj.ref_columns,
-                   on_delete = obj.on_delete, on_update = obj.on_update }
+                   on_delete = obj.on_delete, on_update = obj.on_update,
+                   unnamed = obj.name == nil or nil }
       claim(fk, kind)
       t.fks[#t.fks + 1] = fk
     elseif kind == "index" then
       local ix = { name = obj.name or M.default_name(name, "idx", obj.columns), columns = obj.columns,
-                   unique = obj.unique, where = obj.where, using = obj.using }
+                   unique = obj.unique, where = obj.where, using = obj.using,
+                   unnamed = obj.name == nil or nil }
       claim(ix, kind)
       t.indexes[#t.indexes + 1] = ix
     end
