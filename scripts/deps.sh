@@ -20,6 +20,8 @@ missing() {
   [[ -f $PQ_INCDIR/libpq-fe.h ]] || echo libpq-dev
   [[ -x $PG_BINDIR/initdb ]] || echo postgresql
   command -v cc >/dev/null || echo gcc
+  command -v pgbouncer >/dev/null || echo pgbouncer   # the pooler specs
+  command -v openssl >/dev/null || echo openssl       # the SSL spec's certificate
 }
 
 # Prints the Debian package of every missing optional tool (Debian 12: clang 14).
