@@ -41,13 +41,13 @@ function t.stop_all()
 end
 
 -- A URL for database db on server s (or on several: an array), with extra
--- query parameters (a string such as "sslmode=require").
-function t.url(s, db, extra)
+-- query parameters (a string such as "sslmode=require"), as user (default postgres).
+function t.url(s, db, extra, user)
   local list = s.host and { s } or s
   local hosts, ports = {}, {}
   for i, x in ipairs(list) do hosts[i], ports[i] = pct(x.host), pct(x.port) end
-  return ("postgresql:///%s?host=%s&port=%s&user=postgres%s"):format(pct(db),
-    table.concat(hosts, ","), table.concat(ports, ","), extra and ("&" .. extra) or "")
+  return ("postgresql:///%s?host=%s&port=%s&user=%s%s"):format(pct(db), table.concat(hosts, ","),
+    table.concat(ports, ","), pct(user or "postgres"), extra and ("&" .. extra) or "")
 end
 
 -- Waits (10 s at most) until the standby has replayed all the primary wrote so far.
