@@ -32,6 +32,7 @@ typedef struct luamig_conn {
   double deadline;                   /* of the handshake (monotonic ms; 0: none) */
   bool hold_warnings;                /* keep server WARNINGs for luamig_conn_warnings */
   int failed_at;                     /* the statement of the last batch that failed (-1: none) */
+  bool direct;                       /* reached through direct_url: trusted to keep one session */
   char *warnings[LUAMIG_HELD_WARNINGS];
   int nwarnings, dropped_warnings;
 } luamig_conn;
@@ -540,6 +541,24 @@ void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* The lock key's halves as pg_locks shows them (classid, objid), as text. */
 void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]);
 
+/* ---- topology.c: where a migration is about to run ---- */
+
+/* The condition, on a statement of the lock's batch whose parameter p is
+ * luamig_topology_pid's, under which the migration may take its lock: the
+ * primary, through a session of its own (not a standby, not a pooler). */
+#define LUAMIG_TOPOLOGY_OK(p) \
+  "NOT pg_is_in_recovery() AND (" p "::int IS NULL OR pg_backend_pid() = " p "::int)"
+/* The statement that says why not (its rows go to luamig_topology_check); $1 as above. */
+#define LUAMIG_TOPOLOGY_SQL \
+  "SELECT pg_is_in_recovery() AS standby, pg_backend_pid() <> $1::int AS pooled"
+/* Pushes the backend pid libpq was given at start-up, as text (a pooler such
+ * as PgBouncer gives its own), or nil when direct_url vouches for the session;
+ * returns it (NULL for nil). */
+const char *luamig_topology_pid(lua_State *L, luamig_conn *c);
+/* Raises "the server is a read-only standby ..." or the pooler refusal when
+ * the rows (at idx) of LUAMIG_TOPOLOGY_SQL say so. */
+void luamig_topology_check(lua_State *L, luamig_conn *c, int idx);
+
 /* ---- sha256.c: checksums of revision files for the audit log ---- */
 
 void luamig_sha256_hex(const void *data, size_t n, char out[65]);
@@ -577,13 +596,15 @@ typedef struct luamig_run {
   int step, nsteps;                  /* progress: revision step of nsteps */
   double lock_wait;                  /* seconds to wait for the migration lock */
   int ops;                           /* slot of the op metatable (upgrade/downgrade) */
+  bool direct;                       /* connected through the config's direct_url */
 } luamig_run;
 
 
 /* What a command will need, for luamig_run_init. */
 enum {
   LUAMIG_RUN_CONNECT = 1,            /* the database: start connecting before the files are read */
-  LUAMIG_RUN_SUMS = 2                /* the files' SHA-256 (audit log, changed-file warnings) */
+  LUAMIG_RUN_SUMS = 2,               /* the files' SHA-256 (audit log, changed-file warnings) */
+  LUAMIG_RUN_MIGRATE = 4             /* a run that takes the lock: through direct_url when set */
 };
 /* Options (table at 1) -> config -> [connection under way] -> graph, all pushed. */
 void luamig_run_init(lua_State *L, luamig_run *r, int flags);

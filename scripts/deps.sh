@@ -34,6 +34,8 @@ TEST=("${DEMO[@]}"
   "luarocks|command -v luarocks"
   "git|command -v git"
   "unzip|command -v unzip"
+  "pgbouncer|command -v pgbouncer"   # the pooler specs
+  "openssl|command -v openssl"       # the SSL spec's certificate
 )
 TEST_OPTIONAL=(    # Debian 12: clang 14 and its libFuzzer
   "clang|command -v clang"

@@ -17,6 +17,8 @@ specs=("$@")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-test.XXXXXX")
 chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
 cleanup() {
+  # servers a spec started (scripts/topology.sh) and left behind, e.g. on ^C
+  for d in "$tmp"/t/topology.*/*; do bash scripts/topology.sh stop "$d" >/dev/null 2>&1 || true; done
   bash scripts/pgcluster.sh remove "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }

@@ -274,6 +274,24 @@ function h.database_each(open, close)
   end)
 end
 
+-- Starts spec/fixtures/silent_listener (a TCP server that accepts and never
+-- answers, on 127.0.0.1); returns its port and a function that stops it.
+function h.silent_listener()
+  local bin = h.project({}) .. "/silent_listener"
+  must(("cc -o %s %s/spec/fixtures/silent_listener.c"):format(q(bin), q(h.root)))
+  local pid = assert(tonumber(must(("%s > %s.port 2>/dev/null </dev/null & echo $!"):format(q(bin), q(bin)))))
+  local stop = function() h.sh("kill " .. pid) end
+  for _ = 1, 100 do
+    local f = io.open(bin .. ".port")
+    local port = f and f:read("l")
+    if f then f:close() end
+    if port then return port, stop end
+    h.sh("sleep 0.1")
+  end
+  stop()
+  error("the silent listener printed no port in 10 s")
+end
+
 -- Drops the databases made by new_database and removes every temp dir.
 -- Also runs when this module is collected (busted reloads it per spec file, and at exit).
 function h.cleanup()

@@ -276,26 +276,13 @@ describe("safety #cli", function()
   end)
 
   it("gives up connecting after connect_timeout while it reads the files", function()
-    local bin = h.project({}) .. "/silent_listener"
-    local rc, out = h.sh(("cc -o %s %s/spec/fixtures/silent_listener.c"):format(
-      h.shell_quote(bin), h.shell_quote(h.root)))
-    assert.equal(0, rc, out)
-    local _, pid = h.sh(("%s > %s.port 2>/dev/null </dev/null & echo $!"):format(
-      h.shell_quote(bin), h.shell_quote(bin)))
-    pid = assert(tonumber(pid), pid)
-    local port
-    eventually(function()
-      local f = io.open(bin .. ".port")
-      port = f and f:read("l")
-      if f then f:close() end
-      return port ~= nil
-    end, "the listener's port")
+    local port, stop = h.silent_listener()
     local dir = chain(3)
     local t0 = os.time()
     local code, _, err = h.run({ "current" }, { cwd = dir, env = {
       DATABASE_URL = ("host=127.0.0.1 port=%s connect_timeout=2 sslmode=disable dbname=x"):format(port) } })
     local took = os.time() - t0
-    h.sh("kill " .. pid)
+    stop()
     assert.equal(1, code)
     assert.matches("could not connect to host=127.0.0.1 port=" .. port
       .. " connect_timeout=2 sslmode=disable dbname=x: timeout expired %(connect_timeout%)", err)

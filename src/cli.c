@@ -354,11 +354,13 @@ static const command commands[] = {
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
 static const char global_usage[] =
-  "usage: luamig [-c FILE] [--url URL] [-q] COMMAND [ARGS]\n"
+  "usage: luamig [-c FILE] [--url URL] [--direct-url URL] [-q] COMMAND [ARGS]\n"
   "\n"
   "Options:\n"
   "  -c, --config FILE   configuration file (default: luamig.lua)\n"
   "  --url URL           database URL (default: url in the config, then $DATABASE_URL)\n"
+  "  --direct-url URL    for upgrade, downgrade and stamp: the server itself or a\n"
+  "                      session-mode pool, when URL goes through a pooler\n"
   "  -q, --quiet         no progress lines\n"
   "  --json              one JSON document on stdout (current, heads, history, status,\n"
   "                      upgrade, downgrade, verify); errors as {\"error\": ...}\n"
@@ -445,6 +447,7 @@ typedef struct option {
 static const option options[] = {
   { "-c", "--config", "config", true },
   { NULL, "--url", "url", true },
+  { NULL, "--direct-url", "direct_url", true },
   { "-q", "--quiet", "quiet", false },
   { "-h", "--help", "help", false },
   { NULL, "--version", "version", false },

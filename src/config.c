@@ -187,7 +187,7 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   lua_newtable(L);
   int cfg = lua_gettop(L);
   /* explicit options first: they win over everything below */
-  static const char *const keys[] = { "url", "versions", "version_table",
+  static const char *const keys[] = { "url", "direct_url", "versions", "version_table",
                                       "version_table_schema", "log_table", "lock_wait",
                                       "lock_timeout", "statement_timeout", "lock_retries",
                                       "revision_timeout", NULL };
@@ -221,6 +221,9 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   } else if (!lua_isstring(L, -1)) {
     luaL_error(L, "config: 'url' must be a string");
   }
+  lua_pop(L, 1);
+  int dt = lua_getfield(L, cfg, "direct_url");
+  if (dt != LUA_TNIL && dt != LUA_TSTRING) luaL_error(L, "config: 'direct_url' must be a string");
   lua_pop(L, 1);
 
   /* versions: a directory or a list of them, relative to the config's directory */

@@ -123,15 +123,20 @@ double luamig_now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* The connect_timeout libpq settled on, in ms; 0: wait for ever (as libpq: at least 2 s). */
-static double timeout_ms(PGconn *pg) {
+/* The connect_timeout libpq settled on, in ms; 0: wait for ever (as libpq: at
+ * least 2 s). *hosts tells whether the settings list several servers. */
+static double timeout_ms(PGconn *pg, bool *hosts) {
   PQconninfoOption *opts = PQconninfo(pg);
   double ms = 0;
-  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+  *hosts = false;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++) {
     if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) {
       long s = strtol(o->val, NULL, 10);
       ms = s <= 0 ? 0 : (double)(s < 2 ? 2 : s) * 1e3;
     }
+    if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) && o->val)
+      *hosts = *hosts || strchr(o->val, ',') != NULL;
+  }
   PQconninfoFree(opts);
   return ms;
 }
@@ -156,10 +161,21 @@ luamig_conn *luamig_conn_start(lua_State *L, const char *url) {
   if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
   PQsetNoticeReceiver(c->pg, notice_receiver, c);   /* a userdata: it does not move */
   c->polling = PQstatus(c->pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
-  if (c->polling != PGRES_POLLING_FAILED) {
-    double t = timeout_ms(c->pg);
-    c->deadline = t > 0 ? luamig_now_ms() + t : 0;
+  if (c->polling == PGRES_POLLING_FAILED) return c;
+  bool hosts;
+  double t = timeout_ms(c->pg, &hosts);
+  if (hosts) {
+    /* libpq applies connect_timeout to each server and then tries the next
+     * one only in its own blocking loop: a dead first server must not fail
+     * the run, so several servers are connected to the blocking way. */
+    PQfinish(c->pg);
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (c->pg == NULL) luaL_error(L, "could not connect: out of memory");
+    PQsetNoticeReceiver(c->pg, notice_receiver, c);
+    c->polling = PQstatus(c->pg) == CONNECTION_OK ? PGRES_POLLING_OK : PGRES_POLLING_FAILED;
+    return c;
   }
+  c->deadline = t > 0 ? luamig_now_ms() + t : 0;
   step(c, 0);                        /* send the start-up packet now */
   return c;
 }
@@ -672,6 +688,7 @@ static luamig_conn *newconn(lua_State *L) {
   c->deadline = 0;
   c->hold_warnings = false;
   c->failed_at = -1;
+  c->direct = false;
   c->nwarnings = c->dropped_warnings = 0;
   pushmeta(L);
   lua_setmetatable(L, -2);

@@ -1,12 +1,13 @@
 /*
  * lock.c: one PostgreSQL advisory lock per version table. Session-level, so
  * it outlives the per-revision transactions and is dropped by the server if
- * the process dies. The wait is bounded by lock_timeout (advisory lock waits
- * honour it), so a stuck holder gives a clear error instead of a hang.
+ * the process dies. The wait is bounded (lock_wait), so a stuck holder gives
+ * a clear error instead of a hang.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "luamig.h"
 
@@ -45,37 +46,49 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
   return lua_pushstring(L, buf);
 }
 
-/* In one round trip and one implicit transaction: the session's dead-client
- * check (PostgreSQL 14+ then notices a killed run during a long statement
- * and rolls back at once, freeing its locks in a second), then the lock,
- * waiting at most lock_timeout; on a timeout the settings roll back with it.
- * In a protected call, so a timeout can become an error naming the holder. */
-static int try_lock(lua_State *L) {
-  luamig_conn *c = lua_touserdata(L, 1);
-  const char *key = lua_tostring(L, 2), *wait = lua_tostring(L, 3);
+/* The first try, in one round trip and one implicit transaction: where the
+ * connection went (topology.c: neither a standby nor a pooler may take the
+ * lock, and the refusal is raised here), the session's dead-client check
+ * (PostgreSQL 14+ then notices a killed run during a long statement and
+ * rolls back at once, freeing its locks in a second), then the lock, if it
+ * is free. Returns whether it was taken. */
+static bool first_try(lua_State *L, luamig_conn *c, const char *key) {
+  int top = lua_gettop(L);
+  const char *pid = luamig_topology_pid(L, c);
+  const char *key_pid[2] = { key, pid };
   const luamig_stmt st[] = {
+    { LUAMIG_TOPOLOGY_SQL, 1, &pid },
     { "SELECT set_config('client_connection_check_interval', '1000', false) "
-      "WHERE current_setting('server_version_num')::int >= 140000", 0, NULL },
-    { "SELECT set_config('lock_timeout', $1, false)", 1, &wait },
-    { "SELECT pg_advisory_lock($1::bigint)", 1, &key },
-    { "RESET lock_timeout", 0, NULL },
+      "WHERE current_setting('server_version_num')::int >= 140000 AND "
+      LUAMIG_TOPOLOGY_OK("$1"), 1, &pid },
+    { "SELECT 1 WHERE CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN "
+      "pg_try_advisory_lock($1::bigint) ELSE false END", 2, key_pid },
   };
-  luamig_batch(L, c, 4, st, NULL, false, NULL);
-  return 0;
+  long counts[3];
+  luamig_batch(L, c, 3, st, counts, true, NULL);
+  luamig_topology_check(L, c, -3);
+  lua_settop(L, top);
+  return counts[2] == 1;
 }
 
+/* Waiting is a try every 100 ms, not pg_advisory_lock blocked in a
+ * statement: a blocked statement holds a snapshot, and a CREATE INDEX
+ * CONCURRENTLY in the holder's run waits for every older snapshot to go,
+ * a deadlock the server ends by failing one of the two runs. */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
   resolve_key(L, c, vt);
   const char *key = push_key(L, vt);
-  lua_pushcfunction(L, try_lock);
-  lua_pushlightuserdata(L, c);
-  lua_pushstring(L, key);
-  /* 0 would mean "wait forever" to PostgreSQL: wait at least 1 ms */
-  lua_pushfstring(L, "%dms", wait_s * 1000 < 1 ? 1 : (int)(wait_s * 1000));
-  int status = lua_pcall(L, 3, 0, 0);
-  if (status == LUA_OK) { lua_settop(L, top); return; }
-  if (strstr(lua_tostring(L, -1), "55P03") == NULL) lua_error(L);
+  double deadline = luamig_now_ms() + wait_s * 1000;
+  bool locked = first_try(L, c, key);
+  while (!locked) {
+    double left = deadline - luamig_now_ms();
+    if (left <= 0) break;
+    long ms = left < 100 ? (long)left + 1 : 100;
+    nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
+    locked = luamig_exec(L, c, "SELECT 1 WHERE pg_try_advisory_lock($1::bigint)", 1, &key) == 1;
+  }
+  if (locked) { lua_settop(L, top); return; }
 
   /* timed out: name who holds it (the key's high and low halves are classid and objid) */
   char hi[16], lo[16];

@@ -27,6 +27,7 @@ static const char *config_url(luamig_run *r) {
  * any error closes it, which rolls back an open transaction and drops the lock. */
 static void start_connecting(luamig_run *r) {
   r->c = luamig_conn_start(r->L, config_url(r));
+  r->c->direct = r->direct;
   lua_toclose(r->L, -1);
   r->conn = lua_gettop(r->L);
 }
@@ -55,6 +56,12 @@ void luamig_run_init(lua_State *L, luamig_run *r, int flags) {
   lua_getfield(L, r->cfg, "lock_wait");
   r->lock_wait = lua_tonumber(L, -1);
   lua_pop(L, 7);
+  if ((flags & LUAMIG_RUN_MIGRATE) && lua_getfield(L, r->cfg, "direct_url") == LUA_TSTRING) {
+    lua_setfield(L, r->cfg, "url");  /* migrations (and --backup) go through direct_url */
+    r->direct = true;
+  } else if (flags & LUAMIG_RUN_MIGRATE) {
+    lua_pop(L, 1);
+  }
   /* the server starts the session while the revision files are read */
   if (flags & LUAMIG_RUN_CONNECT) start_connecting(r);
   r->g = luamig_load_revisions(L, r->cfg, (flags & LUAMIG_RUN_SUMS) != 0, r->c);
@@ -514,7 +521,8 @@ static int open_context(luamig_run *r, bool offline) {
  * Offline (opts.sql), TARGET may be FROM:TO and the statements go to the log. */
 static int migrate(lua_State *L, bool up) {
   luamig_run r;
-  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | LUAMIG_RUN_MIGRATE |
+                  (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   bool offline = luamig_opt_flag(L, r.opts, "sql");
@@ -615,7 +623,8 @@ static int migrate(lua_State *L, bool up) {
  * (even of ids no file has). Returns the revisions the table then holds. */
 static int cmd_stamp(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | LUAMIG_RUN_MIGRATE |
+                         (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
   lua_getfield(L, r.opts, "target");
   const char *target = lua_tostring(L, -1);
   if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
