@@ -11,29 +11,6 @@
 
 #include "luamig.h"
 
-/* A stable 64-bit key: FNV-1a of "luamig:" + schema + "." + table. */
-static long long lock_key(const char *schema, const char *name) {
-  uint64_t h = 1469598103934665603ull;
-  const char *parts[] = { "luamig:", schema, ".", name };
-  for (int i = 0; i < 4; i++)
-    for (const char *s = parts[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return (long long)(int64_t)h;
-}
-
-/* vt's key, from the schema the table is in: "public" written in the config
- * and left to the search path must take the same lock. */
-static void resolve_key(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
-  const char *schema = vt->schema;
-  if (schema == NULL) {
-    luamig_query(L, c, "SELECT current_schema() AS s", 0, NULL);
-    lua_geti(L, -1, 1);
-    lua_getfield(L, -1, "s");
-    schema = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
-  }
-  vt->lock_key = lock_key(schema, vt->name);
-  if (vt->schema == NULL) lua_pop(L, 3);
-}
-
 void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]) {
   uint64_t k = (uint64_t)vt->lock_key;
   snprintf(hi, 16, "%u", (unsigned)(k >> 32));
@@ -51,24 +28,32 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * lock, and the refusal is raised here), the session's dead-client check
  * (PostgreSQL 14+ then notices a killed run during a long statement and
  * rolls back at once, freeing its locks in a second), then the lock, if it
- * is free. Returns whether it was taken. */
-static bool first_try(lua_State *L, luamig_conn *c, const char *key) {
+ * is free. The key is the server's hash of "luamig:" + schema + "." + table,
+ * the schema the table is in (current_schema() when the config names none):
+ * "public" written in the config and left to the search path take the same
+ * lock, with no round trip more. Sets vt->lock_key; returns whether it was taken. */
+static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   int top = lua_gettop(L);
   const char *pid = luamig_topology_pid(L, c);
-  const char *key_pid[2] = { key, pid };
+  const char *lock_params[3] = { vt->name, pid, vt->schema };
   const luamig_stmt st[] = {
     { LUAMIG_TOPOLOGY_SQL, 1, &pid },
     { "SELECT set_config('client_connection_check_interval', '1000', false) "
       "WHERE current_setting('server_version_num')::int >= 140000 AND "
       LUAMIG_TOPOLOGY_OK("$1"), 1, &pid },
-    { "SELECT 1 WHERE CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN "
-      "pg_try_advisory_lock($1::bigint) ELSE false END", 2, key_pid },
+    { "SELECT k, CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN pg_try_advisory_lock(k) "
+      "ELSE false END AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
+      "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s", 3, lock_params },
   };
-  long counts[3];
-  luamig_batch(L, c, 3, st, counts, true, NULL);
+  luamig_batch(L, c, 3, st, NULL, true, NULL);
   luamig_topology_check(L, c, -3);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "k");
+  vt->lock_key = (long long)lua_tointeger(L, -1);   /* int8: a Lua integer */
+  lua_getfield(L, -2, "locked");
+  bool locked = lua_toboolean(L, -1);
   lua_settop(L, top);
-  return counts[2] == 1;
+  return locked;
 }
 
 /* Waiting is a try every 100 ms, not pg_advisory_lock blocked in a
@@ -77,10 +62,9 @@ static bool first_try(lua_State *L, luamig_conn *c, const char *key) {
  * a deadlock the server ends by failing one of the two runs. */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
-  resolve_key(L, c, vt);
-  const char *key = push_key(L, vt);
   double deadline = luamig_now_ms() + wait_s * 1000;
-  bool locked = first_try(L, c, key);
+  bool locked = first_try(L, c, vt);
+  const char *key = push_key(L, vt);
   while (!locked) {
     double left = deadline - luamig_now_ms();
     if (left <= 0) break;
