@@ -240,7 +240,7 @@ void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int nam
 void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
                            const char *label);
 
-/* ---- ops.c: the op.* API given to revisions ---- */
+/* ---- sink.c: where statements go (a connection, or the --sql script) ---- */
 
 #define LUAMIG_OPCTX_MT "luamig.opctx"
 
@@ -256,9 +256,6 @@ typedef struct luamig_opctx {
 /* Pushes a new context (user value 1: script table, user value 2: the conn,
  * user value 3: the DDL waiting while defer is set). */
 luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
-/* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
-void luamig_ops_push(lua_State *L, int ctx_idx);
-/* Sends one statement to the context's sink; params as in luamig_exec. */
 /* Drops what waits in the context and stops deferring. */
 void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx);
 /* Sends the DDL waiting in the context, then tail (counts gets the tail's
@@ -270,13 +267,23 @@ void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt 
  * counts are then 0). */
 void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
                        long *counts);
+/* Sends one statement to the context's sink; params as in luamig_exec. */
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
                  int nparams, const char *const *params);
-int luamig_open_ops(lua_State *L);
+/* Queues sql while the context defers (what: the op, for its errors, with the
+ * revision's position), to go with the next luamig_flush. */
+void luamig_queue_add(lua_State *L, luamig_opctx *ctx, const char *sql, const char *what);
 /* What an op sends for an answer (query: pushes the rows), after the DDL waiting
  * in the context; a failure is raised as "file:line: what: <error>". */
 long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query);
+int luamig_open_sink(lua_State *L);  /* new_context, script */
+
+/* ---- ops.c: the op.* API given to revisions ---- */
+
+/* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
+void luamig_ops_push(lua_State *L, int ctx_idx);
+int luamig_open_ops(lua_State *L);
 
 /* ops_index.c: around a live op.create_index(name, table, cols, opts) with
  * concurrently = true (its arguments from stack slot arg): prepare drops an
