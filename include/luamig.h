@@ -119,7 +119,7 @@ bool luamig_is_conninfo(const char *s);
 
 int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module functions */
 
-/* ---- sql.c: identifier quoting and statement text (pure: no connection) ---- */
+/* ---- quote.c: identifiers and literals (pure: no connection) ---- */
 
 /* Appends s (len bytes) quoted by PostgreSQL's rules ("" doubled, wrapped in "):
  * the one function every identifier goes through. Raises when s is empty, holds
@@ -135,16 +135,18 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
 /* Appends s as a SQL string literal: for statements that take no parameters
  * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
-/* sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
- * nested comments), and what luamig asks of it. */
-/* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
- * skipping quoted text and comments: the offline form of a parameterized statement. */
-void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
-                       int nparams, const char *const *params);
 /* Pushes s (len bytes) on one line: each control character (newline, CR, tab,
  * escape, NUL, DEL) becomes a space. For every text that goes into a SQL comment
  * or a one-line message. */
 const char *luamig_push_oneline(lua_State *L, const char *s, size_t len);
+
+/* ---- sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
+ * nested comments), and what luamig asks of it ---- */
+
+/* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
+ * skipping quoted text and comments: the offline form of a parameterized statement. */
+void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
+                       int nparams, const char *const *params);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
 /* Why SQL text meant as one expression (a default, a WHERE) would not stay
@@ -156,8 +158,29 @@ int luamig_sql_count_statements(const char *sql);
  * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
  * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
 const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
+
+/* ---- args.c: an op's Lua arguments, checked ---- */
+
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
+/* The string at the top, checked to be a string without NUL bytes (label names it). */
+const char *luamig_top_string(lua_State *L, const char *what, const char *label);
+/* The string at stack slot idx, checked as an identifier; returns it. */
+const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
+/* Raises unless the table at idx (or nil) has only the allowed keys. */
+void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
+/* Pushes opts[key] (nil when opts is not a table); returns its type. */
+int luamig_push_opt(lua_State *L, int opts, const char *key);
+/* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
+int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key);
+/* Pushes opts[key] and returns true when it is a string (raising with expected
+ * when it is neither that nor nil); pushes nothing when it is absent. */
+bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
+                            const char *expected);
+/* Raises unless the table at idx holds only keys 1..n; returns n. */
+lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
+
+/* ---- sql.c and sql_*.c: statement text (pure: no connection) ---- */
 
 /* One DDL builder per op: reads the op's Lua arguments from stack index arg on
  * (exactly as op.<name> receives them), validates them, and appends the statement
@@ -207,8 +230,6 @@ const char *luamig_fk_action(const char *name);
 /* The builders' helpers (sql.c). b is at the top of the stack; a "top" helper
  * takes the value just above it and pops it. */
 void luamig_sql_next(luaL_Buffer *b);              /* ends one statement, starts the next */
-/* The string at stack slot idx, checked as an identifier; returns it. */
-const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
 void luamig_add_top_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label);
 /* prefix, then the string at the top verbatim (SQL text: raises on a NUL byte). */
 void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
@@ -216,18 +237,6 @@ void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const c
 /* prefix, then the string at the top as a literal. */
 void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                             const char *prefix);
-/* Raises unless the table at idx (or nil) has only the allowed keys. */
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
-/* Pushes opts[key] (nil when opts is not a table); returns its type. */
-int luamig_push_opt(lua_State *L, int opts, const char *key);
-/* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
-int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key);
-/* Pushes opts[key] and returns true when it is a string (raising with expected
- * when it is neither that nor nil); pushes nothing when it is absent. */
-bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
-                            const char *expected);
-/* Raises unless the table at idx holds only keys 1..n; returns n. */
-lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
 /* DROP <kind> [IF EXISTS] [schema.]name [CASCADE], the name at arg and the
  * options ({schema= when qualified, if_exists=, cascade=}) after it: op.drop_table
  * and op.drop_enum (qualified), op.drop_schema and op.drop_extension (not). */

@@ -1,0 +1,96 @@
+/*
+ * args.c: reading an op's Lua arguments (strings, identifiers, option tables,
+ * arrays), each failure raised as "file:line: op.x: ..." at the revision's line.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "luamig.h"
+
+int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...) {
+  va_list ap;
+  luaL_where(L, 1);
+  lua_pushstring(L, what);
+  lua_pushliteral(L, ": ");
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 4);
+  return lua_error(L);
+}
+
+/* The string at the top, checked to be a string without NUL bytes. */
+const char *luamig_top_string(lua_State *L, const char *what, const char *label) {
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, -1));
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  if (strlen(s) < len) luamig_op_error(L, what, "%s contains a NUL byte", label);
+  return s;
+}
+
+const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, idx));
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (len == 0) luamig_op_error(L, what, "empty identifier (%s)", label);
+  if (strlen(s) < len) luamig_op_error(L, what, "%s contains a NUL byte", label);
+  if (len > LUAMIG_MAX_IDENT)
+    luamig_op_error(L, what, "identifier \"%s\" is longer than %d bytes", s, LUAMIG_MAX_IDENT);
+  return s;
+}
+
+void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx))
+    luamig_op_error(L, what, "options must be a table (got %s)", luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    bool ok = false;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; allowed[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), allowed[i]) == 0;
+    if (!ok) luamig_op_error(L, what, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
+  }
+}
+
+int luamig_push_opt(lua_State *L, int opts, const char *key) {
+  if (!lua_istable(L, opts)) { lua_pushnil(L); return LUA_TNIL; }
+  return lua_getfield(L, opts, key);
+}
+
+int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key) {
+  int type = luamig_push_opt(L, opts, key);
+  int v = type == LUA_TNIL ? -1 : lua_toboolean(L, -1);
+  if (type != LUA_TNIL && type != LUA_TBOOLEAN)
+    luamig_op_error(L, what, "%s must be a boolean (got %s)", key, lua_typename(L, type));
+  lua_pop(L, 1);
+  return v;
+}
+
+bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
+                            const char *expected) {
+  int type = luamig_push_opt(L, opts, key);
+  if (type == LUA_TNIL) { lua_pop(L, 1); return false; }
+  if (type != LUA_TSTRING)
+    luamig_op_error(L, what, "%s must be %s (got %s)", key, expected, lua_typename(L, type));
+  luamig_top_string(L, what, key);
+  return true;
+}
+
+lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label) {
+  if (!lua_istable(L, idx))
+    luamig_op_error(L, what, "%s must be a table (an array) (got %s)", label, luaL_typename(L, idx));
+  /* raw: a proxy's __len or __index could make the list endless */
+  if (luaL_getmetafield(L, idx, "__index") != LUA_TNIL || luaL_getmetafield(L, idx, "__len") != LUA_TNIL)
+    luamig_op_error(L, what, "%s must be a plain array (a table without __index or __len)", label);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+      luamig_op_error(L, what, "%s must be an array (found key %s)", label, luaL_tolstring(L, -1, NULL));
+  }
+  return n;
+}
