@@ -353,6 +353,8 @@ int luamig_graph_lookup(const luamig_graph *g, const char *key);
 /* Resolves down_revision/depends_on, children, heads, bases; raises on a
  * missing parent or a cycle (naming it). */
 void luamig_graph_link(lua_State *L, luamig_graph *g);
+/* n + 1 zeroed ints, anchored on the stack: marks and lists over the revisions. */
+int *luamig_scratch(lua_State *L, int n);
 
 /* ---- loader.c: revision files -> graph entries, each in its own environment ---- */
 
@@ -594,7 +596,7 @@ bool luamig_parse_duration(const char *s, double *ms);
  * Raises "path:N: expected KEY=value" on a malformed line. */
 int luamig_dotenv_parse(lua_State *L, const char *path);
 
-/* ---- runner.c: upgrade, downgrade, stamp; the run shared with report.c ---- */
+/* ---- run.c: what every command shares (runner.c, stamp.c, report.c, lint.c, ...) ---- */
 
 /* One command's state: its options, config, graph and connection live on
  * the Lua stack (slots below); the pointers stay valid while they do. */
@@ -634,11 +636,20 @@ bool luamig_opt_flag(lua_State *L, int opts, const char *name);
 /* The same before luamig_run_init: whether the options (argument 1, a table
  * or nil) set name to a true value. */
 bool luamig_opt_preset(lua_State *L, const char *name);
-int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on the stack */
 /* Reads the version table into cur (indices); raises on an id no file has. */
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
+/* Pushes "a, b" of the ids in list ("" for none); returns it. */
+const char *luamig_push_ids(lua_State *L, const luamig_graph *g, const int *list, int n);
+/* Server WARNINGs held during the run go to the log as "warn" events. */
+void luamig_run_warnings(luamig_run *r);
+/* Connects and takes the lock, or (offline: opts.sql) prepares a script;
+ * pushes the op context and returns its stack index. */
+int luamig_run_open(luamig_run *r, bool offline);
+/* Offline: hands the statements gathered in the context at ctxidx to the log
+ * as "sql" events, and empties its script. */
+void luamig_run_drain(luamig_run *r, int ctxidx);
 /* backup.c: --backup FILE, pg_dump of the run's database; the password
  * reaches pg_dump in a passfile of its own, never on its command line. */
 void luamig_backup(luamig_run *r, const char *file);
@@ -657,7 +668,10 @@ void luamig_warn_findings(luamig_run *r, int nfound);
 void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur,
                       const luamig_move *m);
 
+/* ---- runner.c, stamp.c: upgrade and downgrade (the retry engine), stamp ---- */
+
 int luamig_open_runner(lua_State *L);
+int luamig_open_stamp(lua_State *L);
 
 /* ---- report.c: current, heads, history, show, branches, status, verify ---- */
 
