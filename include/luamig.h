@@ -20,7 +20,7 @@
 #define LUAMIG_MAX_IDENT 63          /* PostgreSQL's NAMEDATALEN - 1 */
 #define LUAMIG_REV_MAX 32            /* version_num varchar(32) */
 
-/* ---- conn.c: libpq connections, statements, errors with SQLSTATE ---- */
+/* ---- conn.c, conn_exec.c: libpq connections, statements, errors with SQLSTATE ---- */
 
 #define LUAMIG_CONN_MT "luamig.conn"
 
@@ -56,6 +56,8 @@ void luamig_conn_pump(luamig_conn *c);
 void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url);
 luamig_conn *luamig_conn_check(lua_State *L, int idx);
 void luamig_conn_close(luamig_conn *c);
+
+/* conn_exec.c: statements and their errors. */
 
 /* Runs one statement with text parameters (NULL entries are SQL NULL).
  * Returns the number of rows it affected. Raises on a server error with
@@ -95,15 +97,11 @@ typedef struct luamig_stmt {
  * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes);
+/* Appends s on one line: whitespace runs become one space, the ends are
+ * trimmed; past max bytes (0: no limit) it stops at a character boundary with "...". */
+void luamig_add_collapsed(luaL_Buffer *b, const char *s, size_t max);
 
-/* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
- * number, string) to text parameters. Numbers and booleans are replaced by their
- * text in those slots, so every string stays anchored there; pushes the array (a
- * userdata) and returns it. Raises on other types: an argument error when what is
- * NULL, else "what: parameter N ...". */
-const char **luamig_params(lua_State *L, int first, int n, const char *what);
-
-/* Pushes a userdata owning C memory: set *slot to it, and release(*slot)
+/* owned.c: pushes a userdata owning C memory: set *slot to it, and release(*slot)
  * runs once, by luamig_owned_free or when the userdata is collected (after an
  * error too). For what libpq or malloc hands over while Lua may raise. */
 void **luamig_push_owned(lua_State *L, void (*release)(void *));
@@ -179,6 +177,12 @@ bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char
                             const char *expected);
 /* Raises unless the table at idx holds only keys 1..n; returns n. */
 lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
+/* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
+ * number, string) to text parameters. Numbers and booleans are replaced by their
+ * text in those slots, so every string stays anchored there; pushes the array (a
+ * userdata) and returns it. Raises on other types: an argument error when what is
+ * NULL, else "what: parameter N ...". */
+const char **luamig_params(lua_State *L, int first, int n, const char *what);
 
 /* ---- sql.c and sql_*.c: statement text (pure: no connection) ---- */
 

@@ -2,7 +2,10 @@
  * args.c: reading an op's Lua arguments (strings, identifiers, option tables,
  * arrays), each failure raised as "file:line: op.x: ..." at the revision's line.
  */
+#include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -93,4 +96,69 @@ lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const ch
       luamig_op_error(L, what, "%s must be an array (found key %s)", label, luaL_tolstring(L, -1, NULL));
   }
   return n;
+}
+
+/* ---- statement parameters from Lua values ---- */
+
+/* Pushes a number as PostgreSQL input text: integral values without ".0",
+ * others in the fewest digits that read back the same. */
+static void push_number_text(lua_State *L, int idx) {
+  lua_Integer i;
+  if (lua_isinteger(L, idx)) {
+    lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+    return;
+  }
+  lua_Number d = lua_tonumber(L, idx);
+  if (isnan(d)) { lua_pushliteral(L, "NaN"); return; }
+  if (isinf(d)) { lua_pushstring(L, d > 0 ? "Infinity" : "-Infinity"); return; }
+  if (lua_numbertointeger(d, &i) && (lua_Number)i == d) {
+    lua_pushfstring(L, "%I", (LUAI_UACINT)i);
+    return;
+  }
+  char buf[64];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, (double)d);
+    if (strtod(buf, NULL) == (double)d) break;
+  }
+  lua_pushstring(L, buf);
+}
+
+const char **luamig_params(lua_State *L, int first, int n, const char *what) {
+  static const char expected[] = "nil, boolean, number or string";
+  first = lua_absindex(L, first);
+  if (n > 65535) {
+    if (what) luaL_error(L, "%s: too many parameters (%d; at most 65535)", what, n);
+    luaL_error(L, "too many parameters (%d; at most 65535)", n);
+  }
+  for (int i = 0; i < n; i++) {
+    int idx = first + i;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      break;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+      lua_replace(L, idx);
+      break;
+    case LUA_TNUMBER:
+      push_number_text(L, idx);
+      lua_replace(L, idx);
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (strlen(s) < len) {
+        if (what) luamig_op_error(L, what, "parameter %d contains a NUL byte", i + 1);
+        luaL_argerror(L, idx, "contains a NUL byte");
+      }
+      break;
+    }
+    default:
+      if (what) luamig_op_error(L, what, "parameter %d must be nil, a boolean, a number or "
+                                "a string (got %s)", i + 1, luaL_typename(L, idx));
+      luaL_typeerror(L, idx, expected);
+    }
+  }
+  const char **p = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *p, 0);
+  for (int i = 0; i < n; i++) p[i] = lua_tostring(L, first + i);  /* NULL for nil */
+  return p;
 }
