@@ -97,6 +97,16 @@ typedef struct luamig_stmt {
  * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes);
+/* A statement failure as data: what the server said, not words found in a message. */
+typedef struct luamig_sqlerror {
+  char sqlstate[6];                  /* "" when there is none (a client-side failure) */
+  char primary[128];                 /* the server's primary message, cut at 127 bytes */
+} luamig_sqlerror;
+/* Whether the error text err is the last statement failure these functions
+ * raised in L, or wraps it ("file:line: op.x: ...", "upgrade X failed: ...");
+ * if so, fills *e. An error a revision raises of its own carries none, even
+ * after it caught a server error. */
+bool luamig_sqlerror_of(lua_State *L, const char *err, luamig_sqlerror *e);
 /* Appends s on one line: whitespace runs become one space, the ends are
  * trimmed; past max bytes (0: no limit) it stops at a character boundary with "...". */
 void luamig_add_collapsed(luaL_Buffer *b, const char *s, size_t max);
@@ -538,14 +548,16 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
                         luamig_move *m, luamig_logrow *log);
 
-/* Whether a revision's failure msg is its guard's: a reason of the guard's
- * own, or (at_row: the audit row was the statement that failed) any failure
- * of the row, which reads the version table. */
-bool luamig_guard_failed(const char *msg, bool at_row);
-/* Pushes what the failed guard (its error: msg) found, for "upgrade X failed: ...";
- * committed says whether the revision's statements stay (a non-transactional one). */
+/* Whether a revision's failure is its guard's: the server refused with one of
+ * the guard's reasons (e: the failure's record, NULL when it is not the
+ * server's), or (at_row: the audit row was the statement that failed) any
+ * failure of the row, which reads the version table. */
+bool luamig_guard_failed(const luamig_sqlerror *e, bool at_row);
+/* Pushes what the failed guard (its error: msg, its record: e) found, for
+ * "upgrade X failed: ..."; committed says whether the revision's statements
+ * stay (a non-transactional one). */
 const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
-                                 const char *msg, bool committed);
+                                 const char *msg, const luamig_sqlerror *e, bool committed);
 
 /* The audit log table, through the context. */
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);

@@ -295,8 +295,20 @@ static int mod_quote_ident(lua_State *L) {
   return 1;
 }
 
+/* sqlstate(err) -> the SQLSTATE of the server failure err carries (see
+ * luamig_sqlerror_of), or nil: the Lua API's third value. */
+static int mod_sqlstate(lua_State *L) {
+  luamig_sqlerror e;
+  if (lua_type(L, 1) == LUA_TSTRING && luamig_sqlerror_of(L, lua_tostring(L, 1), &e) && e.sqlstate[0])
+    lua_pushstring(L, e.sqlstate);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
 static const luaL_Reg connlib[] = {
   { "connect", mod_connect },
+  { "sqlstate", mod_sqlstate },
   { "redact", mod_redact },
   { "quote_ident", mod_quote_ident },
   { NULL, NULL }

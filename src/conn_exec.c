@@ -10,6 +10,7 @@
  * with every parameter as text.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +19,8 @@
 
 #define RESULT_MT "luamig.result"
 #define ERR_SQL_MAX 1024               /* bytes of a statement quoted in an error */
+#define LAST_ERROR "luamig.sqlerror"   /* registry: { text, sqlstate, primary } of the last
+                                          statement failure raised */
 
 /* Type OIDs from pg_type.h (a server header). */
 enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23,
@@ -108,7 +111,43 @@ static void add_grant_hint(lua_State *L, luaL_Buffer *b, const char *user, const
   luaL_addchar(b, ';');
 }
 
-/* Pushes the one-line error for a failed statement; h->res may be NULL. */
+/* Keeps the failure whose text is at the top as data (its SQLSTATE and
+ * primary message may be NULL) for luamig_sqlerror_of. */
+static void record_error(lua_State *L, const char *state, const char *primary) {
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "text");
+  lua_pushstring(L, state);
+  lua_setfield(L, -2, "sqlstate");
+  lua_pushstring(L, primary);
+  lua_setfield(L, -2, "primary");
+  lua_setfield(L, LUA_REGISTRYINDEX, LAST_ERROR);
+}
+
+/* The record's field key as a C string into out (size bytes, cut there); "" when absent. */
+static void copy_field(lua_State *L, int t, const char *key, char *out, size_t size) {
+  lua_getfield(L, t, key);
+  const char *v = lua_tostring(L, -1);
+  snprintf(out, size, "%s", v ? v : "");
+  lua_pop(L, 1);
+}
+
+bool luamig_sqlerror_of(lua_State *L, const char *err, luamig_sqlerror *e) {
+  int top = lua_gettop(L);
+  bool found = false;
+  if (err != NULL && lua_getfield(L, LUA_REGISTRYINDEX, LAST_ERROR) == LUA_TTABLE) {
+    lua_getfield(L, -1, "text");
+    found = strstr(err, lua_tostring(L, -1)) != NULL;   /* that failure, or a wrapping of it */
+    if (found) {
+      copy_field(L, top + 1, "sqlstate", e->sqlstate, sizeof e->sqlstate);
+      copy_field(L, top + 1, "primary", e->primary, sizeof e->primary);
+    }
+  }
+  lua_settop(L, top);
+  return found;
+}
+
+/* Pushes the one-line error for a failed statement (and records it); h->res may be NULL. */
 static void push_error(lua_State *L, luamig_conn *c, holder *h, const char *sql) {
   const PGresult *res = h->res;
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -140,6 +179,7 @@ static void push_error(lua_State *L, luamig_conn *c, holder *h, const char *sql)
   luaL_addstring(&b, "; SQL: ");
   luamig_add_collapsed(&b, sql, ERR_SQL_MAX);
   luaL_pushresult(&b);
+  record_error(L, state, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL);
 }
 
 /* A COPY we cannot feed or read: end it so the connection stays usable. */

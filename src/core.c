@@ -17,7 +17,7 @@ static void merge(lua_State *L, int dst) {
 
 int luaopen_luamig_core(lua_State *L) {
   static lua_CFunction const parts[] = {
-    luamig_open_conn,                /* connect, redact, quote_ident */
+    luamig_open_conn,                /* connect, sqlstate, redact, quote_ident */
     luamig_open_sink,                /* op contexts, for tests and offline scripts */
     luamig_open_ops,                 /* op tables bound to a context */
     luamig_open_runner,              /* upgrade, downgrade */

@@ -287,10 +287,13 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
     }
-    if (ctx->conn != NULL && luamig_guard_failed(msg, a.final_sent && ctx->conn->failed_at == ctx->tail_at))
-      msg = lua_pushfstring(L, "%s: %s", rv->path,
-                            luamig_guard_explain(L, &r->vt, m->expect, msg, !rv->transactional));
-    bool lock_timeout = ctx->conn != NULL && rv->transactional && strstr(msg, "55P03") != NULL;
+    luamig_sqlerror e;                /* the server's failure, unless the revision raised its own */
+    const luamig_sqlerror *server = ctx->conn != NULL && luamig_sqlerror_of(L, msg, &e) ? &e : NULL;
+    if (ctx->conn != NULL
+        && luamig_guard_failed(server, a.final_sent && ctx->conn->failed_at == ctx->tail_at))
+      msg = lua_pushfstring(L, "%s: %s", rv->path, luamig_guard_explain(L, &r->vt, m->expect, msg,
+                                                                     server, !rv->transactional));
+    bool lock_timeout = server && rv->transactional && strcmp(server->sqlstate, "55P03") == 0;
     if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
     if (lock_timeout && tries < r->lock_retries) {
       double wait = 500.0 * (1 << tries);

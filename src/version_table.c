@@ -53,10 +53,11 @@ static void create_table(lua_State *L, luamig_opctx *ctx) {
   lua_pushlightuserdata(L, ctx->conn);
   lua_rotate(L, -3, -1);             /* the statement last */
   if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
-  const char *msg = lua_tostring(L, -1);
-  static const char *const raced[] = { "23505:", "42P07:", "42710:" };
+  luamig_sqlerror e;
+  if (!luamig_sqlerror_of(L, lua_tostring(L, -1), &e)) lua_error(L);
+  static const char *const raced[] = { "23505", "42P07", "42710" };
   bool ok = false;
-  for (int i = 0; i < 3 && msg; i++) ok = ok || strncmp(msg, raced[i], 6) == 0;
+  for (int i = 0; i < 3; i++) ok = ok || strcmp(e.sqlstate, raced[i]) == 0;
   if (!ok) lua_error(L);
   lua_pop(L, 1);
 }
@@ -176,24 +177,29 @@ void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt
 
 /* ---- the guard after each revision ---- */
 
-/* The server's words in msg, without "; SQL: ..." (whose text has the reasons too). */
+/* The server's words in msg, without "; SQL: ...". */
 static size_t server_part(const char *msg) {
   const char *sql = strstr(msg, "; SQL: ");
   return sql ? (size_t)(sql - msg) : strlen(msg);
 }
 
-static bool says(const char *msg, const char *reason) {
-  const char *p = strstr(msg, reason);
-  return p != NULL && (size_t)(p - msg) < server_part(msg);
+/* The guard's reason in the server's refusal e (NULL: not the server's): its
+ * cast fails with 22P02, the text it could not read in the primary message. */
+static const char *guard_reason(const luamig_sqlerror *e) {
+  if (e == NULL || strcmp(e->sqlstate, "22P02") != 0) return NULL;
+  if (strstr(e->primary, "luamig:lock") != NULL) return "luamig:lock";
+  if (strstr(e->primary, "luamig:rows") != NULL) return "luamig:rows";
+  return NULL;
 }
 
-bool luamig_guard_failed(const char *msg, bool at_row) {
-  return at_row || says(msg, "luamig:lock") || says(msg, "luamig:rows");
+bool luamig_guard_failed(const luamig_sqlerror *e, bool at_row) {
+  return at_row || guard_reason(e) != NULL;
 }
 
 const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const char *expect,
-                                 const char *msg, bool committed) {
+                                 const char *msg, const luamig_sqlerror *e, bool committed) {
   size_t len = server_part(msg);
+  const char *reason = guard_reason(e);
   const char *outcome = committed
     ? "its statements have committed: check the database, then 'luamig stamp' the revision it is at"
     : "it was rolled back: nothing of it was applied";
@@ -212,10 +218,10 @@ const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const ch
   const char *rows = lua_tostring(L, -1), *found = NULL;
   lua_pushlstring(L, msg, len);
   const char *server = lua_tostring(L, -1);
-  if (says(msg, "luamig:lock"))
+  if (reason != NULL && strcmp(reason, "luamig:lock") == 0)
     found = lua_pushfstring(L, "it released luamig's migration lock (pg_advisory_unlock), so "
                             "another run could start; %s", outcome);
-  else if (says(msg, "luamig:rows"))
+  else if (reason != NULL)
     found = lua_pushfstring(L, "it changed the version table %s behind luamig (it must hold %s "
                             "now; a revision must not write the version table); %s", vt->name,
                             rows, outcome);

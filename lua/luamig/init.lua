@@ -1,7 +1,8 @@
 -- luamig: the Lua API, for apps that migrate at start-up and for tools.
 -- A thin face over luamig.core: the same C core, lock and semantics as the
 -- luamig command. Expected failures (the database, the files) come back as
--- nil, message; a wrong call (not an options table) raises.
+-- nil, message, sqlstate (the server's SQLSTATE when the failure is its, as
+-- "55P03" for a lock timeout; else nil); a wrong call (not an options table) raises.
 --
 --   local luamig = require "luamig"
 --   local steps, err = luamig.upgrade{ config = "luamig.lua", target = "head" }
@@ -51,7 +52,7 @@ local function command(name)
       call.log = line_logger(opts.log)
     end
     local ok, result = pcall(core[name], call)
-    if not ok then return nil, error_text(result) end
+    if not ok then return nil, error_text(result), core.sqlstate(result) end
     return result
   end
 end
