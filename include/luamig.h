@@ -575,6 +575,48 @@ void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* The lock key's halves as pg_locks shows them (classid, objid), as text. */
 void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]);
 
+/* ---- sql_bookkeeping.c: the text of luamig's own statements (pure: no connection) ---- */
+
+/* The reasons a revision's guard refuses with: the text its failing cast shows. */
+#define LUAMIG_GUARD_LOCK "luamig:lock"
+#define LUAMIG_GUARD_ROWS "luamig:rows"
+
+/* The functions push their statement and return it. */
+/* vt's schema.table quoted (table: vt->name or vt->log_name). */
+const char *luamig_sql_vt_qualified(lua_State *L, const luamig_vtable *vt, const char *table);
+/* Whether both tables exist ($1, $2: their qualified names): columns versions, log. */
+extern const char luamig_sql_vt_probe[];
+/* CREATE TABLE IF NOT EXISTS of the version table, its primary key Alembic's <table>_pkc. */
+const char *luamig_sql_vt_create(lua_State *L, const luamig_vtable *vt);
+/* Its rows in order; a head replaced ($1 the new, $2 the old), removed ($1),
+ * added ($1); every row gone (stamp --purge). */
+typedef enum { LUAMIG_VT_SELECT, LUAMIG_VT_UPDATE, LUAMIG_VT_DELETE, LUAMIG_VT_INSERT,
+               LUAMIG_VT_PURGE } luamig_vt_stmt;
+const char *luamig_sql_vt_change(lua_State *L, const luamig_vtable *vt, luamig_vt_stmt stmt);
+/* The audit log: CREATE TABLE IF NOT EXISTS; its rows (revision, direction,
+ * checksum), oldest first; one row ($1 revision, $2 direction, $3 checksum,
+ * $4 duration_ms, $5 luamig_version), guarded: written only while the session
+ * holds the lock whose key halves are $6 and $7 and the version table holds
+ * the rows $8 (sorted, one per line), else its cast fails with the reason. */
+const char *luamig_sql_log_create(lua_State *L, const luamig_vtable *vt);
+const char *luamig_sql_log_select(lua_State *L, const luamig_vtable *vt);
+const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool guarded);
+/* The migration lock (lock.c). The session's dead-client check ($1: the pid
+ * of luamig_topology_pid); the key, hashed by the server from $1 table and $3
+ * schema, and the lock taken when $2 passes LUAMIG_TOPOLOGY_OK (columns k,
+ * locked); a later try (one row when taken), the release ($1 the key); who
+ * holds it ($1, $2 the key's halves: pid, app, state, usr). */
+extern const char luamig_sql_check_interval[];
+extern const char luamig_sql_lock_first[];
+extern const char luamig_sql_lock_try[];
+extern const char luamig_sql_lock_release[];
+extern const char luamig_sql_lock_holder[];
+/* SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
+const char *luamig_sql_setting(lua_State *L, const char *name, const char *value);
+/* The oldest three other transactions holding table locks in this database,
+ * after a lock timeout: pid, app, state, query. */
+extern const char luamig_sql_table_blockers[];
+
 /* ---- topology.c: where a migration is about to run ---- */
 
 /* The condition, on a statement of the lock's batch whose parameter p is

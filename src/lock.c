@@ -38,12 +38,8 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   const char *lock_params[3] = { vt->name, pid, vt->schema };
   const luamig_stmt st[] = {
     { LUAMIG_TOPOLOGY_SQL, 1, &pid },
-    { "SELECT set_config('client_connection_check_interval', '1000', false) "
-      "WHERE current_setting('server_version_num')::int >= 140000 AND "
-      LUAMIG_TOPOLOGY_OK("$1"), 1, &pid },
-    { "SELECT k, CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN pg_try_advisory_lock(k) "
-      "ELSE false END AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
-      "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s", 3, lock_params },
+    { luamig_sql_check_interval, 1, &pid },
+    { luamig_sql_lock_first, 3, lock_params },
   };
   luamig_batch(L, c, 3, st, NULL, true, NULL);
   luamig_topology_check(L, c, -3);
@@ -70,7 +66,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
     if (left <= 0) break;
     long ms = left < 100 ? (long)left + 1 : 100;
     nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
-    locked = luamig_exec(L, c, "SELECT 1 WHERE pg_try_advisory_lock($1::bigint)", 1, &key) == 1;
+    locked = luamig_exec(L, c, luamig_sql_lock_try, 1, &key) == 1;
   }
   if (locked) { lua_settop(L, top); return; }
 
@@ -78,12 +74,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
   char hi[16], lo[16];
   luamig_lock_halves(vt, hi, lo);
   const char *p[2] = { hi, lo };
-  int n = luamig_query(L, c,
-    "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "
-    "coalesce(a.state, '?') AS state, coalesce(a.usename, '?') AS usr "
-    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid "
-    "AND l.objid = $2::oid AND l.objsubid = 1", 2, p);
+  int n = luamig_query(L, c, luamig_sql_lock_holder, 2, p);
   if (n == 0)
     luaL_error(L, "could not take the migration lock within %d s (its holder has just "
                "gone: run again)", (int)(wait_s + 0.5));
@@ -101,6 +92,6 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
 
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
   const char *key = push_key(L, vt);
-  luamig_exec(L, c, "SELECT pg_advisory_unlock($1::bigint)", 1, &key);
+  luamig_exec(L, c, luamig_sql_lock_release, 1, &key);
   lua_pop(L, 1);
 }

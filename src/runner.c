@@ -33,17 +33,6 @@ typedef struct attempt {
   bool final_sent;                   /* its last batch (audit row, COMMIT, next) went out */
 } attempt;
 
-/* Pushes SET name = 'value' (SET takes no parameters: the value is a quoted literal). */
-static const char *push_setting(lua_State *L, const char *name, const char *value) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "SET %s = ", name);
-  luaL_addvalue(&b);
-  luamig_quote_literal(&b, value);
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
-}
-
 /* The revisions' timeouts (config lock_timeout, statement_timeout), set once
  * for the session after the migration lock is taken: every revision runs
  * under them, transactional or not, and the connection is the run's own. */
@@ -51,9 +40,9 @@ static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
   luamig_stmt st[2];
   int n = 0, top = lua_gettop(L);
   if (r->lock_timeout)
-    st[n++] = (luamig_stmt){ push_setting(L, "lock_timeout", r->lock_timeout), 0, NULL };
+    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "lock_timeout", r->lock_timeout), 0, NULL };
   if (r->statement_timeout)
-    st[n++] = (luamig_stmt){ push_setting(L, "statement_timeout", r->statement_timeout), 0, NULL };
+    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "statement_timeout", r->statement_timeout), 0, NULL };
   if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
   lua_settop(L, top);
 }
@@ -136,14 +125,7 @@ static int run_attempt(lua_State *L) {
 
 /* After a lock timeout: the oldest other transactions holding table locks here. */
 static const char *push_blockers(lua_State *L, luamig_conn *c) {
-  int n = luamig_query(L, c,
-    "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "
-    "coalesce(a.state, '?') AS state, "
-    "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120) AS query "
-    "FROM pg_stat_activity a WHERE a.datname = current_database() "
-    "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL AND EXISTS ("
-    "SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted) "
-    "ORDER BY a.xact_start LIMIT 3", 0, NULL);
+  int n = luamig_query(L, c, luamig_sql_table_blockers, 0, NULL);
   int rows = lua_gettop(L);
   lua_pushliteral(L, "");
   for (int i = 1; i <= n; i++) {

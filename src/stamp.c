@@ -34,13 +34,7 @@ static int cmd_stamp(lua_State *L) {
 
   luamig_emit(L, ctx, "BEGIN", 0, NULL);
   if (purge) {
-    lua_pushliteral(L, "DELETE FROM ");
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luamig_quote_qualified(L, &b, r.vt.schema, r.vt.name);
-    luaL_pushresult(&b);
-    lua_concat(L, 2);
-    luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
+    luamig_emit(L, ctx, luamig_sql_vt_change(L, &r.vt, LUAMIG_VT_PURGE), 0, NULL);
     lua_pop(L, 1);
   }
   int *was = luamig_scratch(L, g->n), *now = luamig_scratch(L, g->n);

@@ -8,23 +8,14 @@
 
 #include "luamig.h"
 
-/* Pushes schema.table quoted (the version table, or its audit log beside it). */
-static const char *push_qualified(lua_State *L, const luamig_vtable *vt, const char *table) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luamig_quote_qualified(L, &b, vt->schema, table);
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
-}
-
 /* Whether the version table and its log exist, asked once per run in one
  * query (a plain CREATE TABLE IF NOT EXISTS would make the server print a
  * NOTICE); the answer is kept in vt and updated when luamig creates them. */
 static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   if (vt->probed) return;
-  const char *names[2] = { push_qualified(L, vt, vt->name), push_qualified(L, vt, vt->log_name) };
-  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS versions, "
-               "to_regclass($2) IS NOT NULL AS log", 2, names);
+  const char *names[2] = { luamig_sql_vt_qualified(L, vt, vt->name),
+                           luamig_sql_vt_qualified(L, vt, vt->log_name) };
+  luamig_query(L, c, luamig_sql_vt_probe, 2, names);
   lua_geti(L, -1, 1);
   lua_getfield(L, -1, "versions");
   lua_getfield(L, -2, "log");
@@ -63,25 +54,7 @@ static void create_table(lua_State *L, luamig_opctx *ctx) {
 }
 
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "CREATE TABLE IF NOT EXISTS ");
-  luamig_quote_qualified(L, &b, vt->schema, vt->name);
-  luaL_addstring(&b, " (version_num varchar(32) NOT NULL, CONSTRAINT ");
-  lua_pushfstring(L, "%s_pkc", vt->name);
-  if (lua_rawlen(L, -1) > LUAMIG_MAX_IDENT) {  /* keep the name PostgreSQL would use */
-    lua_pop(L, 1);
-    lua_pushfstring(L, "%.*s_pkc", LUAMIG_MAX_IDENT - 4, vt->name);
-  }
-  const char *pk = lua_tostring(L, -1);
-  luaL_Buffer q;                     /* quote the pk name outside b's stack slot */
-  luaL_buffinit(L, &q);
-  luamig_quote_ident(L, &q, pk);
-  luaL_pushresult(&q);
-  lua_remove(L, -2);
-  luaL_addvalue(&b);
-  luaL_addstring(&b, " PRIMARY KEY (version_num))");
-  luaL_pushresult(&b);
+  luamig_sql_vt_create(L, vt);
   create_table(L, ctx);
   vt->present = true;
 }
@@ -92,27 +65,22 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
     lua_newtable(L);
     return -1;
   }
-  const char *name = push_qualified(L, vt, vt->name);
-  lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
-  int n = luamig_query_column(L, c, lua_tostring(L, -1), 0, NULL);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  int n = luamig_query_column(L, c, luamig_sql_vt_change(L, vt, LUAMIG_VT_SELECT), 0, NULL);
+  lua_remove(L, -2);
   return n;
 }
 
 /* Appends to st (from *n on) the statements of move m; their SQL is pushed. */
 void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *m,
                             luamig_stmt *st, int *n) {
-  const char *name = push_qualified(L, vt, vt->name);
   if (m->nfrom == 1 && m->nto == 1) {   /* one head replaces another: an UPDATE, as Alembic */
     m->update[0] = m->to[0];
     m->update[1] = m->from[0];
-    st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "UPDATE %s SET version_num = $1 WHERE "
-                                                "version_num = $2", name), 2, m->update };
+    st[(*n)++] = (luamig_stmt){ luamig_sql_vt_change(L, vt, LUAMIG_VT_UPDATE), 2, m->update };
     return;
   }
-  const char *del = lua_pushfstring(L, "DELETE FROM %s WHERE version_num = $1", name);
-  const char *ins = lua_pushfstring(L, "INSERT INTO %s (version_num) VALUES ($1)", name);
+  const char *del = luamig_sql_vt_change(L, vt, LUAMIG_VT_DELETE);
+  const char *ins = luamig_sql_vt_change(L, vt, LUAMIG_VT_INSERT);
   for (int i = 0; i < m->nfrom; i++) st[(*n)++] = (luamig_stmt){ del, 1, &m->from[i] };
   for (int i = 0; i < m->nto; i++) st[(*n)++] = (luamig_stmt){ ins, 1, &m->to[i] };
 }
@@ -137,30 +105,14 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
   row->params[2] = *row->checksum ? row->checksum : NULL;
   row->params[3] = row->started || row->ms < 0 ? NULL : row->dur;
   row->params[4] = LUAMIG_VERSION;
-  const char *name = push_qualified(L, vt, vt->log_name);
-  if (row->expect == NULL) {
-    st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, "
-                                                "checksum, duration_ms, luamig_version) VALUES "
-                                                "($1, $2, $3, $4, $5)", name), 5, row->params };
-    lua_remove(L, -2);
-    return;
+  if (row->expect != NULL) {
+    luamig_lock_halves(vt, row->hi, row->lo);
+    row->params[5] = row->hi;
+    row->params[6] = row->lo;
+    row->params[7] = row->expect;
   }
-  luamig_lock_halves(vt, row->hi, row->lo);
-  row->params[5] = row->hi;
-  row->params[6] = row->lo;
-  row->params[7] = row->expect;
-  /* the guard rides in the row (no statement more per revision): a failing
-   * cast is the one way plain SQL can refuse, and the reason is the text it
-   * could not read as an integer */
-  const char *vtname = push_qualified(L, vt, vt->name);
-  st[(*n)++] = (luamig_stmt){ lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, "
-    "duration_ms, luamig_version) SELECT $1, $2, $3, $4, $5 WHERE (CASE WHEN NOT EXISTS (SELECT "
-    "FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
-    "AND granted AND classid = $6::oid AND objid = $7::oid AND objsubid = 1) THEN 'luamig:lock' "
-    "WHEN (SELECT coalesce(string_agg(version_num, E'\\n' ORDER BY version_num COLLATE \"C\"), '') "
-    "FROM %s) <> $8 THEN 'luamig:rows' END)::int IS NULL", name, vtname), 8, row->params };
-  lua_remove(L, -2);
-  lua_remove(L, -2);
+  bool guarded = row->expect != NULL;
+  st[(*n)++] = (luamig_stmt){ luamig_sql_log_insert(L, vt, guarded), guarded ? 8 : 5, row->params };
 }
 
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,
@@ -187,8 +139,8 @@ static size_t server_part(const char *msg) {
  * cast fails with 22P02, the text it could not read in the primary message. */
 static const char *guard_reason(const luamig_sqlerror *e) {
   if (e == NULL || strcmp(e->sqlstate, "22P02") != 0) return NULL;
-  if (strstr(e->primary, "luamig:lock") != NULL) return "luamig:lock";
-  if (strstr(e->primary, "luamig:rows") != NULL) return "luamig:rows";
+  if (strstr(e->primary, LUAMIG_GUARD_LOCK) != NULL) return LUAMIG_GUARD_LOCK;
+  if (strstr(e->primary, LUAMIG_GUARD_ROWS) != NULL) return LUAMIG_GUARD_ROWS;
   return NULL;
 }
 
@@ -218,7 +170,7 @@ const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const ch
   const char *rows = lua_tostring(L, -1), *found = NULL;
   lua_pushlstring(L, msg, len);
   const char *server = lua_tostring(L, -1);
-  if (reason != NULL && strcmp(reason, "luamig:lock") == 0)
+  if (reason != NULL && strcmp(reason, LUAMIG_GUARD_LOCK) == 0)
     found = lua_pushfstring(L, "it released luamig's migration lock (pg_advisory_unlock), so "
                             "another run could start; %s", outcome);
   else if (reason != NULL)
@@ -238,24 +190,15 @@ const char *luamig_guard_explain(lua_State *L, const luamig_vtable *vt, const ch
 void luamig_log_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   if (ctx->conn != NULL) probe(L, ctx->conn, vt);
   if (ctx->conn != NULL && vt->log_present) return;
-  const char *name = push_qualified(L, vt, vt->log_name);
-  lua_pushfstring(L, "CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
-                  "revision varchar(32) NOT NULL, direction text NOT NULL, checksum text, "
-                  "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms double precision, "
-                  "db_user text NOT NULL DEFAULT current_user, luamig_version text)", name);
+  luamig_sql_log_create(L, vt);
   create_table(L, ctx);
-  lua_pop(L, 1);
   vt->log_present = true;
 }
 
 const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   probe(L, c, vt);
   if (!vt->log_present) { lua_pushnil(L); return NULL; }
-  const char *name = push_qualified(L, vt, vt->log_name);
-  const char *sql = lua_pushfstring(L, "SELECT revision, direction, checksum FROM %s "
-                                    "ORDER BY id", name);
-  const PGresult *res = luamig_query_result(L, c, sql, 0, NULL);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  const PGresult *res = luamig_query_result(L, c, luamig_sql_log_select(L, vt), 0, NULL);
+  lua_remove(L, -2);
   return res;
 }
