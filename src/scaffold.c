@@ -251,76 +251,59 @@ static void push_depends(lua_State *L, const luamig_graph *g) {
   lua_remove(L, ids);
 }
 
-/* revision: opts.message, opts.rev_id, opts.head (default: the single head). */
-static int cmd_revision(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  luamig_config_load(L, 1);
-  int cfg = lua_gettop(L);
-  lock_versions(L, cfg);
-  luamig_graph *g = luamig_load_revisions(L, cfg, false, NULL);
-  /* no message is an empty one, as with Alembic: the file is then <id>.lua */
-  if (lua_getfield(L, 1, "message") == LUA_TNIL) { lua_pop(L, 1); lua_pushliteral(L, ""); }
-  if (!lua_isstring(L, -1)) return luaL_error(L, "revision: message must be a string");
-  const char *msg = lua_tostring(L, -1);
-  int msgidx = lua_gettop(L);
-
-  if (lua_getfield(L, 1, "rev_id") == LUA_TNIL) { lua_pop(L, 1); push_new_id(L); }
-  check_new_id(L, g);
-  const char *id = lua_tostring(L, -1);
-  int ididx = lua_gettop(L);
-
-  int *parents = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
-  int nparents = 0;
-  if (lua_getfield(L, 1, "merge") == LUA_TTABLE) {
-    /* merge: every named revision (or "heads") must be a head */
-    int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
-    int nargs = (int)luaL_len(L, -2);
-    for (int a = 1; a <= nargs; a++) {
-      lua_geti(L, -2, a);
-      const char *t = luaL_checkstring(L, -1);
-      int k = luamig_resolve(L, g, NULL, 0, t, one);
-      lua_pop(L, 1);
-      for (int j = 0; j < k; j++) {
-        if (g->revs[one[j]].nchildren > 0)
-          return luaL_error(L, "revision %s is not a head: merge joins heads (see "
-                            "'luamig heads')", g->revs[one[j]].id);
-        bool dup = false;
-        for (int x = 0; x < nparents; x++) dup = dup || parents[x] == one[j];
-        if (!dup) parents[nparents++] = one[j];
-      }
+/* The heads the array at merge names (revisions, or "heads"), each once,
+ * into parents; returns how many. Each must be a head, and a merge needs two. */
+static int merge_parents(lua_State *L, const luamig_graph *g, int merge, int *parents) {
+  int *one = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+  int nparents = 0, nargs = (int)luaL_len(L, merge);
+  for (int a = 1; a <= nargs; a++) {
+    lua_geti(L, merge, a);
+    const char *t = luaL_checkstring(L, -1);
+    int k = luamig_resolve(L, g, NULL, 0, t, one);
+    lua_pop(L, 1);
+    for (int j = 0; j < k; j++) {
+      if (g->revs[one[j]].nchildren > 0)
+        luaL_error(L, "revision %s is not a head: merge joins heads (see 'luamig heads')",
+                   g->revs[one[j]].id);
+      bool dup = false;
+      for (int x = 0; x < nparents; x++) dup = dup || parents[x] == one[j];
+      if (!dup) parents[nparents++] = one[j];
     }
-    if (nparents < 2)
-      return luaL_error(L, "nothing to merge: a merge needs at least two heads, %s %d",
-                        nparents == 1 ? "there is" : "there are", nparents);
-    lua_pop(L, 1);
-  } else if (lua_getfield(L, 1, "head"), lua_isstring(L, -1)) {
-    const char *head = lua_tostring(L, -1);
-    nparents = luamig_resolve(L, g, NULL, 0, head, parents);
-    bool splice = (lua_getfield(L, 1, "splice"), lua_toboolean(L, -1));
-    lua_pop(L, 1);
-    for (int j = 0; j < nparents && !splice; j++)
-      if (g->revs[parents[j]].nchildren > 0)
-        return luaL_error(L, "Revision %s is not a head revision; please specify --splice "
-                          "to create a new branch from this revision", g->revs[parents[j]].id);
-    lua_pop(L, 1);
-  } else {
-    lua_pop(L, 1);
-    if (g->nheads > 1)
-      return luaL_error(L, "Multiple heads are present; please specify the head revision "
-                        "on which the new revision should be based (--head), or run "
-                        "'luamig merge heads' first");
-    nparents = g->nheads;
-    if (nparents) parents[0] = g->heads[0];
   }
+  if (nparents < 2)
+    luaL_error(L, "nothing to merge: a merge needs at least two heads, %s %d",
+               nparents == 1 ? "there is" : "there are", nparents);
   lua_pop(L, 1);
+  return nparents;
+}
 
-  push_labels(L, g);
-  int labels_idx = lua_gettop(L);
-  push_depends(L, g);
-  int deps_idx = lua_gettop(L);
+/* The new revision's parents (opts at 1): the heads opts.merge names, else
+ * opts.head (a head, unless opts.splice), else the single head; into parents
+ * (room for g->n + 1); returns how many. */
+static int resolve_parents(lua_State *L, const luamig_graph *g, int *parents) {
+  int top = lua_gettop(L), n = 0;
+  if (lua_getfield(L, 1, "merge") == LUA_TTABLE) {
+    n = merge_parents(L, g, top + 1, parents);
+  } else if (lua_getfield(L, 1, "head"), lua_isstring(L, -1)) {
+    n = luamig_resolve(L, g, NULL, 0, lua_tostring(L, -1), parents);
+    bool splice = (lua_getfield(L, 1, "splice"), lua_toboolean(L, -1));
+    for (int j = 0; j < n && !splice; j++)
+      if (g->revs[parents[j]].nchildren > 0)
+        luaL_error(L, "Revision %s is not a head revision; please specify --splice "
+                   "to create a new branch from this revision", g->revs[parents[j]].id);
+  } else {
+    if (g->nheads > 1)
+      luaL_error(L, "Multiple heads are present; please specify the head revision on which "
+                 "the new revision should be based (--head), or run 'luamig merge heads' first");
+    n = g->nheads;
+    if (n) parents[0] = g->heads[0];
+  }
+  lua_settop(L, top);
+  return n;
+}
 
-  /* the template: revision.lua.tmpl beside the config, else the built-in one */
+/* Pushes the template: revision.lua.tmpl beside the config (at cfg), else the built-in one. */
+static void push_template(lua_State *L, int cfg) {
   lua_getfield(L, cfg, "dir");
   const char *tpath = lua_pushfstring(L, "%s/revision.lua.tmpl", lua_tostring(L, -1));
   FILE *f = fopen(tpath, "rb");
@@ -335,32 +318,64 @@ static int cmd_revision(lua_State *L) {
   } else {
     lua_pushstring(L, default_template);
   }
-  int text = lua_gettop(L);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
 
-  lua_pushvalue(L, ididx);
-  substitute(L, text, "revision");
+/* Pushes down_revision as a Lua literal: nil, "id", or { "a", "b" } for a merge. */
+static void push_down_revision(lua_State *L, const luamig_graph *g, const int *parents, int n) {
+  if (n == 0) {
+    lua_pushliteral(L, "nil");
+    return;
+  }
+  if (n == 1) {
+    lua_pushfstring(L, "\"%s\"", g->revs[parents[0]].id);
+    return;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  for (int i = 0; i < nparents; i++) {
-    if (i) luaL_addstring(&b, ", ");
-    luaL_addstring(&b, g->revs[parents[i]].id);
+  luaL_addstring(&b, "{ ");
+  for (int i = 0; i < n; i++) {
+    lua_pushfstring(L, "%s\"%s\"", i ? ", " : "", g->revs[parents[i]].id);
+    luaL_addvalue(&b);
   }
+  luaL_addstring(&b, " }");
   luaL_pushresult(&b);
-  substitute(L, text, "revises");
-  if (nparents == 0) {
-    lua_pushliteral(L, "nil");
-  } else if (nparents == 1) {
-    lua_pushfstring(L, "\"%s\"", g->revs[parents[0]].id);
-  } else {
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "{ ");
-    for (int i = 0; i < nparents; i++) {
-      lua_pushfstring(L, "%s\"%s\"", i ? ", " : "", g->revs[parents[i]].id);
-      luaL_addvalue(&b);
-    }
-    luaL_addstring(&b, " }");
-    luaL_pushresult(&b);
+}
+
+/* Fills ${upgrades} and ${downgrades} in the text at idx: autogenerate's op
+ * calls (opts.upgrade_body, opts.downgrade_body), or empty for a hand-written revision. */
+static void fill_bodies(lua_State *L, int text) {
+  static const char *const bodies[][2] = { { "upgrade_body", "upgrades" },
+                                           { "downgrade_body", "downgrades" } };
+  for (int i = 0; i < 2; i++) {
+    lua_getfield(L, 1, bodies[i][0]);
+    const char *body = luaL_optstring(L, -1, "");
+    lua_pushfstring(L, "${%s}", bodies[i][1]);
+    if (*body && strstr(lua_tostring(L, text), lua_tostring(L, -1)) == NULL)
+      luaL_error(L, "the revision template has no ${%s}: add it inside %s() "
+                 "(see 'luamig init')", bodies[i][1], i ? "downgrade" : "upgrade");
+    lua_pop(L, 2);
+    lua_pushstring(L, body);         /* still referenced by opts */
+    substitute(L, text, bodies[i][1]);
   }
+}
+
+/* Pushes the new revision's file: the template (config at cfg) with each
+ * ${...} filled; returns its stack index. */
+static int push_revision_text(lua_State *L, int cfg, const luamig_graph *g, int ididx,
+                              const char *msg, const int *parents, int nparents) {
+  push_labels(L, g);
+  int labels_idx = lua_gettop(L);
+  push_depends(L, g);
+  int deps_idx = lua_gettop(L);
+  push_template(L, cfg);
+  int text = lua_gettop(L);
+  lua_pushvalue(L, ididx);
+  substitute(L, text, "revision");
+  luamig_push_ids(L, g, parents, nparents);
+  substitute(L, text, "revises");
+  push_down_revision(L, g, parents, nparents);
   substitute(L, text, "down_revision");
   lua_pushvalue(L, labels_idx);
   substitute(L, text, "branch_labels");
@@ -377,22 +392,15 @@ static int cmd_revision(lua_State *L) {
   strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
   lua_pushstring(L, date);
   substitute(L, text, "create_date");
-  /* bodies: autogenerate's op calls, or empty for a hand-written revision */
-  static const char *const bodies[][2] = { { "upgrade_body", "upgrades" },
-                                           { "downgrade_body", "downgrades" } };
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, 1, bodies[i][0]);
-    const char *body = luaL_optstring(L, -1, "");
-    lua_pushfstring(L, "${%s}", bodies[i][1]);
-    if (*body && strstr(lua_tostring(L, text), lua_tostring(L, -1)) == NULL)
-      return luaL_error(L, "the revision template has no ${%s}: add it inside %s() "
-                        "(see 'luamig init')", bodies[i][1], i ? "downgrade" : "upgrade");
-    lua_pop(L, 2);
-    lua_pushstring(L, body);         /* still referenced by opts */
-    substitute(L, text, bodies[i][1]);
-  }
+  fill_bodies(L, text);
+  lua_replace(L, labels_idx);
+  lua_settop(L, labels_idx);
+  return labels_idx;
+}
 
-  /* --version-path: one of the configured version directories */
+/* The directory to write to: the config's (at cfg) first versions directory,
+ * or the one opts.version_path names (--version-path). Anchored by the config. */
+static const char *version_dir(lua_State *L, int cfg) {
   lua_getfield(L, cfg, "versions");
   lua_geti(L, -1, 1);
   const char *dir = lua_tostring(L, -1);
@@ -411,18 +419,52 @@ static int cmd_revision(lua_State *L) {
       lua_pop(L, 1);                 /* the versions list keeps it */
     }
     if (!found)
-      return luaL_error(L, "version path '%s' is not one of the versions directories in "
-                        "the config", want);
+      luaL_error(L, "version path '%s' is not one of the versions directories in "
+                 "the config", want);
     dir = found;
   }
-  lua_pop(L, 1);
-  push_slug(L, lua_tostring(L, msgidx));
+  lua_pop(L, 3);
+  return dir;
+}
+
+/* Writes the text at idx as <dir>/<id>_<slug of msg>.lua (<id>.lua without a
+ * message), never over a file; pushes the path. */
+static const char *write_revision(lua_State *L, int cfg, const char *id, const char *msg,
+                                  int text) {
+  const char *dir = version_dir(L, cfg);
+  push_slug(L, msg);
   const char *slug = lua_tostring(L, -1);
   const char *path = *slug ? lua_pushfstring(L, "%s/%s_%s.lua", dir, id, slug)
                            : lua_pushfstring(L, "%s/%s.lua", dir, id);
-  if (!write_new(L, path, lua_tostring(L, text)))
-    return luaL_error(L, "%s already exists", path);
-  lua_createtable(L, 0, 3);
+  if (!write_new(L, path, lua_tostring(L, text))) luaL_error(L, "%s already exists", path);
+  lua_remove(L, -2);
+  return path;
+}
+
+/* revision: opts.message, opts.rev_id, opts.head (default: the single head),
+ * opts.merge (merge's heads). Returns { path, revision }. */
+static int cmd_revision(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luamig_config_load(L, 1);
+  int cfg = lua_gettop(L);
+  lock_versions(L, cfg);
+  luamig_graph *g = luamig_load_revisions(L, cfg, false, NULL);
+  /* no message is an empty one, as with Alembic: the file is then <id>.lua */
+  if (lua_getfield(L, 1, "message") == LUA_TNIL) { lua_pop(L, 1); lua_pushliteral(L, ""); }
+  if (!lua_isstring(L, -1)) return luaL_error(L, "revision: message must be a string");
+  const char *msg = lua_tostring(L, -1);
+
+  if (lua_getfield(L, 1, "rev_id") == LUA_TNIL) { lua_pop(L, 1); push_new_id(L); }
+  check_new_id(L, g);
+  const char *id = lua_tostring(L, -1);
+  int ididx = lua_gettop(L);
+
+  int *parents = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof(int), 0);
+  int nparents = resolve_parents(L, g, parents);
+  int text = push_revision_text(L, cfg, g, ididx, msg, parents, nparents);
+  write_revision(L, cfg, id, msg, text);
+  lua_createtable(L, 0, 2);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "path");
   lua_pushvalue(L, ididx);
