@@ -143,6 +143,10 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
 /* Appends s as a SQL string literal: for statements that take no parameters
  * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
+/* C's isspace in the C locale, whatever the process's locale says. */
+static inline bool luamig_is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 /* Pushes s (len bytes) on one line: each control character (newline, CR, tab,
  * escape, NUL, DEL) becomes a space. For every text that goes into a SQL comment
  * or a one-line message. */

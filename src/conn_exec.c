@@ -26,17 +26,13 @@
 enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23,
        OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 /* Appends s on one line: whitespace runs become one space, the ends are
  * trimmed; past max bytes (0: no limit) it stops at a character boundary with "...". */
 void luamig_add_collapsed(luaL_Buffer *b, const char *s, size_t max) {
   bool space = false, any = false;
   size_t used = 0;
   for (; *s; s++) {
-    if (is_space(*s)) { space = true; continue; }
+    if (luamig_is_space(*s)) { space = true; continue; }
     if (max && used >= max && ((unsigned char)*s & 0xC0) != 0x80) {
       luaL_addstring(b, " ...");
       return;
@@ -99,7 +95,7 @@ static void add_grant_hint(lua_State *L, luaL_Buffer *b, const char *user, const
     return;
   }
   /* creating needs CREATE on the schema; using what is in it, USAGE */
-  while (is_space(*sql)) sql++;
+  while (luamig_is_space(*sql)) sql++;
   bool creating = strncasecmp(sql, "CREATE", 6) == 0;
   lua_pushfstring(L, "HINT: user \"%s\" lacks the %s privilege on schema \"%s\"; as a "
                   "superuser or the schema's owner run: GRANT ALL ON SCHEMA ", user,

@@ -77,9 +77,6 @@ typedef struct scan {
   bool escaped;                      /* a TK_STRING with a backslash in it */
 } scan;
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
 static bool is_alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
@@ -108,7 +105,7 @@ static const char *skip_long(const char *p, const char *end, size_t level) {
 static void next(scan *s) {
   const char *p = s->p, *e = s->end;
   for (;;) {                         /* blanks and comments */
-    while (p < e && is_space(*p)) p++;
+    while (p < e && luamig_is_space(*p)) p++;
     if (e - p < 2 || p[0] != '-' || p[1] != '-') break;
     p += 2;
     size_t level = p < e && *p == '[' ? long_level(p, e) : 0;

@@ -39,10 +39,6 @@ static void add(text *t, const char *s, size_t n) {
 
 static void adds(text *t, const char *s) { add(t, s, strlen(s)); }
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -101,21 +97,21 @@ static void mask_uri(text *t, const char *url) {
 static void mask_conninfo(text *t, const char *s) {
   const char *p = s;
   while (*p) {
-    while (is_space(*p)) p++;
+    while (luamig_is_space(*p)) p++;
     const char *key = p;
-    while (*p && *p != '=' && !is_space(*p)) p++;
+    while (*p && *p != '=' && !luamig_is_space(*p)) p++;
     size_t keylen = (size_t)(p - key);
-    while (is_space(*p)) p++;
+    while (luamig_is_space(*p)) p++;
     if (*p != '=') break;            /* malformed: libpq refused it already */
     p++;
-    while (is_space(*p)) p++;
+    while (luamig_is_space(*p)) p++;
     const char *val = p;
     if (*p == '\'') {
       for (p++; *p && *p != '\''; p++)
         if (*p == '\\' && p[1]) p++;
       if (*p) p++;
     } else {
-      for (; *p && !is_space(*p); p++)
+      for (; *p && !luamig_is_space(*p); p++)
         if (*p == '\\' && p[1]) p++;
     }
     if (secret_key(key, keylen, false)) {

@@ -80,7 +80,7 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
 static void terminate(lua_State *L) {
   size_t n;
   const char *s = lua_tolstring(L, -1, &n);
-  while (n > 0 && strchr(" \t\r\n\f\v", s[n - 1])) n--;
+  while (n > 0 && luamig_is_space(s[n - 1])) n--;
   lua_pushlstring(L, s, n);
   lua_remove(L, -2);
   s = lua_tostring(L, -1);

@@ -172,7 +172,7 @@ static const char *next_statement(const char *p, statement *st) {
   lexeme x;
   for (; *p; p = x.end) {
     lex(p, &x);
-    if (x.kind == LEX_COMMENT || (x.kind == LEX_CHAR && strchr(" \t\r\n\f\v", *p))) continue;
+    if (x.kind == LEX_COMMENT || (x.kind == LEX_CHAR && luamig_is_space(*p))) continue;
     if (x.kind == LEX_CHAR && *p == ';' && parens == 0 && begins == 0) return x.end;
     st->empty = false;
     if (x.kind == LEX_CHAR && *p == '(') parens++;

@@ -151,10 +151,6 @@ static const char *fk_action(lua_State *L, const char *what, int col, lua_Intege
   return action;
 }
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 /* Appends `"a" ("b")` for "a(b)", `"s"."a" ("b")` for "s.a(b)", `"a"` for "a". The
  * string sits at the top with an inner buffer above it. */
 static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int col,
@@ -162,8 +158,8 @@ static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int co
   const char *whole = ref;
   const char *open = strchr(ref, '(');
   const char *end = open ? open : ref + strlen(ref);
-  while (end > ref && is_space(end[-1])) end--;
-  while (ref < end && is_space(*ref)) ref++;
+  while (end > ref && luamig_is_space(end[-1])) end--;
+  while (ref < end && luamig_is_space(*ref)) ref++;
   const char *dot = memchr(ref, '.', (size_t)(end - ref));
   if (dot != NULL) {
     luamig_add_ident(L, b, what, "referenced schema", ref, (size_t)(dot - ref));
@@ -177,9 +173,9 @@ static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int co
     col_error(L, what, col, k, "references must look like \"table(column)\" or "
               "\"schema.table(column)\" (got \"%s\")", whole);
   const char *c = open + 1;
-  while (c < close && is_space(*c)) c++;
+  while (c < close && luamig_is_space(*c)) c++;
   const char *ce = close;
-  while (ce > c && is_space(ce[-1])) ce--;
+  while (ce > c && luamig_is_space(ce[-1])) ce--;
   luaL_addstring(b, " (");
   luamig_add_ident(L, b, what, "referenced column", c, (size_t)(ce - c));
   luaL_addchar(b, ')');
