@@ -23,7 +23,7 @@ CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/s
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c \
            src/core.c
-CLI_SRC  = src/cli.c src/cli_report.c src/json.c
+CLI_SRC  = src/cli.c src/cli_commands.c src/cli_report.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
