@@ -1,13 +1,15 @@
 /*
- * cli.h: what the parts of the luamig command share. cli.c parses argv and
- * runs a command of the table; cli_commands.c holds the table (git's
- * commands[] in git.c) and the commands that write; cli_report.c prints the
- * read-only ones. Handlers take the options table at stack index 1.
+ * cli.h: what the parts of the luamig command share, in layers that call
+ * downwards only: cli.c parses argv and runs a command of the table in
+ * cli_table.c (git's commands[] in git.c), whose handlers and printers are in
+ * cli_commands.c (the commands that write) and cli_report.c (the read-only
+ * ones), all over cli_lib.c. Handlers take the options table at stack index 1.
  */
 #ifndef LUAMIG_CLI_H
 #define LUAMIG_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <lua.h>
 
@@ -71,29 +73,50 @@ struct luamig_cli_command {
   const char *examples;              /* lines of "  luamig ...", for help COMMAND */
 };
 
-/* The table, alphabetical; the options every command takes. */
+/* ---- cli_table.c: the table, alphabetical; the options every command takes ---- */
 extern const luamig_cli_command luamig_cli_commands[];
 extern const int luamig_cli_ncommands;
 extern const luamig_cli_option *const luamig_cli_globals[];
-
-/* Calls core[c->core](opts), with the progress log when c needs one, and
- * c->print on its result: the handler of most commands. */
-int luamig_cli_run(lua_State *L, const luamig_cli_command *c);
-/* The help of c (NULL: luamig's own) on stdout. */
-void luamig_cli_help(const luamig_cli_command *c);
 const luamig_cli_command *luamig_cli_find(const char *name);
 /* The command nearest to name (at most 2 edits away), or NULL. */
 const char *luamig_cli_nearest_command(const char *name);
+/* The option a names ("-v", "--verbose", "--message" of "--message=x": len
+ * bytes of a) in list, or NULL. */
+const luamig_cli_option *luamig_cli_option_named(const luamig_cli_option *const *list,
+                                                 const char *a, size_t len);
+/* The help of c (NULL: luamig's own) on stdout. */
+void luamig_cli_help(const luamig_cli_command *c);
+/* --list-cmds[=summary|api] and --list-opts [CMD], for the shell completions. */
+void luamig_cli_list_commands(const char *how);
+int luamig_cli_list_options(lua_State *L, const char *name);
 
+/* ---- cli_lib.c: what every part shares (calls no other part) ---- */
+/* Calls core[c->core](opts), with the progress log when c needs one, and
+ * c->print on its result: the handler of most commands. */
+int luamig_cli_run(lua_State *L, const luamig_cli_command *c);
 void luamig_cli_call(lua_State *L, const char *name);      /* core[name](opts), result on top */
 bool luamig_cli_flag(lua_State *L, const char *name);
 const char *luamig_cli_field(lua_State *L, int t, const char *k);
 /* With --json prints { key = value at res } (the value itself when key is NULL). */
 bool luamig_cli_json(lua_State *L, const char *key, int res);
-/* Prints the strings of the list at t[key], one line each after prefix. */
+/* Prints the strings of the list t[key] (t itself when key is NULL), one line each after prefix. */
 void luamig_cli_print_list(lua_State *L, int t, const char *key, const char *prefix);
+/* Levenshtein distance of a and b (99 past 30 bytes): for "did you mean". */
+int luamig_cli_distance(const char *a, const char *b);
 
-/* The printers of the read-only commands (cli_report.c). */
+/* ---- cli_commands.c: the commands that write, lint and check ---- */
+int luamig_cli_print_upgrade(lua_State *L, int res);
+int luamig_cli_print_downgrade(lua_State *L, int res);
+int luamig_cli_print_stamp(lua_State *L, int res);
+int luamig_cli_print_init(lua_State *L, int res);
+int luamig_cli_print_generated(lua_State *L, int res);     /* revision, merge */
+int luamig_cli_print_lint(lua_State *L, int res);
+int luamig_cli_print_check(lua_State *L, int res);
+int luamig_cli_run_revision(lua_State *L, const luamig_cli_command *c);
+int luamig_cli_run_history(lua_State *L, const luamig_cli_command *c);
+int luamig_cli_run_config(lua_State *L, const luamig_cli_command *c);
+
+/* ---- cli_report.c: the read-only commands ---- */
 int luamig_cli_print_current(lua_State *L, int res);
 int luamig_cli_print_heads(lua_State *L, int res);
 int luamig_cli_print_history(lua_State *L, int res);
