@@ -212,45 +212,106 @@ static void track_heads(lua_State *L, const char **list, int *n, luamig_move *m,
   lua_pop(L, 1);
 }
 
+/* Pushes the line Alembic prints for step s, "Running upgrade a -> b,
+ * message", and logs it: on screen with the message's first line, in a --sql
+ * comment with all of it on one line. */
+static const char *push_step_line(luamig_run *r, const luamig_opctx *ctx, const luamig_step *s) {
+  lua_State *L = r->L;
+  const luamig_rev *rv = &r->g->revs[s->rev];
+  int top = lua_gettop(L);
+  const char *message = rv->message ? rv->message : "";
+  size_t msglen = ctx->conn == NULL ? strlen(message) : strcspn(message, "\r\n");
+  const char *parents = luamig_push_ids(L, r->g, rv->parents, rv->nparents);
+  const char *oneline = luamig_push_oneline(L, message, msglen);
+  const char *line = s->up
+    ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id, oneline)
+    : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents, oneline);
+  if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
+  else luamig_run_log(r, "start", line, 0);
+  lua_settop(L, top + 1);
+  return line;
+}
+
+/* Pushes step s's environment (compiled now if it was only scanned), which
+ * the graph then lets go: 10,000 held at once would not fit in 30 MB. */
+static void push_env(luamig_run *r, const luamig_step *s) {
+  lua_State *L = r->L;
+  luamig_load_body(L, r->g, r->graph, s->rev);
+  lua_getiuservalue(L, r->graph, 1);
+  lua_rawgeti(L, -1, s->rev + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, s->rev + 1);
+  lua_remove(L, -2);
+}
+
+/* After try number tries of a (its error at the top) failed: returns true
+ * when it is to be tried again (a lock timeout with tries left: the wait is
+ * over), else raises "upgrade X failed: ...", X being the next revision when
+ * this one committed and the next one's opening failed. line: the step's
+ * "Running ..." line. */
+static bool retry_or_raise(attempt *a, luamig_opctx *ctx, const luamig_step *next_step,
+                           int tries, const char *line) {
+  luamig_run *r = a->r;
+  lua_State *L = r->L;
+  const luamig_rev *rv = &r->g->revs[a->s->rev];
+  int top = lua_gettop(L) - 1;
+  a->opened = false;                 /* a retry opens itself */
+  const char *msg = luaL_tolstring(L, -1, NULL);
+  if (a->final_sent && a->next && ctx->conn->failed_at - ctx->tail_at >= PRE_OPEN) {
+    /* this revision committed; the next one's BEGIN or version move failed */
+    luamig_run_log(r, "done", line, luamig_now_ms() - a->t0);
+    luamig_run_warnings(r);
+    luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
+               r->g->revs[next_step->rev].id, msg);
+  }
+  luamig_sqlerror e;                 /* the server's failure, unless the revision raised its own */
+  const luamig_sqlerror *server = ctx->conn != NULL && luamig_sqlerror_of(L, msg, &e) ? &e : NULL;
+  if (ctx->conn != NULL
+      && luamig_guard_failed(server, a->final_sent && ctx->conn->failed_at == ctx->tail_at))
+    msg = lua_pushfstring(L, "%s: %s", rv->path, luamig_guard_explain(L, &r->vt, a->m->expect,
+                                                                   msg, server, !rv->transactional));
+  bool lock_timeout = server && rv->transactional && strcmp(server->sqlstate, "55P03") == 0;
+  if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
+  if (lock_timeout && tries < r->lock_retries) {
+    double wait = 500.0 * (1 << tries);
+    char secs[16];
+    snprintf(secs, sizeof secs, "%.1f", wait / 1000);
+    luamig_run_log(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
+              "retrying in %s s", rv->id, tries + 1, r->lock_retries + 1, secs), 0);
+    lua_settop(L, top);
+    sleep_ms(wait);
+    return true;
+  }
+  if (lock_timeout)
+    msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
+  luamig_run_log(r, "fail", line, luamig_now_ms() - a->t0);
+  luamig_run_warnings(r);
+  return luaL_error(L, "%s %s failed: %s", a->s->up ? "upgrade" : "downgrade", rv->id, msg);
+}
+
 /* One revision, one transaction: its statements and its version-table move
  * m, retried with back-off when it times out waiting for a table lock. next
  * (with its step), when not NULL, is the following revision's move, to be
- * opened with this COMMIT; opened says this one was opened that way. Returns
- * whether next was opened. */
+ * opened with this COMMIT; opened says this one was opened that way. Appends
+ * the step's entry to the results table at the top. Returns whether next was
+ * opened. */
 static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_move *m,
                      const luamig_step *next_step, luamig_move *next, long *next_counts,
                      bool opened) {
   lua_State *L = r->L;
-  luamig_graph *g = r->g;
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
-  const luamig_rev *rv = &g->revs[s->rev];
+  const luamig_rev *rv = &r->g->revs[s->rev];
   int top = lua_gettop(L);
-
-  /* the line Alembic prints, "Running upgrade a -> b, message": on screen with
-   * the message's first line, in a --sql comment with all of it on one line */
-  const char *message = rv->message ? rv->message : "";
-  size_t msglen = ctx->conn == NULL ? strlen(message) : strcspn(message, "\r\n");
-  const char *parents = luamig_push_ids(L, g, rv->parents, rv->nparents);
-  const char *line = s->up
-    ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
-                      luamig_push_oneline(L, message, msglen))
-    : lua_pushfstring(L, "Running downgrade %s -> %s, %s", rv->id, parents,
-                      luamig_push_oneline(L, message, msglen));
-  if (!rv->transactional) line = lua_pushfstring(L, "%s (non-transactional)", line);
-  int lineidx = lua_gettop(L);
-  if (ctx->conn == NULL) luamig_run_log(r, "sql", lua_pushfstring(L, "-- %s", line), 0);
-  else luamig_run_log(r, "start", line, 0);
-
+  const char *line = push_step_line(r, ctx, s);
   ctx->transactional = rv->transactional;
-  luamig_load_body(L, g, r->graph, s->rev);
-  lua_getiuservalue(L, r->graph, 1);
-  lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
+  push_env(r, s);
   int env = lua_gettop(L);
-  lua_pushnil(L);                    /* dropped once fetched: 10,000 at once would not fit in 30 MB */
-  lua_rawseti(L, env - 1, s->rev + 1);
   /* only live, and only from one transactional revision to another */
   if (ctx->conn == NULL || !rv->transactional || next_step == NULL ||
-      !g->revs[next_step->rev].transactional)
+      !r->g->revs[next_step->rev].transactional)
     next = NULL;
   attempt a = { r, s, m, next, next_counts, opened, rv->sum, luamig_now_ms(), false };
   for (int tries = 0;; tries++) {
@@ -260,47 +321,15 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
     lua_pushvalue(L, env);
     lua_pushvalue(L, r->ops);
     if (lua_pcall(L, 4, 0, 0) == LUA_OK) break;
-    a.opened = false;                /* a retry opens itself */
-    const char *msg = luaL_tolstring(L, -1, NULL);
-    if (a.final_sent && a.next && ctx->conn->failed_at - ctx->tail_at >= PRE_OPEN) {
-      /* this revision committed; the next one's BEGIN or version move failed */
-      luamig_run_log(r, "done", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
-      luamig_run_warnings(r);
-      luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
-                 g->revs[next_step->rev].id, msg);
-    }
-    luamig_sqlerror e;                /* the server's failure, unless the revision raised its own */
-    const luamig_sqlerror *server = ctx->conn != NULL && luamig_sqlerror_of(L, msg, &e) ? &e : NULL;
-    if (ctx->conn != NULL
-        && luamig_guard_failed(server, a.final_sent && ctx->conn->failed_at == ctx->tail_at))
-      msg = lua_pushfstring(L, "%s: %s", rv->path, luamig_guard_explain(L, &r->vt, m->expect, msg,
-                                                                     server, !rv->transactional));
-    bool lock_timeout = server && rv->transactional && strcmp(server->sqlstate, "55P03") == 0;
-    if (lock_timeout) luamig_exec(L, ctx->conn, "ROLLBACK", 0, NULL);
-    if (lock_timeout && tries < r->lock_retries) {
-      double wait = 500.0 * (1 << tries);
-      char secs[16];
-      snprintf(secs, sizeof secs, "%.1f", wait / 1000);
-      luamig_run_log(r, "info", lua_pushfstring(L, "\n  lock timeout in %s (try %d of %d): "
-                "retrying in %s s", rv->id, tries + 1, r->lock_retries + 1, secs), 0);
-      lua_pop(L, 3);
-      sleep_ms(wait);
-      continue;
-    }
-    if (lock_timeout)
-      msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
-    luamig_run_log(r, "fail", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
-    luamig_run_warnings(r);
-    luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
+    retry_or_raise(&a, ctx, next_step, tries, line);
   }
   double ms = luamig_now_ms() - a.t0;
   if (ctx->conn == NULL) luamig_run_drain(r, ctxidx);
-  else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
+  else luamig_run_log(r, "done", line, ms);
   luamig_run_warnings(r);
 
-  /* result entry, appended to the results table just below the scratch */
-  lua_settop(L, top);
-  luamig_push_rev_info(L, g, s->rev);
+  lua_settop(L, top);                /* the results table */
+  luamig_push_rev_info(L, r->g, s->rev);
   lua_pushstring(L, s->up ? "upgrade" : "downgrade");
   lua_setfield(L, -2, "direction");
   lua_pushnumber(L, ms);
@@ -309,31 +338,107 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   return next != NULL;
 }
 
+/* TARGET of opts (default head; downgrade needs one). Offline it may be
+ * FROM:TO, and an offline downgrade needs FROM: *from is then pushed. */
+static const char *read_target(luamig_run *r, bool up, bool offline, const char **from) {
+  lua_State *L = r->L;
+  lua_getfield(L, r->opts, "target");
+  const char *target = lua_tostring(L, -1);
+  *from = NULL;
+  if (target == NULL && !up)
+    luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
+  if (target == NULL) return "head";
+  const char *colon = strchr(target, ':');
+  if (colon && !offline)
+    luaL_error(L, "a FROM:TO range ('%s') is for offline mode: add --sql", target);
+  if (colon) {
+    *from = lua_pushlstring(L, target, (size_t)(colon - target));
+    return colon + 1;
+  }
+  if (offline && !up)
+    luaL_error(L, "offline downgrade needs a start revision: luamig downgrade FROM:TO --sql");
+  return target;
+}
+
+/* The revisions the run starts from, into cur (returns how many): the
+ * version table's (after its findings are logged), or offline FROM's. Makes
+ * the version table and the audit log when an upgrade needs them (offline:
+ * their CREATEs go first in the script, after the session's timeouts). */
+static int read_start(luamig_run *r, int ctxidx, bool up, bool offline, const char *from,
+                      int *cur) {
+  lua_State *L = r->L;
+  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
+  int ncur = 0;
+  bool present = false;
+  if (offline) {
+    set_timeouts(L, r, ctx);         /* first: a reviewer (or squawk) sees them before any DDL */
+    if (from && *from) ncur = luamig_resolve(L, r->g, NULL, 0, from, cur);
+    if (up) {
+      luamig_vtable_ensure(L, ctx, &r->vt);
+      luamig_log_ensure(L, ctx, &r->vt);
+    }
+    luamig_run_drain(r, ctxidx);
+    return ncur;
+  }
+  ncur = luamig_read_current(r, cur, &present);
+  luamig_warn_findings(r, luamig_push_findings(r, cur, ncur, 0));   /* before the log is made */
+  lua_pop(L, 1);
+  if (!present && up) luamig_vtable_ensure(L, ctx, &r->vt);
+  luamig_log_ensure(L, ctx, &r->vt);
+  return ncur;
+}
+
+/* Runs the planned steps from the rows cur; pushes the results table. Each
+ * step's version move is planned one step ahead, so it can open with the
+ * previous step's COMMIT, with the rows it leaves (its guard's). */
+static void run_steps(luamig_run *r, int ctxidx, const int *cur, int ncur,
+                      const luamig_step *steps, int nsteps) {
+  lua_State *L = r->L;
+  luamig_graph *g = r->g;
+  int n1 = g->n + 1;
+  int *heads = luamig_scratch(L, g->n), *applied = luamig_scratch(L, g->n);
+  for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
+  luamig_mark_reach(L, g, cur, ncur, applied, true);
+  const char **ids = lua_newuserdatauv(L, (size_t)4 * (size_t)n1 * sizeof *ids, 0);
+  long *next_counts = lua_newuserdatauv(L, (size_t)n1 * sizeof *next_counts, 0);
+  luamig_move moves[2];
+  const char **rows = lua_newuserdatauv(L, (size_t)n1 * sizeof *rows, 0);
+  int nrows = 0;
+  for (int i = 0; i < ncur; i++) rows[nrows++] = g->revs[cur[i]].id;
+  lua_createtable(L, nsteps, 0);
+  int expects = lua_gettop(L);
+  if (nsteps > 0) {
+    plan_move(r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
+    track_heads(L, rows, &nrows, &moves[0], expects, 1);
+  }
+  lua_createtable(L, nsteps, 0);
+  int results = lua_gettop(L);
+  r->nsteps = nsteps;
+  bool opened = false;
+  for (int i = 0; i < nsteps; i++) {
+    r->step = i + 1;
+    luamig_move *m = &moves[i % 2], *next = NULL;
+    if (i + 1 < nsteps) {
+      next = &moves[(i + 1) % 2];
+      const char **buf = ids + (size_t)((i + 1) % 2) * 2 * (size_t)n1;
+      plan_move(r, &steps[i + 1], heads, applied, next, buf, buf + n1);
+      track_heads(L, rows, &nrows, next, expects, i + 2);
+    }
+    opened = run_step(r, ctxidx, &steps[i], m, next ? &steps[i + 1] : NULL, next, next_counts,
+                      opened);
+    lua_settop(L, results);
+  }
+}
+
 /* upgrade / downgrade: returns the list of steps run (empty when up to date).
  * Offline (opts.sql), TARGET may be FROM:TO and the statements go to the log. */
 static int migrate(lua_State *L, bool up) {
   luamig_run r;
   luamig_run_init(L, &r, LUAMIG_RUN_SUMS | LUAMIG_RUN_MIGRATE |
                   (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
-  lua_getfield(L, r.opts, "target");
-  const char *target = lua_tostring(L, -1);
   bool offline = luamig_opt_flag(L, r.opts, "sql");
-  if (target == NULL && !up)
-    return luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
-  if (target == NULL) target = "head";
-  const char *from = NULL;
-  const char *colon = strchr(target, ':');
-  if (colon && !offline)
-    return luaL_error(L, "a FROM:TO range ('%s') is for offline mode: add --sql", target);
-  if (colon) {
-    from = lua_pushlstring(L, target, (size_t)(colon - target));
-    target = colon + 1;
-  } else if (offline && !up) {
-    return luaL_error(L, "offline downgrade needs a start revision: "
-                      "luamig downgrade FROM:TO --sql");
-  }
+  const char *from, *target = read_target(&r, up, offline, &from);
   int ctxidx = luamig_run_open(&r, offline);
-  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
   lua_createtable(L, 0, 1);          /* { __index = op table }: one op table per run */
   luamig_ops_push(L, ctxidx);
   lua_setfield(L, -2, "__index");
@@ -343,23 +448,7 @@ static int migrate(lua_State *L, bool up) {
   lua_pop(L, 1);
 
   int *cur = luamig_scratch(L, r.g->n);
-  int ncur = 0;
-  bool present = false;
-  if (offline) {
-    set_timeouts(L, &r, ctx);        /* first: a reviewer (or squawk) sees them before any DDL */
-    if (from && *from) ncur = luamig_resolve(L, r.g, NULL, 0, from, cur);
-    if (up) {
-      luamig_vtable_ensure(L, ctx, &r.vt);
-      luamig_log_ensure(L, ctx, &r.vt);
-    }
-    luamig_run_drain(&r, ctxidx);
-  } else {
-    ncur = luamig_read_current(&r, cur, &present);
-    luamig_warn_findings(&r, luamig_push_findings(&r, cur, ncur, 0));   /* before the log is made */
-    lua_pop(L, 1);
-    if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
-    luamig_log_ensure(L, ctx, &r.vt);
-  }
+  int ncur = read_start(&r, ctxidx, up, offline, from, cur);
   luamig_step *steps;
   int nsteps = luamig_plan(L, r.g, cur, ncur, target, up, &steps);
   if (up) luamig_lint_plan(&r, steps, nsteps);   /* loads what it lints: no second compile */
@@ -367,44 +456,8 @@ static int migrate(lua_State *L, bool up) {
     if (nsteps <= LUAMIG_KEEP_BODIES) luamig_load_body(L, r.g, r.graph, steps[i].rev);
     else luamig_check_body(L, r.g, r.graph, steps[i].rev);
   }
-  if (nsteps > 0 && !offline) set_timeouts(L, &r, ctx);
-  int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
-  for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
-  luamig_mark_reach(L, r.g, cur, ncur, applied, true);
-  /* two moves: this step's and the next one's (planned a step ahead, so it
-   * can open with this step's COMMIT) */
-  const char **ids = lua_newuserdatauv(L, (size_t)4 * (size_t)(r.g->n + 1) * sizeof *ids, 0);
-  long *next_counts = lua_newuserdatauv(L, (size_t)(r.g->n + 1) * sizeof *next_counts, 0);
-  luamig_move moves[2];
-  int n1 = r.g->n + 1;
-  /* the rows each step leaves, for its guard */
-  const char **rows = lua_newuserdatauv(L, (size_t)n1 * sizeof *rows, 0);
-  int nrows = 0;
-  for (int i = 0; i < ncur; i++) rows[nrows++] = r.g->revs[cur[i]].id;
-  lua_createtable(L, nsteps, 0);
-  int expects = lua_gettop(L);
-  if (nsteps > 0) {
-    plan_move(&r, &steps[0], heads, applied, &moves[0], ids, ids + n1);
-    track_heads(L, rows, &nrows, &moves[0], expects, 1);
-  }
-
-  lua_createtable(L, nsteps, 0);
-  int results = lua_gettop(L);
-  r.nsteps = nsteps;
-  bool opened = false;
-  for (int i = 0; i < nsteps; i++) {
-    r.step = i + 1;
-    luamig_move *m = &moves[i % 2], *next = NULL;
-    if (i + 1 < nsteps) {
-      next = &moves[(i + 1) % 2];
-      const char **buf = ids + (size_t)((i + 1) % 2) * 2 * (size_t)n1;
-      plan_move(&r, &steps[i + 1], heads, applied, next, buf, buf + n1);
-      track_heads(L, rows, &nrows, next, expects, i + 2);
-    }
-    opened = run_step(&r, ctxidx, &steps[i], m, next ? &steps[i + 1] : NULL, next, next_counts,
-                      opened);
-    lua_settop(L, results);
-  }
+  if (nsteps > 0 && !offline) set_timeouts(L, &r, lua_touserdata(L, ctxidx));
+  run_steps(&r, ctxidx, cur, ncur, steps, nsteps);
   if (!offline) luamig_lock_release(L, r.c, &r.vt);
   luamig_run_warnings(&r);
   return 1;
