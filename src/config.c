@@ -188,17 +188,17 @@ static void default_log_table(lua_State *L, int cfg) {
   lua_pop(L, 1);
 }
 
-void luamig_config_load(lua_State *L, int opts_idx) {
-  opts_idx = lua_absindex(L, opts_idx);
-  lua_newtable(L);
-  int cfg = lua_gettop(L);
-  /* explicit options first: they win over everything below */
-  static const char *const keys[] = { "url", "direct_url", "versions", "version_table",
-                                      "version_table_schema", "log_table", "lock_wait",
-                                      "lock_timeout", "statement_timeout", "lock_retries",
-                                      "revision_timeout", NULL };
-  for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
+/* The keys the options (explicit first) and the config file give. */
+static const char *const keys[] = { "url", "direct_url", "versions", "version_table",
+                                    "version_table_schema", "log_table", "lock_wait",
+                                    "lock_timeout", "statement_timeout", "lock_retries",
+                                    "revision_timeout", NULL };
 
+/* Fills cfg from the options at opts_idx (they win over everything below),
+ * then the config file (opts.config, else ./luamig.lua when there is one);
+ * loads the .env beside it and sets cfg.dir, and cfg.config to the file read. */
+static void read_sources(lua_State *L, int cfg, int opts_idx) {
+  for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
   lua_getfield(L, opts_idx, "config");
   const char *given = lua_tostring(L, -1);
   const char *path = given ? given : "luamig.lua";
@@ -220,7 +220,10 @@ void luamig_config_load(lua_State *L, int opts_idx) {
                "or set --url / DATABASE_URL");
   }
   lua_settop(L, cfg);
+}
 
+/* url (else $DATABASE_URL) and direct_url: strings when set. */
+static void check_urls(lua_State *L, int cfg) {
   if (lua_getfield(L, cfg, "url") == LUA_TNIL) {
     const char *env = getenv("DATABASE_URL");
     if (env) { lua_pushstring(L, env); lua_setfield(L, cfg, "url"); }
@@ -231,10 +234,13 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   int dt = lua_getfield(L, cfg, "direct_url");
   if (dt != LUA_TNIL && dt != LUA_TSTRING) luaL_error(L, "config: 'direct_url' must be a string");
   lua_pop(L, 1);
+}
 
-  /* versions: a directory or a list of them, relative to the config's directory */
+/* versions: a directory or a list of them, relative to the config's
+ * directory, becomes the list of their paths (default: versions). */
+static void resolve_versions(lua_State *L, int cfg) {
   lua_getfield(L, cfg, "dir");
-  dir = lua_tostring(L, -1);
+  const char *dir = lua_tostring(L, -1);
   lua_newtable(L);
   int t = lua_getfield(L, cfg, "versions");
   if (t == LUA_TNIL) {
@@ -258,7 +264,10 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   lua_pop(L, 1);
   lua_setfield(L, cfg, "versions");
   lua_pop(L, 1);
+}
 
+/* version_table (default luamig_version), its schema, its log's name. */
+static void check_version_table(lua_State *L, int cfg) {
   if (lua_getfield(L, cfg, "version_table") == LUA_TNIL) {
     lua_pushliteral(L, "luamig_version");
     lua_setfield(L, cfg, "version_table");
@@ -266,13 +275,16 @@ void luamig_config_load(lua_State *L, int opts_idx) {
     luaL_error(L, "config: 'version_table' must be a string");
   }
   lua_pop(L, 1);
-  t = lua_getfield(L, cfg, "version_table_schema");
+  int t = lua_getfield(L, cfg, "version_table_schema");
   if (t != LUA_TNIL && t != LUA_TSTRING)
     luaL_error(L, "config: 'version_table_schema' must be a string");
   lua_pop(L, 1);
   default_log_table(L, cfg);
+}
 
-  /* safety settings: strings are PostgreSQL durations ("5s", "500ms") */
+/* The safety settings, checked or defaulted: strings are PostgreSQL
+ * durations ("5s", "500ms"). */
+static void check_safety(lua_State *L, int cfg) {
   static const struct { const char *key, *def; int type; } defaults[] = {
     { "lock_timeout", "5s", DURATION },
     { "statement_timeout", NULL, DURATION },
@@ -281,7 +293,7 @@ void luamig_config_load(lua_State *L, int opts_idx) {
     { "lock_wait", "60", LUA_TNUMBER },
   };
   for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
-    t = lua_getfield(L, cfg, defaults[i].key);
+    int t = lua_getfield(L, cfg, defaults[i].key);
     if (t == LUA_TNIL && defaults[i].def) {
       lua_pushstring(L, defaults[i].def);
       if (defaults[i].type == LUA_TNUMBER) lua_pushnumber(L, lua_tonumber(L, -1));
@@ -292,4 +304,15 @@ void luamig_config_load(lua_State *L, int opts_idx) {
     }
     lua_settop(L, cfg);
   }
+}
+
+void luamig_config_load(lua_State *L, int opts_idx) {
+  opts_idx = lua_absindex(L, opts_idx);
+  lua_newtable(L);
+  int cfg = lua_gettop(L);
+  read_sources(L, cfg, opts_idx);
+  check_urls(L, cfg);
+  resolve_versions(L, cfg);
+  check_version_table(L, cfg);
+  check_safety(L, cfg);
 }
