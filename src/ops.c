@@ -3,9 +3,9 @@
  *
  * An op context is where statements go: a live connection (user value 2
  * keeps it alive) or, offline, its script table (user value 1) of statement
- * texts for --sql. Each DDL op is a row of ddl_ops[] and a closure over its
- * context: its sql*.c builder checks the arguments and builds the statement(s),
- * which it emits one by one. The data ops (execute, query, bulk_insert) send
+ * texts for --sql. Each op is a row of the registry (ops_registry.c) and a
+ * closure over its context: a DDL op's arguments are checked by its row and
+ * its sql*.c builder, which builds the statement(s) it emits one by one. The data ops (execute, query, bulk_insert) send
  * values as parameters. Errors carry the revision's file:line and the op's
  * name, server errors included.
  *
@@ -258,68 +258,33 @@ static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
 
 /* ---- the ops ---- */
 
-enum { CONCURRENT = 1,               /* takes concurrently = true: not in a transaction */
-       BUILDS_INDEX = 2 };           /* live and concurrent: see ops_index.c */
-
-static const struct ddl_op {
-  const char *name, *what;
-  int nargs;                         /* the last one is the options table */
-  luamig_sql_builder build;
-  int flags;
-} ddl_ops[] = {                      /* alphabetical; one sql.c builder each */
-  { "add_column", "op.add_column", 3, luamig_sql_add_column, 0 },
-  { "add_enum_value", "op.add_enum_value", 3, luamig_sql_add_enum_value, 0 },
-  { "alter_column", "op.alter_column", 3, luamig_sql_alter_column, 0 },
-  { "create_check_constraint", "op.create_check_constraint", 4,
-    luamig_sql_create_check_constraint, 0 },
-  { "create_enum", "op.create_enum", 3, luamig_sql_create_enum, 0 },
-  { "create_extension", "op.create_extension", 2, luamig_sql_create_extension, 0 },
-  { "create_foreign_key", "op.create_foreign_key", 6, luamig_sql_create_foreign_key, 0 },
-  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT | BUILDS_INDEX },
-  { "create_primary_key", "op.create_primary_key", 4, luamig_sql_create_primary_key, 0 },
-  { "create_schema", "op.create_schema", 2, luamig_sql_create_schema, 0 },
-  { "create_table", "op.create_table", 3, luamig_sql_create_table, 0 },
-  { "create_table_comment", "op.create_table_comment", 3, luamig_sql_create_table_comment, 0 },
-  { "create_unique_constraint", "op.create_unique_constraint", 4,
-    luamig_sql_create_unique_constraint, 0 },
-  { "drop_column", "op.drop_column", 3, luamig_sql_drop_column, 0 },
-  { "drop_constraint", "op.drop_constraint", 3, luamig_sql_drop_constraint, 0 },
-  { "drop_enum", "op.drop_enum", 2, luamig_sql_drop_enum, 0 },
-  { "drop_extension", "op.drop_extension", 2, luamig_sql_drop_extension, 0 },
-  { "drop_index", "op.drop_index", 2, luamig_sql_drop_index, CONCURRENT },
-  { "drop_schema", "op.drop_schema", 2, luamig_sql_drop_schema, 0 },
-  { "drop_table", "op.drop_table", 2, luamig_sql_drop_table, 0 },
-  { "drop_table_comment", "op.drop_table_comment", 2, luamig_sql_drop_table_comment, 0 },
-  { "rename_table", "op.rename_table", 3, luamig_sql_rename_table, 0 },
-  { "validate_constraint", "op.validate_constraint", 3, luamig_sql_validate_constraint, 0 },
-};
-
-#define NDDL ((int)(sizeof ddl_ops / sizeof ddl_ops[0]))
-
 static luamig_opctx *upctx(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* op.<ddl>(...): upvalues ctx, index in ddl_ops */
+/* op.<ddl>(...): upvalues ctx, index in the registry */
 static int op_ddl(lua_State *L) {
   luamig_opctx *ctx = upctx(L);
-  const struct ddl_op *op = &ddl_ops[lua_tointeger(L, lua_upvalueindex(2))];
-  if (lua_gettop(L) > op->nargs)
-    luamig_op_error(L, op->what, "takes at most %d arguments (got %d)", op->nargs, lua_gettop(L));
-  lua_settop(L, op->nargs);
+  const luamig_opspec *spec = &luamig_opspecs[lua_tointeger(L, lua_upvalueindex(2))];
+  luamig_opcall op = { spec, spec->what, 1 };
+  int nargs = luamig_op_nargs(spec);
+  if (lua_gettop(L) > nargs)
+    luamig_op_error(L, op.what, "takes at most %d arguments (got %d)", nargs, lua_gettop(L));
+  lua_settop(L, nargs);
+  luamig_op_check(L, &op);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  op->build(L, &b, op->what, 1);
+  spec->build(L, &b, &op);
   luaL_pushresult(&b);
   /* CREATE INDEX CONCURRENTLY refuses to run in a transaction: say why before sending */
-  bool concurrently = (op->flags & CONCURRENT)
-                      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1;
+  bool concurrently = (spec->flags & LUAMIG_OP_CONCURRENT)
+                      && luamig_opt_bool(L, op.what, luamig_arg(L, &op, "options"), "concurrently") == 1;
   if (concurrently && ctx->transactional)
-    luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
-  bool build = concurrently && (op->flags & BUILDS_INDEX) && ctx->conn != NULL;
-  if (build) luamig_index_prepare(L, ctx, op->what, 1);
-  op_emit_all(L, ctx, op->what, 0, NULL, true);   /* DDL: no answer needed, may wait */
-  if (build) luamig_index_check(L, ctx, op->what, 1);
+    luamig_op_error(L, op.what, "concurrently = true needs a revision with transactional = false");
+  bool build = concurrently && (spec->flags & LUAMIG_OP_BUILDS_INDEX) && ctx->conn != NULL;
+  if (build) luamig_index_prepare(L, ctx, &op);
+  op_emit_all(L, ctx, op.what, 0, NULL, true);   /* DDL: no answer needed, may wait */
+  if (build) luamig_index_check(L, ctx, &op);
   return 0;
 }
 
@@ -376,7 +341,7 @@ static int push_sql_params(lua_State *L, const luamig_opctx *ctx, const char *wh
 }
 
 /* op.execute(sql [, params]) -> affected rows (0 offline) */
-static int op_execute(lua_State *L) {
+int luamig_op_execute(lua_State *L) {
   static const char what[] = "op.execute";
   luamig_opctx *ctx = upctx(L);
   const char **params;
@@ -387,7 +352,7 @@ static int op_execute(lua_State *L) {
 
 /* op.query(sql [, params]) -> rows: an array of tables keyed by column name,
  * values converted as luamig_query does. Live only. */
-static int op_query(lua_State *L) {
+int luamig_op_query(lua_State *L) {
   static const char what[] = "op.query";
   luamig_opctx *ctx = upctx(L);
   const char **params;
@@ -404,7 +369,7 @@ static int op_query(lua_State *L) {
 
 /* op.safe(rule, why): for the safety lint, which reads it from the revision's
  * source (docs/safety-lint.md); running, it only checks its arguments. */
-static int op_safe(lua_State *L) {
+int luamig_op_safe(lua_State *L) {
   static const char what[] = "op.safe";
   if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING
       || strspn(lua_tostring(L, 2), " \t\r\n\f\v") == lua_rawlen(L, 2))
@@ -419,26 +384,11 @@ static int compare_names(const void *a, const void *b) {
 #define MAX_COLUMNS 1600             /* PostgreSQL's limit per table */
 #define BULK_ROWS 500                /* rows per INSERT, fewer when 65535 parameters come first */
 
-/* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
- * an array of tables keyed by column name; the columns are the union of their
- * keys, sorted; a row without a key gets the column's DEFAULT. Values go as
- * parameters, BULK_ROWS rows per statement. */
-static int op_bulk_insert(lua_State *L) {
-  static const char what[] = "op.bulk_insert";
-  static const char *const allowed[] = { "schema", NULL };
-  luamig_opctx *ctx = upctx(L);
-  if (lua_gettop(L) > 3)
-    luamig_op_error(L, what, "takes at most 3 arguments (got %d)", lua_gettop(L));
-  lua_settop(L, 3);
-  const int table = 1, rows = 2, opts = 3;
-  luamig_arg_ident(L, what, table, "table name");
-  lua_Integer n = luamig_check_array(L, what, rows, "rows");
-  luamig_check_opts(L, what, opts, allowed);
-  if (n > INT_MAX / 2) luamig_op_error(L, what, "too many rows");
-
-  lua_newtable(L);                   /* 4: set of column names */
-  const int set = 4;
-  int ncols = 0;
+/* Pushes the set of the column names the n rows (the array at rows) use, checking
+ * each value; returns how many there are. */
+static int push_columns(lua_State *L, const char *what, int rows, lua_Integer n) {
+  lua_newtable(L);
+  int set = lua_gettop(L), ncols = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     if (lua_rawgeti(L, rows, i) != LUA_TTABLE)
       luamig_op_error(L, what, "row %d must be a table keyed by column name (got %s)",
@@ -467,6 +417,27 @@ static int op_bulk_insert(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  return ncols;
+}
+
+/* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
+ * an array of tables keyed by column name; the columns are the union of their
+ * keys, sorted; a row without a key gets the column's DEFAULT. Values go as
+ * parameters, BULK_ROWS rows per statement. */
+int luamig_op_bulk_insert(lua_State *L) {
+  static const char what[] = "op.bulk_insert";
+  luamig_opctx *ctx = upctx(L);
+  luamig_opcall op = { &luamig_opspecs[lua_tointeger(L, lua_upvalueindex(2))], what, 1 };
+  if (lua_gettop(L) > 3)
+    luamig_op_error(L, what, "takes at most 3 arguments (got %d)", lua_gettop(L));
+  lua_settop(L, 3);
+  const int table = 1, rows = 2, opts = 3;
+  luamig_op_check(L, &op);
+  lua_Integer n = luamig_check_array(L, what, rows, "rows");
+  if (n > INT_MAX / 2) luamig_op_error(L, what, "too many rows");
+
+  const int set = 4;
+  int ncols = push_columns(L, what, rows, n);   /* 4: set of column names */
   if (n == 0) { lua_pushinteger(L, 0); return 1; }
   if (ncols > MAX_COLUMNS)           /* and more than a statement's 65535 parameters per row */
     luamig_op_error(L, what, "%d columns, more than a table can have (%d)", ncols, MAX_COLUMNS);
@@ -521,26 +492,14 @@ static int op_bulk_insert(lua_State *L) {
 }
 
 void luamig_ops_push(lua_State *L, int ctx_idx) {
-  static const luaL_Reg data_ops[] = {
-    { "bulk_insert", op_bulk_insert },
-    { "execute", op_execute },
-    { "query", op_query },
-    { "safe", op_safe },
-    { NULL, NULL }
-  };
   ctx_idx = lua_absindex(L, ctx_idx);
   luaL_checkudata(L, ctx_idx, LUAMIG_OPCTX_MT);
-  lua_createtable(L, 0, NDDL + 4);
-  for (int i = 0; i < NDDL; i++) {
+  lua_createtable(L, 0, luamig_nopspecs);
+  for (int i = 0; i < luamig_nopspecs; i++) {
     lua_pushvalue(L, ctx_idx);
     lua_pushinteger(L, i);
-    lua_pushcclosure(L, op_ddl, 2);
-    lua_setfield(L, -2, ddl_ops[i].name);
-  }
-  for (const luaL_Reg *r = data_ops; r->name; r++) {
-    lua_pushvalue(L, ctx_idx);
-    lua_pushcclosure(L, r->func, 1);
-    lua_setfield(L, -2, r->name);
+    lua_pushcclosure(L, luamig_opspecs[i].build ? op_ddl : luamig_opspecs[i].call, 2);
+    lua_setfield(L, -2, luamig_opspecs[i].name);
   }
 }
 
@@ -580,6 +539,7 @@ static int mod_script(lua_State *L) {
 
 static const luaL_Reg opslib[] = {
   { "new_context", mod_new_context },
+  { "op_specs", luamig_op_specs },
   { "ops", mod_ops },
   { "script", mod_script },
   { NULL, NULL }

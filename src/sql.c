@@ -153,20 +153,6 @@ const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char
   return s;
 }
 
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx))
-    luamig_op_error(L, what, "options must be a table (got %s)", luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    bool ok = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; allowed[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), allowed[i]) == 0;
-    if (!ok) luamig_op_error(L, what, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
-  }
-}
-
 int luamig_push_opt(lua_State *L, int opts, const char *key) {
   if (!lua_istable(L, opts)) { lua_pushnil(L); return LUA_TNIL; }
   return lua_getfield(L, opts, key);
@@ -207,18 +193,19 @@ lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const ch
   return n;
 }
 
-void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
-                     const char *kind, const char *label, bool qualified) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
-  const char *name = luamig_arg_ident(L, what, arg, label);
-  luamig_check_opts(L, what, arg + 1, qualified ? allowed : allowed + 1);
-  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+void luamig_add_drop(lua_State *L, luaL_Buffer *b, const luamig_opcall *op, const char *kind) {
+  const char *label = op->spec->params[0].label;
+  int name = luamig_arg(L, op, "name"), opts = luamig_arg(L, op, "options");
+  bool qualified = false;
+  for (const luamig_option *o = op->spec->options; o->name; o++)
+    qualified = qualified || o->kind == LUAMIG_SCHEMA;
+  int if_exists = luamig_opt_bool(L, op->what, opts, "if_exists");
+  int cascade = luamig_opt_bool(L, op->what, opts, "cascade");
   luaL_addstring(b, "DROP ");
   luaL_addstring(b, kind);
   luaL_addstring(b, if_exists == 1 ? " IF EXISTS " : " ");
-  if (qualified) luamig_add_relation(L, b, what, arg, arg + 1, label);
-  else luamig_add_ident(L, b, what, label, name, strlen(name));
+  if (qualified) luamig_add_relation(L, b, op->what, name, opts, label);
+  else luamig_add_ident(L, b, op->what, label, lua_tostring(L, name), lua_rawlen(L, name));
   if (cascade == 1) luaL_addstring(b, " CASCADE");
 }
 

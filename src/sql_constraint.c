@@ -8,8 +8,6 @@
 
 #include "luamig.h"
 
-static const char *const schema_opt[] = { "schema", NULL };
-
 static const char *const fk_actions[] = {
   "cascade", "restrict", "set null", "set default", "no action", NULL
 };
@@ -162,113 +160,83 @@ void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Int
 
 /* ---- constraints ---- */
 
-/* The constraint name at arg: NULL when it is nil (Alembic's None: the server
- * picks it), else checked as an identifier. */
-static const char *opt_constraint_name(lua_State *L, const char *what, int arg) {
-  if (lua_isnil(L, arg)) return NULL;
-  return luamig_arg_ident(L, what, arg, "constraint name");
-}
-
-/* The name of the constraint an op changes: it must be given. */
-static const char *needed_constraint_name(lua_State *L, const char *what, int arg) {
-  if (lua_isnil(L, arg))
-    luamig_op_error(L, what, "Constraint must have a name: PostgreSQL named it when it was "
-                    "created (<table>_<columns>_key, _fkey, _check, <table>_pkey); find it "
-                    "with \\d <table> and pass it");
-  return luamig_arg_ident(L, what, arg, "constraint name");
-}
-
-/* ALTER TABLE <table> ADD [CONSTRAINT "<name>"] (the name at arg, nil for one the
- * server picks; the table at arg + 1). */
-static void add_constraint_head(lua_State *L, luaL_Buffer *b, const char *what, int arg,
-                                int opts) {
-  const char *name = opt_constraint_name(L, what, arg);
+/* ALTER TABLE <table> ADD [CONSTRAINT "<name>"]: the op's name (nil for one the
+ * server picks) and table (its "source" for a foreign key). */
+static void add_constraint_head(lua_State *L, luaL_Buffer *b, const luamig_opcall *op,
+                                const char *table) {
+  const char *name = lua_tostring(L, luamig_arg(L, op, "name"));
   luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, opts, "table name");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, table), luamig_arg(L, op, "options"),
+                      "table name");
   luaL_addstring(b, " ADD ");
   if (name == NULL) return;
   luaL_addstring(b, "CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+  luamig_add_ident(L, b, op->what, "constraint name", name, strlen(name));
   luaL_addchar(b, ' ');
 }
 
 /* op.create_primary_key(name|nil, table, columns [, {schema=}]) */
-void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 3, schema_opt);
-  add_constraint_head(L, b, what, arg, arg + 3);
+void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_constraint_head(L, b, op, "table");
   luaL_addstring(b, "PRIMARY KEY ");
-  luamig_add_ident_list(L, b, what, arg + 2, "columns");
+  luamig_add_ident_list(L, b, op->what, luamig_arg(L, op, "columns"), "columns");
 }
 
-/* op.create_unique_constraint(name|nil, table, columns [, {schema=, deferrable=, initially=}]) */
-void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "deferrable", "initially", NULL };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 3, allowed);
-  add_constraint_head(L, b, what, arg, arg + 3);
+/* op.create_unique_constraint(name|nil, table, columns [, {deferrable=, initially=, schema=}]) */
+void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_constraint_head(L, b, op, "table");
   luaL_addstring(b, "UNIQUE ");
-  luamig_add_ident_list(L, b, what, arg + 2, "columns");
-  add_deferrable(L, b, what, arg + 3);
+  luamig_add_ident_list(L, b, op->what, luamig_arg(L, op, "columns"), "columns");
+  add_deferrable(L, b, op->what, luamig_arg(L, op, "options"));
 }
 
-/* op.create_check_constraint(name|nil, table, condition [, {schema=, not_valid=}]) */
-void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "not_valid", NULL };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  if (lua_type(L, arg + 2) != LUA_TSTRING)
-    luamig_op_error(L, what, "condition must be a SQL expression string (got %s)",
-                    luaL_typename(L, arg + 2));
-  luamig_check_opts(L, what, arg + 3, allowed);
-  int not_valid = luamig_opt_bool(L, what, arg + 3, "not_valid");
-  add_constraint_head(L, b, what, arg, arg + 3);
-  lua_pushvalue(L, arg + 2);
-  luamig_add_top_text(L, b, what, "condition", "CHECK (");
+/* op.create_check_constraint(name|nil, table, condition [, {not_valid=, schema=}]) */
+void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  int condition = luamig_arg(L, op, "condition");
+  int not_valid = luamig_opt_bool(L, op->what, luamig_arg(L, op, "options"), "not_valid");
+  add_constraint_head(L, b, op, "table");
+  lua_pushvalue(L, condition);
+  luamig_add_top_text(L, b, op->what, "condition", "CHECK (");
   luaL_addchar(b, ')');
   if (not_valid == 1) luaL_addstring(b, " NOT VALID");
 }
 
-/* op.create_foreign_key(name|nil, source, referent, local_cols, remote_cols [, {schema=,
- * referent_schema=, ondelete=, onupdate=, deferrable=, initially=, match=, not_valid=}]) */
-void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = {
-    "schema", "referent_schema", "ondelete", "onupdate", "deferrable", "initially", "match",
-    "not_valid", NULL
-  };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "source table");
-  luamig_arg_ident(L, what, arg + 2, "referent table");
-  luamig_check_opts(L, what, arg + 5, allowed);
-  int not_valid = luamig_opt_bool(L, what, arg + 5, "not_valid");
-  add_constraint_head(L, b, what, arg, arg + 5);
-  add_fk_body(L, b, what, arg + 3, arg + 2, arg + 4, arg + 5);
+/* op.create_foreign_key(name|nil, source, referent, local_cols, remote_cols [,
+ * {referent_schema=, ondelete=, onupdate=, deferrable=, initially=, match=,
+ * not_valid=, schema=}]) */
+void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  int opts = luamig_arg(L, op, "options");
+  int not_valid = luamig_opt_bool(L, op->what, opts, "not_valid");
+  add_constraint_head(L, b, op, "source");
+  add_fk_body(L, b, op->what, luamig_arg(L, op, "local_cols"), luamig_arg(L, op, "referent"),
+              luamig_arg(L, op, "remote_cols"), opts);
   if (not_valid == 1) luaL_addstring(b, " NOT VALID");
+}
+
+/* ALTER TABLE <table> <action> "<name>": the op's table and constraint name. */
+static void add_named_action(lua_State *L, luaL_Buffer *b, const luamig_opcall *op,
+                             const char *action) {
+  const char *name = lua_tostring(L, luamig_arg(L, op, "name"));
+  luaL_addstring(b, "ALTER TABLE ");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, "table"), luamig_arg(L, op, "options"),
+                      "table name");
+  luaL_addstring(b, action);
+  luamig_add_ident(L, b, op->what, "constraint name", name, strlen(name));
 }
 
 /* op.validate_constraint(name, table [, {schema=}]): checks the rows of a NOT VALID
  * constraint, holding only SHARE UPDATE EXCLUSIVE on the table. */
-void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  const char *name = needed_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 2, schema_opt);
-  luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, arg + 2, "table name");
-  luaL_addstring(b, " VALIDATE CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_named_action(L, b, op, " VALIDATE CONSTRAINT ");
 }
 
-/* op.drop_constraint(name, table [, {schema=, if_exists=, cascade=, type_=}]); type_
+/* op.drop_constraint(name, table [, {if_exists=, cascade=, type_=, schema=}]); type_
  * (Alembic's) is checked and not needed: PostgreSQL drops any kind by name. */
-void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", "type_", NULL };
+void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
   static const char *const types[] = { "foreignkey", "primary", "unique", "check", NULL };
-  const char *name = needed_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 2, allowed);
-  if (luamig_push_opt(L, arg + 2, "type_") != LUA_TNIL) {
+  const char *what = op->what;
+  int opts = luamig_arg(L, op, "options");
+  if (luamig_push_opt(L, opts, "type_") != LUA_TNIL) {
     bool ok = false;
     if (lua_type(L, -1) == LUA_TSTRING)
       for (int i = 0; types[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), types[i]) == 0;
@@ -276,11 +244,8 @@ void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, 
                              "'check' (got %s)", luaL_tolstring(L, -1, NULL));
   }
   lua_pop(L, 1);
-  int if_exists = luamig_opt_bool(L, what, arg + 2, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 2, "cascade");
-  luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, arg + 2, "table name");
-  luaL_addstring(b, if_exists == 1 ? " DROP CONSTRAINT IF EXISTS " : " DROP CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+  int if_exists = luamig_opt_bool(L, what, opts, "if_exists");
+  int cascade = luamig_opt_bool(L, what, opts, "cascade");
+  add_named_action(L, b, op, if_exists == 1 ? " DROP CONSTRAINT IF EXISTS " : " DROP CONSTRAINT ");
   if (cascade == 1) luaL_addstring(b, " CASCADE");
 }
