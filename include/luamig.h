@@ -266,6 +266,8 @@ void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcal
 void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 void luamig_sql_add_enum_value(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);

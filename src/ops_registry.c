@@ -183,6 +183,23 @@ const luamig_opspec luamig_opspecs[] = {
     .lint = "drop_index", .inverse = "create_index",
     .example = "op.drop_index(\"ix_orders_user\", { concurrently = true, if_exists = true })" },
 
+  { OP("create_sequence"), .section = "Sequences", .build = luamig_sql_create_sequence,
+    P({ "name", LUAMIG_IDENT, "sequence name" }),
+    O({ "start", LUAMIG_INTEGER }, { "increment", LUAMIG_INTEGER }, { "minvalue", LUAMIG_INTEGER },
+      { "maxvalue", LUAMIG_INTEGER }, { "cache", LUAMIG_INTEGER }, { "cycle", LUAMIG_BOOL },
+      { "owned_by", LUAMIG_STRING }, IF_NOT_EXISTS, SCHEMA),
+    .lint = "create sequence", .inverse = "drop_sequence",
+    .doc =
+      "`owned_by = \"table.column\"` ties the sequence to a column of a table in its schema: dropping\n"
+      "the column or the table drops the sequence. `cycle = false` writes `NO CYCLE`.",
+    .example =
+      "op.create_sequence(\"invoice_numbers\", { start = 1000, increment = 1, cache = 20 })\n"
+      "op.create_sequence(\"orders_ref_seq\", { owned_by = \"orders.ref\", if_not_exists = true })" },
+  { OP("drop_sequence"), .section = "Sequences", .build = luamig_sql_drop_sequence,
+    P({ "name", LUAMIG_IDENT, "sequence name" }), O(IF_EXISTS, CASCADE, SCHEMA),
+    .lint = "drop sequence", .inverse = "create_sequence",
+    .example = "op.drop_sequence(\"invoice_numbers\", { if_exists = true })" },
+
   { OP("create_enum"), .section = TYPES, .build = luamig_sql_create_enum,
     P({ "name", LUAMIG_IDENT, "type name" }, { "values", LUAMIG_STRINGS, NULL }), O(IF_NOT_EXISTS, SCHEMA),
     .lint = "create type", .inverse = "drop_enum",

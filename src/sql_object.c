@@ -1,6 +1,6 @@
 /*
- * sql_object.c: the statements of the ops on indexes, enum types, schemas and
- * extensions, and the INSERTs of op.bulk_insert. Pure, like sql.c.
+ * sql_object.c: the statements of the ops on indexes, sequences, enum types,
+ * schemas and extensions, and the INSERTs of op.bulk_insert. Pure, like sql.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +75,68 @@ void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const luamig_opcall *op
   if (concurrently == 1) luaL_addstring(b, "CONCURRENTLY ");
   if (if_exists == 1) luaL_addstring(b, "IF EXISTS ");
   luamig_add_relation(L, b, op->what, luamig_arg(L, op, "name"), opts, "index name");
+}
+
+/* ---- sequences ---- */
+
+/* " <sql> <n>" for the integer option key, when it is given. */
+static void add_seq_number(lua_State *L, luaL_Buffer *b, const char *what, int opts,
+                           const char *key, const char *sql) {
+  int type = luamig_push_opt(L, opts, key), exact = 0;
+  lua_Integer n = lua_tointegerx(L, -1, &exact);
+  if (type != LUA_TNIL && (type != LUA_TNUMBER || !exact))
+    luamig_op_error(L, what, "%s must be an integer (got %s)", key, luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  if (type == LUA_TNIL) return;
+  lua_pushfstring(L, " %s %I", sql, (LUAI_UACINT)n);
+  luaL_addvalue(b);
+}
+
+/* " OWNED BY [schema.]table.column" for owned_by = "table.column" (a sequence and
+ * its owner share a schema). */
+static void add_owned_by(lua_State *L, luaL_Buffer *b, const char *what, int opts) {
+  if (!luamig_push_opt_string(L, what, opts, "owned_by", "a string \"table.column\"")) return;
+  const char *s = lua_tostring(L, -1), *dot = strrchr(s, '.');
+  if (dot == NULL || dot == s || dot[1] == '\0')
+    luamig_op_error(L, what, "owned_by must be \"table.column\" (got \"%s\")", s);
+  luaL_Buffer c;                     /* owned_by sits above b: build in c */
+  luaL_buffinit(L, &c);
+  luaL_addstring(&c, " OWNED BY ");
+  if (luamig_push_opt(L, opts, "schema") == LUA_TNIL) {
+    lua_pop(L, 1);
+  } else {
+    luamig_add_top_ident(L, &c, what, "schema");
+    luaL_addchar(&c, '.');
+  }
+  luamig_add_ident(L, &c, what, "owned_by table", s, (size_t)(dot - s));
+  luaL_addchar(&c, '.');
+  luamig_add_ident(L, &c, what, "owned_by column", dot + 1, strlen(dot + 1));
+  luaL_pushresult(&c);
+  lua_remove(L, -2);
+  luaL_addvalue(b);
+}
+
+/* op.create_sequence(name [, {start=, increment=, minvalue=, maxvalue=, cache=,
+ * cycle=, owned_by=, if_not_exists=, schema=}]) */
+void luamig_sql_create_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  static const char *const numbers[][2] = {
+    { "increment", "INCREMENT BY" }, { "minvalue", "MINVALUE" }, { "maxvalue", "MAXVALUE" },
+    { "start", "START WITH" }, { "cache", "CACHE" }
+  };
+  int opts = luamig_arg(L, op, "options");
+  int cycle = luamig_opt_bool(L, op->what, opts, "cycle");
+  bool if_not_exists = luamig_opt_bool(L, op->what, opts, "if_not_exists") == 1;
+  luaL_addstring(b, if_not_exists ? "CREATE SEQUENCE IF NOT EXISTS " : "CREATE SEQUENCE ");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, "name"), opts, "sequence name");
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+    add_seq_number(L, b, op->what, opts, numbers[i][0], numbers[i][1]);
+  if (cycle >= 0) luaL_addstring(b, cycle ? " CYCLE" : " NO CYCLE");
+  add_owned_by(L, b, op->what, opts);
+}
+
+/* op.drop_sequence(name [, {if_exists=, cascade=, schema=}]) */
+void luamig_sql_drop_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  luamig_add_drop(L, b, op, "SEQUENCE");
 }
 
 /* ---- enum types ---- */
