@@ -19,7 +19,7 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_registry.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_registry.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c \
            src/core.c
@@ -48,7 +48,8 @@ EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspec
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
              lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
-             lua/luamig/lint_style.lua lua/luamig/opspec.lua
+             lua/luamig/lint_style.lua lua/luamig/opspec.lua \
+             lua/luamig/sqltext.lua lua/luamig/types.lua
 
 $(B)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)

@@ -127,6 +127,10 @@ int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module f
  * error when what is NULL. */
 void luamig_add_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                       const char *s, size_t len);
+/* Whether PostgreSQL reads the name s (len bytes) back unchanged without quotes:
+ * lower case letters, digits, _ and $, not a reserved word (its quote_ident()'s
+ * rule). For SQL people read, such as the revisions autogenerate writes. */
+bool luamig_ident_is_plain(const char *s, size_t len);
 /* luamig_add_ident for a C string, with plain errors. */
 void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name);
 /* Appends schema.name (schema may be NULL) with both parts quoted. */
@@ -156,6 +160,13 @@ int luamig_sql_count_statements(const char *sql);
  * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
  * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
 const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
+/* Pushes the tokens of sql, comments and spaces left out: an array of { k =
+ * kind, v = value, s = first byte, e = last byte (1-based) [, open = true when a
+ * quote is left open] }. Kinds: "word" (v folded to lower case), "ident" (a quoted
+ * name; v without the quotes), "str" (v as written), "num", "param" ($1), "op"
+ * (an operator), "::", and any other character as itself ("(", ",", ";", ...).
+ * Returns their count. */
+int luamig_push_sql_tokens(lua_State *L, const char *sql);
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
 
@@ -287,6 +298,12 @@ void luamig_sql_insert(lua_State *L, luaL_Buffer *b, const char *what, int table
  * pushes its text ([CONSTRAINT "name"] UNIQUE (...) ...); k numbers it in messages. */
 bool luamig_is_constraint(lua_State *L, int t);
 void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Integer k);
+/* Reads a reference to a table and its columns, "table(column)", "schema.table
+ * (a, b)", "table" (quoted names may hold any character): pushes schema (nil
+ * when none), table and the array of columns (nil when none is given), and
+ * returns NULL; when it cannot, pushes nothing and returns why ("must look like
+ * ..."). Names come unquoted and may be empty: the caller judges them. */
+const char *luamig_push_reference(lua_State *L, const char *ref);
 /* The SQL of a foreign-key action ("set null" -> "SET NULL", any case), or NULL. */
 const char *luamig_fk_action(const char *name);
 
@@ -322,6 +339,10 @@ void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int nam
 /* ("a", "b") from the array of names at idx; raises when it is empty. */
 void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
                            const char *label);
+
+/* sqltext.c: quote_ident, quote_literal, sql_tokens, fk_action, parse_reference and
+ * max_ident for the Lua modules (lua/luamig/sqltext.lua, types.lua). */
+int luamig_open_sqltext(lua_State *L);
 
 /* ---- ops.c: the op.* API given to revisions ---- */
 

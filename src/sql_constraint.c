@@ -21,6 +21,89 @@ const char *luamig_fk_action(const char *v) {
   return NULL;
 }
 
+/* ---- references: "table(column)", "schema.table (a, b)" ---- */
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && strchr(" \t\r\n\f\v", *p)) p++;
+  return p;
+}
+
+static const char *trim_end(const char *p, const char *end) {
+  while (end > p && strchr(" \t\r\n\f\v", end[-1])) end--;
+  return end;
+}
+
+/* Pushes the name in [p, end), spaces around it left out and, when it is quoted,
+ * its quotes off and "" made one; NULL when a quote is left open. */
+static const char *push_ref_name(lua_State *L, const char *p, const char *end) {
+  p = skip_space(p, end);
+  end = trim_end(p, end);
+  if (p == end || *p != '"') {
+    lua_pushlstring(L, p, (size_t)(end - p));
+    return p;
+  }
+  if (end - p < 2 || end[-1] != '"') return NULL;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *q = p + 1; q < end - 1; q++) {
+    luaL_addchar(&b, *q);
+    if (*q == '"' && q[1] == '"') q++;
+  }
+  luaL_pushresult(&b);
+  return p;
+}
+
+/* Past the name part at p (a quoted name, or text up to one of stop), or NULL
+ * when a quote is left open. */
+static const char *skip_ref_part(const char *p, const char *end, const char *stop) {
+  p = skip_space(p, end);
+  if (p < end && *p == '"') {
+    for (p++; p < end; p++) {
+      if (*p != '"') continue;
+      if (p + 1 < end && p[1] == '"') { p++; continue; }
+      return p + 1;
+    }
+    return NULL;
+  }
+  while (p < end && !strchr(stop, *p)) p++;
+  return p;
+}
+
+const char *luamig_push_reference(lua_State *L, const char *ref) {
+  static const char bad[] = "must look like \"table(column)\" or \"schema.table(column)\"";
+  int top = lua_gettop(L);
+  const char *end = ref + strlen(ref), *open = ref;
+  while (open < end && *open != '(') {        /* the table part ends at a "(" outside quotes */
+    open = skip_ref_part(open, end, "(\"");
+    if (open == NULL) return bad;
+  }
+  const char *dot = skip_ref_part(ref, open, ".(");
+  if (dot != NULL) dot = skip_space(dot, open);
+  if (dot == NULL || (dot < open && *dot != '.')) return bad;
+  if (dot < open) {
+    if (!push_ref_name(L, ref, dot) || !push_ref_name(L, dot + 1, open)) {
+      lua_settop(L, top);
+      return bad;
+    }
+  } else {
+    lua_pushnil(L);
+    if (!push_ref_name(L, ref, open)) { lua_settop(L, top); return bad; }
+  }
+  if (open == end) { lua_pushnil(L); return NULL; }
+  const char *close = trim_end(open, end);
+  if (close - open < 2 || close[-1] != ')') { lua_settop(L, top); return bad; }
+  lua_newtable(L);
+  const char *stop = close - 1;              /* the columns: between the parentheses */
+  for (const char *p = open + 1; ; p++) {
+    const char *q = p;
+    while (q != NULL && q < stop && *q != ',') q = skip_ref_part(q, stop, ",\"");
+    if (q == NULL || !push_ref_name(L, p, q)) { lua_settop(L, top); return bad; }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    if (q == stop) return NULL;
+    p = q;
+  }
+}
+
 /* " DEFERRABLE INITIALLY DEFERRED" from opts.deferrable / opts.initially. */
 static void add_deferrable(lua_State *L, luaL_Buffer *b, const char *what, int opts) {
   int deferrable = luamig_opt_bool(L, what, opts, "deferrable");

@@ -149,37 +149,25 @@ static const char *fk_action(lua_State *L, const char *what, int col, lua_Intege
   return action;
 }
 
-static bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-/* Appends `"a" ("b")` for "a(b)", `"s"."a" ("b")` for "s.a(b)", `"a"` for "a". The
- * string sits at the top with an inner buffer above it. */
-static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int col,
-                          lua_Integer k, const char *ref) {
-  const char *whole = ref;
-  const char *open = strchr(ref, '(');
-  const char *end = open ? open : ref + strlen(ref);
-  while (end > ref && is_space(end[-1])) end--;
-  while (ref < end && is_space(*ref)) ref++;
-  const char *dot = memchr(ref, '.', (size_t)(end - ref));
-  if (dot != NULL) {
-    luamig_add_ident(L, b, what, "referenced schema", ref, (size_t)(dot - ref));
+/* Appends `"s"."t" ("c")` for the reference read by luamig_push_reference, its
+ * schema, table and columns at stack slots at, at + 1, at + 2. */
+static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int at) {
+  size_t len;
+  const char *s;
+  if (!lua_isnil(L, at)) {
+    s = lua_tolstring(L, at, &len);
+    luamig_add_ident(L, b, what, "referenced schema", s, len);
     luaL_addchar(b, '.');
-    ref = dot + 1;
   }
-  luamig_add_ident(L, b, what, "referenced table", ref, (size_t)(end - ref));
-  if (open == NULL) return;
-  const char *close = strrchr(open, ')');
-  if (close == NULL || close[1 + strspn(close + 1, " \t\r\n")] != '\0')
-    col_error(L, what, col, k, "references must look like \"table(column)\" or "
-              "\"schema.table(column)\" (got \"%s\")", whole);
-  const char *c = open + 1;
-  while (c < close && is_space(*c)) c++;
-  const char *ce = close;
-  while (ce > c && is_space(ce[-1])) ce--;
+  s = lua_tolstring(L, at + 1, &len);
+  luamig_add_ident(L, b, what, "referenced table", s, len);
+  if (lua_isnil(L, at + 2)) return;
   luaL_addstring(b, " (");
-  luamig_add_ident(L, b, what, "referenced column", c, (size_t)(ce - c));
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, at + 2); i++) {
+    if (i > 1) luaL_addstring(b, ", ");
+    lua_rawgeti(L, at + 2, i);
+    luamig_add_top_ident(L, b, what, "referenced column");
+  }
   luaL_addchar(b, ')');
 }
 
@@ -239,14 +227,18 @@ static void add_column_def(lua_State *L, luaL_Buffer *b, const char *what, int c
   size_t rlen;
   const char *ref = lua_tolstring(L, -1, &rlen);
   if (strlen(ref) < rlen) col_error(L, what, col, k, "references contains a NUL byte");
+  int top = lua_gettop(L);
+  const char *why = luamig_push_reference(L, ref);
+  if (why) col_error(L, what, col, k, "references %s (got \"%s\")", why, ref);
   luaL_Buffer r;
   luaL_buffinit(L, &r);
   luaL_addstring(&r, " REFERENCES ");
-  add_reference(L, &r, what, col, k, ref);
+  add_reference(L, &r, what, top + 1);
   if (on_delete) { luaL_addstring(&r, " ON DELETE "); luaL_addstring(&r, on_delete); }
   if (on_update) { luaL_addstring(&r, " ON UPDATE "); luaL_addstring(&r, on_update); }
   luaL_pushresult(&r);
-  lua_remove(L, -2);
+  lua_replace(L, top);
+  lua_settop(L, top);
   luaL_addvalue(b);
 }
 

@@ -8,35 +8,18 @@
 local schema = require "luamig.schema"
 local N = require "luamig.normalize"
 local specs = require "luamig.opspec"
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
 
 local R = {}
 
 -- ---- text ----
 
--- PostgreSQL's reserved words (and those that cannot name a column): quoted when they
--- are used as names.
-local RESERVED = {}
-for w in ([[all analyse analyze and any array as asc asymmetric authorization binary both case
-  cast check collate collation column concurrently constraint create cross current_catalog
-  current_date current_role current_schema current_time current_timestamp current_user default
-  deferrable desc distinct do else end except false fetch for foreign freeze from full grant
-  group having ilike in initially inner intersect into is isnull join lateral leading left like
-  limit localtime localtimestamp natural not notnull null offset on only or order outer overlaps
-  placing primary references returning right select session_user similar some symmetric
-  system_user table tablesample then to trailing true union unique user using variadic verbose
-  when where window with]]):gmatch("%S+") do
-  RESERVED[w] = true
-end
-
 -- An identifier as SQL: bare when PostgreSQL reads it back unchanged, else quoted.
-function R.ident(name)
-  if name:match("^[a-z_][a-z0-9_$]*$") and not RESERVED[name] then return name end
-  return '"' .. name:gsub('"', '""') .. '"'
-end
+R.ident = S.ident
 local ident = R.ident
 
-function R.literal(s) return "'" .. s:gsub("'", "''") .. "'" end
-local literal = R.literal
+R.literal = S.literal
 
 -- A Lua string literal, in the plainest form that holds s.
 function R.lua_str(s)
@@ -135,15 +118,17 @@ local default_name = R.default_name
 
 -- An index element split into a column of t and its ordering ("created_at DESC"),
 -- or nil when it is an expression.
+local ORDER_WORDS = { asc = true, desc = true, nulls = true, first = true, last = true }
+
 local function split(t, e)
-  local name, rest = e:match('^%s*"(.-)"%s*(.-)%s*$')
-  if name then name = name:gsub('""', '"')
-  else name, rest = e:match("^%s*([%w_$\128-\255]+)%s*(.-)%s*$") end
+  local toks = S.tokens(e)
+  local first = toks[1]
+  local name = first and (first.k == "ident" and first.v or first.k == "word" and e:sub(first.s, first.e))
   if not name or not t.col[name] then return nil end
-  local words = rest:lower():gsub("asc", ""):gsub("desc", ""):gsub("nulls", "")
-    :gsub("first", ""):gsub("last", "")
-  if not words:match("^%s*$") then return nil end
-  return name, rest:upper()
+  for i = 2, #toks do
+    if toks[i].k ~= "word" or not ORDER_WORDS[toks[i].v] then return nil end
+  end
+  return name, #toks > 1 and e:sub(toks[2].s, toks[#toks].e):upper() or ""
 end
 
 -- (remembered per table: a large schema asks for the same elements again and again)
@@ -170,11 +155,9 @@ end
 
 -- ---- columns ----
 
-local SERIAL_OF = { integer = "serial", bigint = "bigserial", smallint = "smallserial" }
-
 local function type_sql(c)
   local ty = c.type
-  if c.autoinc then ty = SERIAL_OF[N.type(ty)] or ty end
+  if c.autoinc then ty = types.SERIAL_OF[N.type(ty)] or ty end
   if c.identity then ty = ty .. " GENERATED " .. c.identity:upper() .. " AS IDENTITY" end
   if c.generated then ty = ty .. " GENERATED ALWAYS AS (" .. c.generated .. ") STORED" end
   return ty
@@ -246,8 +229,8 @@ local function constraint_sql(ctx, kind, c)
   if kind == "check" then return "CHECK (" .. c.expr .. ")" end
   local s = ("FOREIGN KEY (%s) REFERENCES %s (%s)"):format(cols_sql(c.columns),
     qual(ctx, c.ref_schema, c.ref_table), cols_sql(c.ref_columns))
-  if c.on_delete ~= "no action" then s = s .. " ON DELETE " .. c.on_delete:upper() end
-  if c.on_update ~= "no action" then s = s .. " ON UPDATE " .. c.on_update:upper() end
+  if c.on_delete ~= "no action" then s = s .. " ON DELETE " .. types.fk_sql(c.on_delete) end
+  if c.on_update ~= "no action" then s = s .. " ON UPDATE " .. types.fk_sql(c.on_update) end
   return s
 end
 
