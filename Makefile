@@ -46,7 +46,7 @@ CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 # writes them as C arrays (after compiling each): the build runs no lua5.4 binary.
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
-             lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
+             lua/luamig/autogen.lua lua/luamig/autogen_table.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
              lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
              lua/luamig/lint_style.lua lua/luamig/opspec.lua \
              lua/luamig/sqltext.lua lua/luamig/types.lua

@@ -37,6 +37,14 @@ function R.long_str(s)
   return "[" .. eq .. "[" .. s .. "]" .. eq .. "]"
 end
 
+-- The keys of t, sorted: the order autogenerate writes objects in.
+function R.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 -- ---- op calls, by the registry ----
 
 local RAW = {}                         -- marks Lua text written already (R.raw)
@@ -217,11 +225,7 @@ function R.alter_sql(ctx, t, rest) return exec("ALTER TABLE " .. qt(ctx, t) .. "
 
 -- ---- constraints ----
 
-local function cols_sql(list)
-  local out = {}
-  for i, c in ipairs(list) do out[i] = ident(c) end
-  return table.concat(out, ", ")
-end
+local function cols_sql(list) return S.list(list, ident) end
 
 local function constraint_sql(ctx, kind, c)
   if kind == "pk" then return "PRIMARY KEY (" .. cols_sql(c.columns) .. ")" end
@@ -299,13 +303,7 @@ function R.create_table(ctx, t, skip)
       strings[#strings + 1] = table_constraint(ctx, t, "pk", t.pk)
     end
   end
-  local function sorted(set)
-    local names = {}
-    for name in pairs(set) do names[#names + 1] = name end
-    table.sort(names)
-    return names
-  end
-  for _, name in ipairs(sorted(t.uniques)) do
+  for _, name in ipairs(R.sorted_keys(t.uniques)) do
     local u = t.uniques[name]
     local one = inline[u.columns[1]]
     if #u.columns == 1 and not one.unique and u.name == default_name(t, "unique", u) then
@@ -314,7 +312,7 @@ function R.create_table(ctx, t, skip)
       strings[#strings + 1] = table_constraint(ctx, t, "unique", u)
     end
   end
-  for _, name in ipairs(sorted(t.fks)) do
+  for _, name in ipairs(R.sorted_keys(t.fks)) do
     local fk = t.fks[name]
     if not skip[fk] then
       local one = inline[fk.columns[1]]
@@ -322,7 +320,7 @@ function R.create_table(ctx, t, skip)
       else strings[#strings + 1] = table_constraint(ctx, t, "fk", fk) end
     end
   end
-  for _, name in ipairs(sorted(t.checks)) do
+  for _, name in ipairs(R.sorted_keys(t.checks)) do
     strings[#strings + 1] = table_constraint(ctx, t, "check", t.checks[name])
   end
   for _, c in ipairs(t.columns) do items[#items + 1] = column_lua(ctx, c, inline[c.name]) end
@@ -330,7 +328,7 @@ function R.create_table(ctx, t, skip)
   local out = { R.call("create_table", { name = t.name,
     columns = R.raw("{\n  " .. table.concat(items, ",\n  ") .. ",\n}") },
     { comment = t.comment, schema = in_schema(ctx, t.schema) }) }
-  for _, name in ipairs(sorted(t.indexes)) do
+  for _, name in ipairs(R.sorted_keys(t.indexes)) do
     out[#out + 1] = R.create_index(ctx, t, t.indexes[name])
   end
   return out

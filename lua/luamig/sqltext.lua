@@ -27,6 +27,13 @@ function S.quoted(name) return core.quote_ident(name) end
 -- A string literal ('' doubled; E'...' when it holds a backslash).
 function S.literal(s) return core.quote_literal(s) end
 
+-- The items of list quoted by quote (S.ident, S.literal), joined by ", ".
+function S.list(list, quote)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = quote(v) end
+  return table.concat(out, ", ")
+end
+
 -- The tokens of SQL text, spaces and comments left out: { k, v, s, e [, open] } each,
 -- k one of "word" (v in lower case), "ident" (a quoted name, v unquoted), "str", "num",
 -- "param", "op", "::", or the character itself ("(", ",", ";", ".", ...).
