@@ -304,6 +304,8 @@ void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Int
  * returns NULL; when it cannot, pushes nothing and returns why ("must look like
  * ..."). Names come unquoted and may be empty: the caller judges them. */
 const char *luamig_push_reference(lua_State *L, const char *ref);
+/* The foreign-key actions, as messages list them. */
+#define LUAMIG_FK_ACTIONS "'cascade', 'restrict', 'set null', 'set default', 'no action'"
 /* The SQL of a foreign-key action ("set null" -> "SET NULL", any case), or NULL. */
 const char *luamig_fk_action(const char *name);
 
@@ -340,8 +342,8 @@ void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int nam
 void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
                            const char *label);
 
-/* sqltext.c: quote_ident, quote_literal, sql_tokens, fk_action, parse_reference and
- * max_ident for the Lua modules (lua/luamig/sqltext.lua, types.lua). */
+/* sqltext.c: quote_ident, quote_literal, sql_tokens, fk_action, parse_reference,
+ * max_ident and fk_actions for the Lua modules (lua/luamig/sqltext.lua, types.lua). */
 int luamig_open_sqltext(lua_State *L);
 
 /* ---- ops.c: the op.* API given to revisions ---- */

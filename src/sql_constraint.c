@@ -157,8 +157,8 @@ static void add_fk_body(lua_State *L, luaL_Buffer *b, const char *what, int loca
     if (luamig_push_opt(L, opts, keys[i]) == LUA_TNIL) { lua_pop(L, 1); continue; }
     const char *action = lua_type(L, -1) == LUA_TSTRING ? luamig_fk_action(lua_tostring(L, -1)) : NULL;
     if (action == NULL)
-      luamig_op_error(L, what, "%s must be one of 'cascade', 'restrict', 'set null', "
-                      "'set default', 'no action' (got %s)", keys[i], luaL_tolstring(L, -1, NULL));
+      luamig_op_error(L, what, "%s must be one of " LUAMIG_FK_ACTIONS " (got %s)", keys[i],
+                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
     luaL_addstring(b, sql[i]);
     luaL_addstring(b, action);

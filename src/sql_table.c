@@ -143,8 +143,8 @@ static const char *fk_action(lua_State *L, const char *what, int col, lua_Intege
   if (type == LUA_TNIL) { lua_pop(L, 1); return NULL; }
   const char *action = type == LUA_TSTRING ? luamig_fk_action(lua_tostring(L, -1)) : NULL;
   if (action == NULL)
-    col_error(L, what, col, k, "%s must be one of 'cascade', 'restrict', 'set null', "
-              "'set default', 'no action' (got %s)", key, luaL_tolstring(L, -1, NULL));
+    col_error(L, what, col, k, "%s must be one of " LUAMIG_FK_ACTIONS " (got %s)", key,
+              luaL_tolstring(L, -1, NULL));
   lua_pop(L, 1);
   return action;
 }

@@ -80,5 +80,7 @@ int luamig_open_sqltext(lua_State *L) {
   luaL_newlib(L, sqltextlib);
   lua_pushinteger(L, LUAMIG_MAX_IDENT);
   lua_setfield(L, -2, "max_ident");
+  lua_pushliteral(L, LUAMIG_FK_ACTIONS);
+  lua_setfield(L, -2, "fk_actions");
   return 1;
 }

@@ -102,8 +102,7 @@ local function fk_action(v, what, key)
   if v == nil then return nil end
   local s = types.fk_action(v)
   if not s then
-    fail("%s: %s must be one of 'cascade', 'restrict', 'set null', 'set default', "
-         .. "'no action' (got %s)", what, key, tostring(v))
+    fail("%s: %s must be one of %s (got %s)", what, key, types.FK_ACTIONS, tostring(v))
   end
   return s
 end

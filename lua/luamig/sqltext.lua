@@ -14,11 +14,11 @@ local S = { MAX_IDENT = core.max_ident }   -- bytes (PostgreSQL's NAMEDATALEN - 
 -- Raises on an empty name or one over MAX_IDENT bytes.
 function S.ident(name) return core.quote_ident(name, true) end
 
--- A name as a comparison key (normalize, types): S.ident's form, or quoted when it
--- could not be a name (empty, too long); never raises.
+-- A name as a comparison key (normalize, types): S.ident's form; one that cannot be
+-- a name (empty, too long) stands for itself. Never raises.
 function S.name_key(name)
   local ok, q = pcall(S.ident, name)
-  return ok and q or ('"' .. name:gsub('"', '""') .. '"')
+  return ok and q or name
 end
 
 -- An identifier, always quoted.

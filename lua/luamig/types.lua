@@ -114,6 +114,9 @@ function T.fk_action(v)
   return sql and sql:lower()
 end
 
+-- The foreign-key actions, as messages list them.
+T.FK_ACTIONS = core.fk_actions
+
 -- The SQL of a foreign-key action ("set null" -> "SET NULL"), or nil.
 T.fk_sql = core.fk_action
 
