@@ -19,8 +19,10 @@ int luaopen_luamig_core(lua_State *L) {
   static lua_CFunction const parts[] = {
     luamig_open_conn,                /* connect, redact */
     luamig_open_sqltext,             /* quote_ident, quote_literal, sql_tokens, ... */
-    luamig_open_ops,                 /* op contexts, for tests and offline scripts */
-    luamig_open_runner,              /* upgrade, downgrade, stamp */
+    luamig_open_sink,                /* op contexts, for tests and offline scripts */
+    luamig_open_ops,                 /* op tables bound to a context, op_specs */
+    luamig_open_runner,              /* upgrade, downgrade */
+    luamig_open_stamp,               /* stamp */
     luamig_open_report,              /* current, heads, history, show, branches, status, verify */
     luamig_open_scaffold,            /* init, revision */
     luamig_open_autogen,             /* autogenerate, check */

@@ -1,271 +1,19 @@
 /*
- * ops.c: the op.* API given to revisions, bound from C.
- *
- * An op context is where statements go: a live connection (user value 2
- * keeps it alive) or, offline, its script table (user value 1) of statement
- * texts for --sql. Each op is a row of the registry (ops_registry.c) and a
- * closure over its context: a DDL op's arguments are checked by its row and
- * its sql*.c builder, which builds the statement(s) it emits one by one. The data ops (execute, query, bulk_insert) send
- * values as parameters. Errors carry the revision's file:line and the op's
- * name, server errors included.
- *
- * luamig_emit takes a bare context pointer (the runner and the version table
- * call it too); a weak registry map from pointer to userdata finds the
- * script table again.
+ * ops.c: the op.* API given to revisions, bound from C: one closure per row of
+ * the op registry (ops_registry.c) over an op context (sink.c). A DDL op's
+ * arguments are checked by its row (args.c) and read by its sql*.c builder,
+ * which builds the statement(s) it emits one by one; the other ops are their
+ * row's function (ops_data.c). Errors carry the revision's file:line and the
+ * op's name, server errors included.
  */
-#include <limits.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "luamig.h"
 
-#define CTX_INDEX "luamig.opctx.index"   /* registry: ctx pointer -> ctx userdata (weak) */
-
-/* ---- contexts ---- */
-
-static int ctx_tostring(lua_State *L) {
-  luamig_opctx *ctx = luaL_checkudata(L, 1, LUAMIG_OPCTX_MT);
-  if (ctx->conn != NULL) {
-    lua_pushliteral(L, "luamig.opctx (live)");
-  } else {
-    lua_getiuservalue(L, 1, 1);
-    lua_pushfstring(L, "luamig.opctx (offline, %d statements)", (int)lua_rawlen(L, -1));
-  }
-  return 1;
-}
-
-static const luaL_Reg ctx_metameth[] = {
-  { "__tostring", ctx_tostring },
-  { NULL, NULL }
-};
-
-static void pushmeta(lua_State *L) {
-  if (luaL_newmetatable(L, LUAMIG_OPCTX_MT)) luaL_setfuncs(L, ctx_metameth, 0);
-}
-
-/* Pushes the weak pointer -> context map. */
-static void push_index(lua_State *L) {
-  if (!luaL_getsubtable(L, LUA_REGISTRYINDEX, CTX_INDEX)) {
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-  }
-}
-
-luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
-  luamig_conn *c = NULL;
-  if (conn_idx != 0 && !lua_isnoneornil(L, conn_idx)) {
-    conn_idx = lua_absindex(L, conn_idx);
-    c = luamig_conn_check(L, conn_idx);
-  }
-  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 3);
-  ctx->conn = c;
-  ctx->transactional = true;
-  ctx->defer = false;
-  pushmeta(L);
-  lua_setmetatable(L, -2);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 3);
-  if (c != NULL) {
-    lua_pushvalue(L, conn_idx);
-    lua_setiuservalue(L, -2, 2);
-  }
-  push_index(L);
-  lua_pushvalue(L, -2);
-  lua_rawsetp(L, -2, ctx);
-  lua_pop(L, 1);
-  return ctx;
-}
-
-/* Replaces the offline statement at the top with its script form: trailing
- * space trimmed, ending in ";" (on a line of its own when the statement ends
- * inside a "--" comment, which would swallow it). */
-static void terminate(lua_State *L) {
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  while (n > 0 && strchr(" \t\r\n\f\v", s[n - 1])) n--;
-  lua_pushlstring(L, s, n);
-  lua_remove(L, -2);
-  s = lua_tostring(L, -1);
-  bool comment = luamig_sql_ends_in_comment(s);
-  if (!comment && n > 0 && s[n - 1] == ';') return;
-  lua_pushstring(L, comment ? "\n;" : ";");
-  lua_concat(L, 2);
-}
-
-/* Pushes the index and the context's userdata. */
-static void push_ctx(lua_State *L, luamig_opctx *ctx) {
-  push_index(L);
-  if (lua_rawgetp(L, -1, ctx) != LUA_TUSERDATA)
-    luaL_error(L, "luamig_emit: unknown op context");
-}
-
-/* ---- the queue of a transactional revision ----
- *
- * While ctx->defer is set (a transactional revision, live), DDL does not go
- * at once: it waits in the context's user value 3 as { sql1, where1, sql2,
- * where2, ... } and leaves with the next statement that needs an answer
- * (op.execute, op.query, op.bulk_insert) or with the revision's audit row and
- * COMMIT, in one round trip. Nothing is lost by waiting: the statements run
- * in order and in the same transaction, and a failure still names the file,
- * line and op of the statement that failed. */
-
-static int queue_len(lua_State *L, luamig_opctx *ctx) {
-  push_ctx(L, ctx);
-  lua_getiuservalue(L, -1, 3);
-  int n = (int)lua_rawlen(L, -1) / 2;
-  lua_pop(L, 3);
-  return n;
-}
-
-static void queue_add(lua_State *L, luamig_opctx *ctx, const char *sql, const char *what) {
-  push_ctx(L, ctx);
-  lua_getiuservalue(L, -1, 3);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  lua_pushstring(L, sql);
-  lua_rawseti(L, -2, n + 1);
-  luaL_where(L, 1);                  /* the revision's line (level 0 is the op) */
-  lua_pushfstring(L, "%s: ", what);
-  lua_concat(L, 2);
-  lua_rawseti(L, -2, n + 2);
-  lua_pop(L, 3);
-}
-
-void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx) {
-  ctx->defer = false;
-  push_ctx(L, ctx);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 3);
-  lua_pop(L, 2);
-}
-
-void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt *tail,
-                  long *counts) {
-  int top = lua_gettop(L);
-  push_ctx(L, ctx);
-  lua_getiuservalue(L, -1, 3);
-  int queue = lua_gettop(L), nq = (int)lua_rawlen(L, queue) / 2, n = nq + ntail;
-  ctx->tail_at = nq;
-  lua_newtable(L);                   /* emptied first: a failure leaves nothing to resend */
-  lua_setiuservalue(L, queue - 1, 3);
-  if (n == 0) { lua_settop(L, top); return; }
-  luamig_stmt *st = lua_newuserdatauv(L, (size_t)n * sizeof *st, 0);
-  const char **where = lua_newuserdatauv(L, (size_t)n * sizeof *where, 0);
-  long *got = lua_newuserdatauv(L, (size_t)n * sizeof *got, 0);
-  for (int i = 0; i < nq; i++) {     /* the strings stay in the queue table, on the stack */
-    lua_rawgeti(L, queue, 2 * i + 1);
-    lua_rawgeti(L, queue, 2 * i + 2);
-    st[i] = (luamig_stmt){ lua_tostring(L, -2), 0, NULL };
-    where[i] = lua_tostring(L, -1);
-    lua_pop(L, 2);
-  }
-  for (int i = 0; i < ntail; i++) {
-    st[nq + i] = tail[i];
-    where[nq + i] = NULL;
-  }
-  if (ctx->conn != NULL) luamig_batch(L, ctx->conn, n, st, got, false, where);
-  else luamig_emit_batch(L, ctx, n, st, got);
-  for (int i = 0; counts && i < ntail; i++) counts[i] = got[nq + i];
-  lua_settop(L, top);
-}
-
-long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
-                 int nparams, const char *const *params) {
-  if (ctx->conn != NULL) return luamig_exec(L, ctx->conn, sql, nparams, params);
-  push_ctx(L, ctx);
-  lua_getiuservalue(L, -1, 1);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luamig_sql_inline(L, &b, sql, nparams, params);
-  luaL_pushresult(&b);
-  terminate(L);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pop(L, 3);
-  return 0;
-}
-
-void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
-                       long *counts) {
-  if (ctx->conn != NULL) {
-    luamig_batch(L, ctx->conn, n, st, counts, false, NULL);
-    return;
-  }
-  for (int i = 0; i < n; i++) {
-    luamig_emit(L, ctx, st[i].sql, st[i].nparams, st[i].params);
-    if (counts) counts[i] = 0;
-  }
-}
-
-/* ---- emitting from an op: errors get the revision's position and the op ---- */
-
-struct emit_call {
-  luamig_opctx *ctx;
-  const char *sql;
-  int nparams;
-  const char *const *params;
-  bool query;                        /* push the rows (luamig_query) */
-  long count;
-};
-
-static int emit_protected(lua_State *L) {
-  struct emit_call *e = lua_touserdata(L, 1);
-  if (e->query) {
-    e->count = luamig_query(L, e->ctx->conn, e->sql, e->nparams, e->params);
-    return 1;
-  }
-  e->count = luamig_emit(L, e->ctx, e->sql, e->nparams, e->params);
-  return 0;
-}
-
-long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
-                    int nparams, const char *const *params, bool query) {
-  double t0 = luamig_now_ms();       /* the server's time is not the revision's */
-  if (ctx->defer && queue_len(L, ctx) > 0) luamig_flush(L, ctx, 0, NULL, NULL);
-  struct emit_call e = { ctx, sql, nparams, params, query, 0 };
-  lua_pushcfunction(L, emit_protected);
-  lua_pushlightuserdata(L, &e);
-  int status = lua_pcall(L, 1, query ? 1 : 0, 0);
-  luamig_budget_pause(L, luamig_now_ms() - t0);
-  if (status == LUA_OK) return e.count;
-  if (status == LUA_ERRRUN && lua_type(L, -1) == LUA_TSTRING) {
-    luaL_where(L, 1);                /* we are the op again: level 1 is the revision */
-    lua_pushfstring(L, "%s: ", what);
-    lua_rotate(L, -3, -1);
-    lua_concat(L, 3);
-  }
-  return lua_error(L);
-}
-
-/* Sends the statements of the string at the top (separated by NUL bytes, see
- * luamig_sql_next) one by one, or queues them (may_wait, in a deferring
- * context); pops it and returns the rows they affected. */
-static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
-                        int nparams, const char *const *params, bool may_wait) {
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
-  long count = 0;
-  for (const char *p = s; p <= end; p += strlen(p) + 1) {
-    if (ctx->defer && may_wait) queue_add(L, ctx, p, what);
-    else count += luamig_op_send(L, ctx, what, p, nparams, params, false);
-  }
-  lua_pop(L, 1);
-  return count;
-}
-
-/* ---- the ops ---- */
-
-static luamig_opctx *upctx(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-/* op.<ddl>(...): upvalues ctx, index in the registry */
+/* op.<ddl>(...): upvalues ctx, the op's row */
 static int op_ddl(lua_State *L) {
-  luamig_opctx *ctx = upctx(L);
-  const luamig_opspec *spec = &luamig_opspecs[lua_tointeger(L, lua_upvalueindex(2))];
+  luamig_opctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+  const luamig_opspec *spec = lua_touserdata(L, lua_upvalueindex(2));
   luamig_opcall op = { spec, spec->what, 1 };
   int nargs = luamig_op_nargs(spec);
   if (lua_gettop(L) > nargs)
@@ -283,212 +31,9 @@ static int op_ddl(lua_State *L) {
     luamig_op_error(L, op.what, "concurrently = true needs a revision with transactional = false");
   bool build = concurrently && (spec->flags & LUAMIG_OP_BUILDS_INDEX) && ctx->conn != NULL;
   if (build) luamig_index_prepare(L, ctx, &op);
-  op_emit_all(L, ctx, op.what, 0, NULL, true);   /* DDL: no answer needed, may wait */
+  luamig_op_emit_all(L, ctx, op.what, 0, NULL, true);   /* DDL: no answer needed, may wait */
   if (build) luamig_index_check(L, ctx, &op);
   return 0;
-}
-
-/* Refuses, before it runs, SQL that would end the revision's transaction
- * (luamig commits it with its version row) or drop the migration lock. */
-static void check_txn_control(lua_State *L, const luamig_opctx *ctx, const char *what,
-                              const char *sql) {
-  char found[64];
-  if (!ctx->transactional || !luamig_sql_txn_control(sql, found, sizeof found)) return;
-  if (strncasecmp(found, "pg_advisory_unlock", 18) == 0 || found[0] == '"')
-    luamig_op_error(L, what, "%s could release luamig's migration lock, which must hold until "
-                    "the run ends (use pg_advisory_xact_lock, released at COMMIT, or a revision "
-                    "with transactional = false for locks of your own)", found);
-  luamig_op_error(L, what, "%s would end the revision's transaction, which luamig commits "
-                  "itself with the version row; a revision that controls its transactions "
-                  "must set transactional = false", found);
-}
-
-/* Checks sql (stack slot 1) and pushes the parameters of the array at slot 2
- * (params.n when it has trailing or inner nils) from slot 3 on; returns their
- * count and their text through *params. */
-static int push_sql_params(lua_State *L, const luamig_opctx *ctx, const char *what,
-                           const char ***params) {
-  if (lua_gettop(L) > 2)
-    luamig_op_error(L, what, "takes at most 2 arguments (got %d); pass parameters as an "
-                    "array: %s(sql, { a, b })", lua_gettop(L), what);
-  lua_settop(L, 2);
-  if (lua_type(L, 1) != LUA_TSTRING)
-    luamig_op_error(L, what, "SQL must be a string (got %s)", luaL_typename(L, 1));
-  size_t len;
-  const char *sql = lua_tolstring(L, 1, &len);
-  if (strlen(sql) < len) luamig_op_error(L, what, "SQL contains a NUL byte");
-  if (strspn(sql, " \t\r\n\f\v") == len) luamig_op_error(L, what, "empty SQL");
-  check_txn_control(L, ctx, what, sql);
-  lua_Integer n = 0;
-  if (lua_istable(L, 2)) {
-    n = lua_getfield(L, 2, "n") == LUA_TNUMBER && lua_isinteger(L, -1)
-      ? lua_tointeger(L, -1) : luaL_len(L, 2);
-    lua_pop(L, 1);
-    if (n < 0 || n > 65535)
-      luamig_op_error(L, what, "bad parameter count %d (at most 65535)", (int)n);
-    if (!lua_checkstack(L, (int)n + LUA_MINSTACK))
-      luamig_op_error(L, what, "too many parameters");
-    for (lua_Integer i = 1; i <= n; i++) lua_geti(L, 2, i);
-  } else if (!lua_isnil(L, 2)) {
-    luamig_op_error(L, what, "params must be an array (got %s)", luaL_typename(L, 2));
-  }
-  /* the server takes one statement with parameters; --sql would write them all */
-  if (n > 0 && luamig_sql_count_statements(sql) > 1)
-    luamig_op_error(L, what, "SQL with parameters must be one statement (the server runs one; "
-                    "split it into one %s call per statement)", what);
-  *params = luamig_params(L, 3, (int)n, what);
-  return (int)n;
-}
-
-/* op.execute(sql [, params]) -> affected rows (0 offline) */
-int luamig_op_execute(lua_State *L) {
-  static const char what[] = "op.execute";
-  luamig_opctx *ctx = upctx(L);
-  const char **params;
-  int n = push_sql_params(L, ctx, what, &params);
-  lua_pushinteger(L, luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
-  return 1;
-}
-
-/* op.query(sql [, params]) -> rows: an array of tables keyed by column name,
- * values converted as luamig_query does. Live only. */
-int luamig_op_query(lua_State *L) {
-  static const char what[] = "op.query";
-  luamig_opctx *ctx = upctx(L);
-  const char **params;
-  int n = push_sql_params(L, ctx, what, &params);
-  if (ctx->conn == NULL) {
-    luaL_where(L, 1);
-    lua_pushliteral(L, "op.query needs a live database; offline --sql cannot run data queries");
-    lua_concat(L, 2);
-    return lua_error(L);
-  }
-  luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
-  return 1;
-}
-
-/* op.safe(rule, why): for the safety lint, which reads it from the revision's
- * source (docs/safety-lint.md); running, it only checks its arguments. */
-int luamig_op_safe(lua_State *L) {
-  static const char what[] = "op.safe";
-  if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING
-      || strspn(lua_tostring(L, 2), " \t\r\n\f\v") == lua_rawlen(L, 2))
-    luamig_op_error(L, what, "expects a rule id and a reason: op.safe(\"rule-id\", \"why\")");
-  return 0;
-}
-
-static int compare_names(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-#define MAX_COLUMNS 1600             /* PostgreSQL's limit per table */
-#define BULK_ROWS 500                /* rows per INSERT, fewer when 65535 parameters come first */
-
-/* Pushes the set of the column names the n rows (the array at rows) use, checking
- * each value; returns how many there are. */
-static int push_columns(lua_State *L, const char *what, int rows, lua_Integer n) {
-  lua_newtable(L);
-  int set = lua_gettop(L), ncols = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, rows, i) != LUA_TTABLE)
-      luamig_op_error(L, what, "row %d must be a table keyed by column name (got %s)",
-                      (int)i, luaL_typename(L, -1));
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        luamig_op_error(L, what, "row %d: key %s is not a column name", (int)i,
-                        luaL_tolstring(L, -2, NULL));
-      int vt = lua_type(L, -1);
-      if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
-        luamig_op_error(L, what, "row %d, column \"%s\": value must be a boolean, a number or "
-                        "a string (got %s)", (int)i, lua_tostring(L, -2), luaL_typename(L, -1));
-      if (vt == LUA_TSTRING && strlen(lua_tostring(L, -1)) < lua_rawlen(L, -1))
-        luamig_op_error(L, what, "row %d, column \"%s\": value contains a NUL byte", (int)i,
-                        lua_tostring(L, -2));
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, set) == LUA_TNIL) {
-        lua_pushvalue(L, -2);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, set);
-        ncols++;
-      }
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  return ncols;
-}
-
-/* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
- * an array of tables keyed by column name; the columns are the union of their
- * keys, sorted; a row without a key gets the column's DEFAULT. Values go as
- * parameters, BULK_ROWS rows per statement. */
-int luamig_op_bulk_insert(lua_State *L) {
-  static const char what[] = "op.bulk_insert";
-  luamig_opctx *ctx = upctx(L);
-  luamig_opcall op = { &luamig_opspecs[lua_tointeger(L, lua_upvalueindex(2))], what, 1 };
-  if (lua_gettop(L) > 3)
-    luamig_op_error(L, what, "takes at most 3 arguments (got %d)", lua_gettop(L));
-  lua_settop(L, 3);
-  const int table = 1, rows = 2, opts = 3;
-  luamig_op_check(L, &op);
-  lua_Integer n = luamig_check_array(L, what, rows, "rows");
-  if (n > INT_MAX / 2) luamig_op_error(L, what, "too many rows");
-
-  const int set = 4;
-  int ncols = push_columns(L, what, rows, n);   /* 4: set of column names */
-  if (n == 0) { lua_pushinteger(L, 0); return 1; }
-  if (ncols > MAX_COLUMNS)           /* and more than a statement's 65535 parameters per row */
-    luamig_op_error(L, what, "%d columns, more than a table can have (%d)", ncols, MAX_COLUMNS);
-
-  /* 5: the column names, sorted (strcmp: byte order, whatever the locale) */
-  const char **names = lua_newuserdatauv(L, (size_t)(ncols > 0 ? ncols : 1) * sizeof *names, 0);
-  int k = 0;
-  lua_pushnil(L);
-  while (lua_next(L, set) != 0) {
-    lua_pop(L, 1);
-    names[k++] = lua_tostring(L, -1);  /* anchored as keys of the set */
-  }
-  qsort(names, (size_t)ncols, sizeof *names, compare_names);
-  lua_createtable(L, ncols, 0);      /* 6 */
-  const int cols = 6;
-  for (int c = 0; c < ncols; c++) {
-    lua_pushstring(L, names[c]);
-    lua_rawseti(L, cols, c + 1);
-  }
-
-  int per = ncols > 0 && 65535 / ncols < BULK_ROWS ? 65535 / ncols : BULK_ROWS;
-  if (!lua_checkstack(L, per * (ncols > 0 ? ncols : 1) + LUA_MINSTACK))
-    luamig_op_error(L, what, "too many values");
-  int base = lua_gettop(L);
-  long count = 0;
-  for (int first = 1; first <= (int)n; first += per) {
-    int m = (int)n - first + 1 < per ? (int)n - first + 1 : per;
-    for (int r = first; r < first + m; r++) {  /* the order of luamig_sql_insert's $n */
-      lua_rawgeti(L, rows, r);
-      int row = lua_gettop(L);
-      for (int c = 1; c <= ncols; c++) {
-        lua_rawgeti(L, cols, c);
-        if (lua_rawget(L, row) == LUA_TNIL) lua_pop(L, 1);
-      }
-      lua_remove(L, row);
-    }
-    int nparams = lua_gettop(L) - base;
-    const char **params = luamig_params(L, base + 1, nparams, what);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luamig_sql_insert(L, &b, what, table, opts, cols, ncols, rows, first, m);
-    luaL_pushresult(&b);
-    if (ncols == 0) {
-      count += op_emit_all(L, ctx, what, 0, NULL, false);
-    } else {
-      count += luamig_op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
-    }
-    lua_settop(L, base);
-  }
-  lua_pushinteger(L, count);
-  return 1;
 }
 
 void luamig_ops_push(lua_State *L, int ctx_idx) {
@@ -496,26 +41,15 @@ void luamig_ops_push(lua_State *L, int ctx_idx) {
   luaL_checkudata(L, ctx_idx, LUAMIG_OPCTX_MT);
   lua_createtable(L, 0, luamig_nopspecs);
   for (int i = 0; i < luamig_nopspecs; i++) {
+    const luamig_opspec *spec = &luamig_opspecs[i];
     lua_pushvalue(L, ctx_idx);
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, luamig_opspecs[i].build ? op_ddl : luamig_opspecs[i].call, 2);
-    lua_setfield(L, -2, luamig_opspecs[i].name);
+    lua_pushlightuserdata(L, (void *)spec);
+    lua_pushcclosure(L, spec->build ? op_ddl : spec->call, 2);
+    lua_setfield(L, -2, spec->name);
   }
 }
 
 /* ---- module functions (for the Lua API and the specs) ---- */
-
-/* new_context([conn [, {transactional=}]]) -> ctx: live on conn, offline
- * without; transactional = false as for a revision that sets it (the caller
- * sends no BEGIN either way). */
-static int mod_new_context(lua_State *L) {
-  if (!lua_isnoneornil(L, 1)) luamig_conn_check(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  int transactional = lua_istable(L, 2) ? luamig_opt_bool(L, "new_context", 2, "transactional") : -1;
-  luamig_opctx *ctx = luamig_opctx_new(L, lua_isnoneornil(L, 1) ? 0 : 1);
-  ctx->transactional = transactional != 0;
-  return 1;
-}
 
 /* ops(ctx) -> a fresh op table bound to ctx */
 static int mod_ops(lua_State *L) {
@@ -524,30 +58,13 @@ static int mod_ops(lua_State *L) {
   return 1;
 }
 
-/* script(ctx) -> a copy of the offline statements, each ending in ";" */
-static int mod_script(lua_State *L) {
-  luaL_checkudata(L, 1, LUAMIG_OPCTX_MT);
-  lua_getiuservalue(L, 1, 1);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  lua_createtable(L, (int)n, 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -2, i);
-    lua_rawseti(L, -2, i);
-  }
-  return 1;
-}
-
 static const luaL_Reg opslib[] = {
-  { "new_context", mod_new_context },
-  { "op_specs", luamig_op_specs },
   { "ops", mod_ops },
-  { "script", mod_script },
+  { "op_specs", luamig_op_specs },
   { NULL, NULL }
 };
 
 int luamig_open_ops(lua_State *L) {
-  pushmeta(L);
-  lua_pop(L, 1);
   luaL_newlib(L, opslib);
   return 1;
 }
