@@ -124,32 +124,32 @@ function R.default_name(t, kind, c)
 end
 local default_name = R.default_name
 
--- An index element split into a column of t and its ordering ("created_at DESC"),
--- or nil when it is an expression.
+-- An index element read as a name and its ordering ("created_at DESC" -> "created_at",
+-- "DESC"), or false when it is an expression; remembered by its text (a large schema
+-- has the same few elements on every table).
 local ORDER_WORDS = { asc = true, desc = true, nulls = true, first = true, last = true }
+local parsed, nparsed = {}, 0
 
-local function split(t, e)
+local function parse_element(e)
+  local v = parsed[e]
+  if v ~= nil then return v end
   local toks = S.tokens(e)
   local first = toks[1]
   local name = first and (first.k == "ident" and first.v or first.k == "word" and e:sub(first.s, first.e))
-  if not name or not t.col[name] then return nil end
   for i = 2, #toks do
-    if toks[i].k ~= "word" or not ORDER_WORDS[toks[i].v] then return nil end
+    if toks[i].k ~= "word" or not ORDER_WORDS[toks[i].v] then name = nil end
   end
-  return name, #toks > 1 and e:sub(toks[2].s, toks[#toks].e):upper() or ""
+  v = name and { name, #toks > 1 and e:sub(toks[2].s, toks[#toks].e):upper() or "" } or false
+  if nparsed >= 20000 then parsed, nparsed = {}, 0 end
+  parsed[e], nparsed = v, nparsed + 1
+  return v
 end
 
--- (remembered per table: a large schema asks for the same elements again and again)
+-- An index element split into a column of t and its ordering, or nil when it is an
+-- expression.
 function R.split_element(t, e)
-  local cache = t.split_cache
-  if not cache then cache = {}; t.split_cache = cache end
-  local v = cache[e]
-  if v == nil then
-    local name, order = split(t, e)
-    v = name and { name, order } or false
-    cache[e] = v
-  end
-  if v then return v[1], v[2] end
+  local v = parse_element(e)
+  if v and t.col[v[1]] then return v[1], v[2] end
   return nil
 end
 local split_element = R.split_element

@@ -11,8 +11,17 @@ local core = require "luamig.core"
 local S = { MAX_IDENT = core.max_ident }   -- bytes (PostgreSQL's NAMEDATALEN - 1)
 
 -- An identifier as SQL: bare when PostgreSQL reads it back unchanged, else quoted.
--- Raises on an empty name or one over MAX_IDENT bytes.
-function S.ident(name) return core.quote_ident(name, true) end
+-- Raises on an empty name or one over MAX_IDENT bytes. (Remembered: autogenerate
+-- writes the same names many times.)
+local idents, nidents = {}, 0
+function S.ident(name)
+  local q = idents[name]
+  if q then return q end
+  q = core.quote_ident(name, true)
+  if nidents >= 20000 then idents, nidents = {}, 0 end
+  idents[name], nidents = q, nidents + 1
+  return q
+end
 
 -- A name as a comparison key (normalize, types): S.ident's form; one that cannot be
 -- a name (empty, too long) stands for itself. Never raises.
