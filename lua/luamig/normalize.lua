@@ -79,46 +79,59 @@ local function append_through(out, toks, first, last, pass, open, close)
   out[#out + 1] = { k = close }
 end
 
--- Removes casts: x::type, and CAST(x AS type) -> (x).
-local function drop_casts(toks)
+-- Rewrites toks: at each token, step(toks, i, out) appends what it makes of the
+-- tokens from i on and returns the index after them, or returns nil to keep toks[i].
+local function rewrite(toks, step)
   local out, i = {}, 1
   while i <= #toks do
-    local t = toks[i]
-    if t.k == "::" then
-      i = i + 1
-      if toks[i] and toks[i].k == "id" then
-        i = i + 1
-        while toks[i] do
-          local k = toks[i].k
-          if k == "." and toks[i + 1] and toks[i + 1].k == "id" then i = i + 2
-          elseif k == "id" and TYPE_WORDS[toks[i].v] then i = i + 1
-          elseif k == "(" or k == "[" then i = skip_group(toks, i)
-          else break end
-        end
-      end
-    elseif t.k == "id" and t.v == "cast" and not t.quoted and toks[i + 1] and toks[i + 1].k == "(" then
-      local stop = skip_group(toks, i + 1) - 1      -- the closing ")"
-      local depth, as = 0, nil
-      for j = i + 2, stop - 1 do
-        local k = toks[j].k
-        if k == "(" or k == "[" then depth = depth + 1
-        elseif k == ")" or k == "]" then depth = depth - 1
-        elseif depth == 0 and k == "id" and toks[j].v == "as" and not toks[j].quoted then as = j end
-      end
-      if as then
-        append_through(out, toks, i + 2, as - 1, drop_casts, "(", ")")
-        i = stop + 1
-      else
-        out[#out + 1] = t
-        i = i + 1
-      end
+    local after = step(toks, i, out)
+    if after then
+      i = after
     else
-      out[#out + 1] = t
+      out[#out + 1] = toks[i]
       i = i + 1
     end
   end
   return out
 end
+
+local drop_casts
+
+-- A cast at toks[i]: x::type (the type left out), or CAST(x AS type) -> (x).
+local function cast_step(toks, i, out)
+  local t = toks[i]
+  if t.k == "::" then
+    i = i + 1
+    if toks[i] and toks[i].k == "id" then
+      i = i + 1
+      while toks[i] do
+        local k = toks[i].k
+        if k == "." and toks[i + 1] and toks[i + 1].k == "id" then i = i + 2
+        elseif k == "id" and TYPE_WORDS[toks[i].v] then i = i + 1
+        elseif k == "(" or k == "[" then i = skip_group(toks, i)
+        else break end
+      end
+    end
+    return i
+  end
+  if not (t.k == "id" and t.v == "cast" and not t.quoted and toks[i + 1] and toks[i + 1].k == "(") then
+    return nil
+  end
+  local stop = skip_group(toks, i + 1) - 1      -- the closing ")"
+  local depth, as = 0, nil
+  for j = i + 2, stop - 1 do
+    local k = toks[j].k
+    if k == "(" or k == "[" then depth = depth + 1
+    elseif k == ")" or k == "]" then depth = depth - 1
+    elseif depth == 0 and k == "id" and toks[j].v == "as" and not toks[j].quoted then as = j end
+  end
+  if not as then return nil end
+  append_through(out, toks, i + 2, as - 1, drop_casts, "(", ")")
+  return stop + 1
+end
+
+-- Removes casts: x::type, and CAST(x AS type) -> (x).
+function drop_casts(toks) return rewrite(toks, cast_step) end
 
 -- Words after which "(" opens a group, not a function's arguments.
 local NOT_CALL = { ["and"] = true, ["or"] = true, ["not"] = true, ["in"] = true, any = true,
@@ -154,28 +167,23 @@ end
 
 -- x IN (a, b) -> x = ANY (ARRAY[a, b]); x NOT IN (...) -> x <> ALL (ARRAY[...]):
 -- PostgreSQL stores the list form as the array form.
-local function rewrite_in(toks)
-  local out, i = {}, 1
-  while i <= #toks do
-    local t = toks[i]
-    local nt = toks[i + 1]
-    local negated = t.k == "id" and t.v == "not" and nt and nt.k == "id" and nt.v == "in"
-    local plain = t.k == "id" and t.v == "in"
-    local at = negated and i + 1 or i
-    if (negated or plain) and toks[at + 1] and toks[at + 1].k == "(" then
-      local stop = skip_group(toks, at + 1) - 1
-      out[#out + 1] = { k = "op", v = negated and "<>" or "=" }
-      out[#out + 1] = { k = "id", v = negated and "all" or "any" }
-      out[#out + 1] = { k = "id", v = "array" }
-      append_through(out, toks, at + 2, stop - 1, rewrite_in, "[", "]")
-      i = stop + 1
-    else
-      out[#out + 1] = t
-      i = i + 1
-    end
-  end
-  return out
+local rewrite_in
+
+local function in_step(toks, i, out)
+  local t, nt = toks[i], toks[i + 1]
+  local negated = t.k == "id" and t.v == "not" and nt and nt.k == "id" and nt.v == "in"
+  local plain = t.k == "id" and t.v == "in"
+  local at = negated and i + 1 or i
+  if not ((negated or plain) and toks[at + 1] and toks[at + 1].k == "(") then return nil end
+  local stop = skip_group(toks, at + 1) - 1
+  out[#out + 1] = { k = "op", v = negated and "<>" or "=" }
+  out[#out + 1] = { k = "id", v = negated and "all" or "any" }
+  out[#out + 1] = { k = "id", v = "array" }
+  append_through(out, toks, at + 2, stop - 1, rewrite_in, "[", "]")
+  return stop + 1
 end
+
+function rewrite_in(toks) return rewrite(toks, in_step) end
 
 -- Drops parentheses that only group (PostgreSQL adds them around every operator);
 -- a function's argument list keeps its own. now() reads as CURRENT_TIMESTAMP.
