@@ -9,8 +9,6 @@
  * autogenerate's renderer (lua/luamig/render.lua) and to scripts/opdocs.lua,
  * which writes docs/operations.md. A new op is its builder and its row here.
  */
-#include <string.h>
-
 #include "luamig.h"
 
 #define OP(n) .name = n, .what = "op." n
