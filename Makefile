@@ -19,7 +19,7 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c \
            src/core.c
@@ -46,9 +46,10 @@ CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 # writes them as C arrays (after compiling each): the build runs no lua5.4 binary.
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
-             lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
+             lua/luamig/autogen.lua lua/luamig/autogen_table.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
              lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
-             lua/luamig/lint_style.lua
+             lua/luamig/lint_style.lua lua/luamig/opspec.lua \
+             lua/luamig/sqltext.lua lua/luamig/types.lua
 
 $(B)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)

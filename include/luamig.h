@@ -135,6 +135,10 @@ int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module f
  * error when what is NULL. */
 void luamig_add_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                       const char *s, size_t len);
+/* Whether PostgreSQL reads the name s (len bytes) back unchanged without quotes:
+ * lower case letters, digits, _ and $, not a reserved word (its quote_ident()'s
+ * rule). For SQL people read, such as the revisions autogenerate writes. */
+bool luamig_ident_is_plain(const char *s, size_t len);
 /* luamig_add_ident for a C string, with plain errors. */
 void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name);
 /* Appends schema.name (schema may be NULL) with both parts quoted. */
@@ -170,6 +174,98 @@ int luamig_sql_count_statements(const char *sql);
  * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
  * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
 const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
+/* Pushes the tokens of sql, comments and spaces left out: an array of { k =
+ * kind, v = value, s = first byte, e = last byte (1-based) [, open = true when a
+ * quote is left open] }. Kinds: "word" (v folded to lower case), "ident" (a quoted
+ * name; v without the quotes), "str" (v as written), "num", "param" ($1), "op"
+ * (an operator), "::", and any other character as itself ("(", ",", ";", ...).
+ * Returns their count. */
+int luamig_push_sql_tokens(lua_State *L, const char *sql);
+
+/* ---- ops_registry.c: one description per op ---- */
+
+/* What an argument or option of an op holds. Before a DDL op runs, the registry
+ * checks its arguments' kinds (what a builder reads without looking: identifiers,
+ * tables, strings), its options' keys and boolean options; the builder checks the
+ * rest. core.op_specs() names each kind for the lint, autogenerate and docs. */
+enum {
+  LUAMIG_IDENT = 1,                  /* "ident": an identifier */
+  LUAMIG_NAME,                       /* "name?": a constraint name; nil: the server picks it */
+  LUAMIG_NAMED,                      /* "name": a constraint name that must be given */
+  LUAMIG_BOOL,                       /* "boolean" (an option) */
+  LUAMIG_SCHEMA,                     /* "schema": the schema that qualifies the object */
+  LUAMIG_IDENTS,                     /* "idents": an array of identifiers (columns) */
+  LUAMIG_ELEMENTS,                   /* "elements": index columns or expressions */
+  LUAMIG_TEXT,                       /* "text": SQL text (a type, an expression) */
+  LUAMIG_STRING,                     /* "string": a value (a comment, a label, a version) */
+  LUAMIG_STRINGS,                    /* "strings": an array of values */
+  LUAMIG_WORD,                       /* "word": one of a few words ("cascade", "full") */
+  LUAMIG_DEFAULT,                    /* "default": SQL text or a number; false: none */
+  LUAMIG_COMMENT,                    /* "comment": a string; false: none */
+  LUAMIG_INTEGER,                    /* "integer" */
+  LUAMIG_COLUMN,                     /* "column": a column table */
+  LUAMIG_COLUMNS,                    /* "columns": columns and table constraints */
+  LUAMIG_ROWS,                       /* "rows": tables keyed by column name */
+  LUAMIG_PARAMS,                     /* "params": statement parameters */
+  LUAMIG_OPTIONAL = 0x100            /* or'ed into a kind: the argument may be left out */
+};
+
+typedef struct luamig_param {
+  const char *name;                  /* as the docs write it: "source" */
+  int kind;
+  const char *label;                 /* in messages ("source table"); NULL: the name */
+} luamig_param;
+
+typedef struct luamig_option {
+  const char *name;
+  int kind;
+} luamig_option;
+
+/* What an op is, besides its kinds of arguments. */
+enum {
+  LUAMIG_OP_CONCURRENT = 1,          /* concurrently = true: only outside a transaction */
+  LUAMIG_OP_BUILDS_INDEX = 2,        /* live and concurrent: see ops_index.c */
+  LUAMIG_OP_OPTS_NEEDED = 4,         /* the options table must be given */
+  LUAMIG_OP_LIVE = 8                 /* needs a live database (op.query) */
+};
+
+typedef struct luamig_opspec luamig_opspec;
+
+/* An op call being built: its row and where its arguments are on the stack. */
+typedef struct luamig_opcall {
+  const luamig_opspec *spec;
+  const char *what;                  /* "op.add_column": prefixes errors */
+  int base;                          /* stack slot of the first argument */
+} luamig_opcall;
+
+/* One DDL builder per op: reads the op's Lua arguments by name (luamig_arg),
+ * after the registry checked what it checks, and appends the statement (no ';')
+ * to b, which must be at the top of the stack. An op that needs several
+ * statements separates them with luamig_sql_next. sql_table.c: tables and
+ * columns; sql_constraint.c: constraints; sql_object.c: indexes, sequences,
+ * types, schemas, extensions, rows. */
+typedef void (*luamig_sql_builder)(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+
+struct luamig_opspec {
+  const char *name, *what;           /* "add_column", "op.add_column" */
+  const luamig_param *params;        /* the positional arguments; ends with { NULL } */
+  const luamig_option *options;      /* the keys of the options table, the last argument
+                                        (ends with { NULL }); NULL: it takes none */
+  luamig_sql_builder build;          /* a DDL op: its statements */
+  lua_CFunction call;                /* else the op itself (upvalue 1: the op context) */
+  int flags;
+  const char *lint;                  /* what the safety lint makes of a call (lint_actions.lua) */
+  const char *inverse;               /* the op that undoes it; NULL: none */
+  const char *section, *returns;     /* for the docs (scripts/opdocs.lua) */
+  const char *doc, *example;
+};
+
+/* The registry: every op.* a revision gets, in the order of docs/operations.md. */
+extern const luamig_opspec luamig_opspecs[];
+extern const int luamig_nopspecs;
+
+/* core.op_specs() -> the registry as Lua tables. */
+int luamig_op_specs(lua_State *L);
 
 /* ---- args.c: an op's Lua arguments, checked ---- */
 
@@ -179,8 +275,6 @@ int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
 const char *luamig_top_string(lua_State *L, const char *what, const char *label);
 /* The string at stack slot idx, checked as an identifier; returns it. */
 const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
-/* Raises unless the table at idx (or nil) has only the allowed keys. */
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
 /* Pushes opts[key] (nil when opts is not a table); returns its type. */
 int luamig_push_opt(lua_State *L, int opts, const char *key);
 /* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
@@ -197,39 +291,40 @@ lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const ch
  * userdata) and returns it. Raises on other types: an argument error when what is
  * NULL, else "what: parameter N ...". */
 const char **luamig_params(lua_State *L, int first, int n, const char *what);
+/* The stack slot of the call's argument name; "options" is the options table. */
+int luamig_arg(lua_State *L, const luamig_opcall *op, const char *name);
+/* How many arguments op takes (its options table included). */
+int luamig_op_nargs(const luamig_opspec *spec);
+/* Raises unless the call's arguments are what the registry says (see the kinds). */
+void luamig_op_check(lua_State *L, const luamig_opcall *op);
 
 /* ---- sql.c and sql_*.c: statement text (pure: no connection) ---- */
 
-/* One DDL builder per op: reads the op's Lua arguments from stack index arg on
- * (exactly as op.<name> receives them), validates them, and appends the statement
- * (no ';') to b, which must be at the top of the stack. An op that needs several
- * statements separates them with luamig_sql_next. what ("op.add_column") prefixes
- * errors. sql_table.c: tables and columns; sql_constraint.c: constraints;
- * sql_object.c: indexes, types, schemas, extensions, rows. */
-typedef void (*luamig_sql_builder)(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_rename_table(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_add_enum_value(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_schema(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_create_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg);
-void luamig_sql_drop_extension(lua_State *L, luaL_Buffer *b, const char *what, int arg);
+void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_rename_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_table_comment(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_table_comment(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_index(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_index(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_sequence(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_enum(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_enum(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_add_enum_value(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_schema(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_schema(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_create_extension(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
+void luamig_sql_drop_extension(lua_State *L, luaL_Buffer *b, const luamig_opcall *op);
 /* op.bulk_insert's statement for rows[first .. first + count - 1] (the array at
  * rows) and the column names in the array at cols (1..ncols): VALUES ($1, ...),
  * numbered row by row, with DEFAULT where a row has no value (read raw, as the
@@ -242,6 +337,14 @@ void luamig_sql_insert(lua_State *L, luaL_Buffer *b, const char *what, int table
  * pushes its text ([CONSTRAINT "name"] UNIQUE (...) ...); k numbers it in messages. */
 bool luamig_is_constraint(lua_State *L, int t);
 void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Integer k);
+/* Reads a reference to a table and its columns, "table(column)", "schema.table
+ * (a, b)", "table" (quoted names may hold any character): pushes schema (nil
+ * when none), table and the array of columns (nil when none is given), and
+ * returns NULL; when it cannot, pushes nothing and returns why ("must look like
+ * ..."). Names come unquoted and may be empty: the caller judges them. */
+const char *luamig_push_reference(lua_State *L, const char *ref);
+/* The foreign-key actions, as messages list them. */
+#define LUAMIG_FK_ACTIONS "'cascade', 'restrict', 'set null', 'set default', 'no action'"
 /* The SQL of a foreign-key action ("set null" -> "SET NULL", any case), or NULL. */
 const char *luamig_fk_action(const char *name);
 
@@ -255,17 +358,20 @@ void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const c
 /* prefix, then the string at the top as a literal. */
 void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                             const char *prefix);
-/* DROP <kind> [IF EXISTS] [schema.]name [CASCADE], the name at arg and the
- * options ({schema= when qualified, if_exists=, cascade=}) after it: op.drop_table
- * and op.drop_enum (qualified), op.drop_schema and op.drop_extension (not). */
-void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
-                     const char *kind, const char *label, bool qualified);
+/* DROP <kind> [IF EXISTS] [schema.]name [CASCADE] for op's arguments name and
+ * options (if_exists=, cascade=, and schema= when the op takes it): op.drop_table,
+ * op.drop_enum, op.drop_sequence, op.drop_schema, op.drop_extension. */
+void luamig_add_drop(lua_State *L, luaL_Buffer *b, const luamig_opcall *op, const char *kind);
 /* [schema.]name: the name at stack slot name_idx, the schema from opts.schema. */
 void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int name_idx,
                          int opts, const char *label);
 /* ("a", "b") from the array of names at idx; raises when it is empty. */
 void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
                            const char *label);
+
+/* sqltext.c: quote_ident, quote_literal, sql_tokens, fk_action, parse_reference,
+ * max_ident and fk_actions for the Lua modules (lua/luamig/sqltext.lua, types.lua). */
+int luamig_open_sqltext(lua_State *L);
 
 /* ---- sink.c: where statements go (a connection, or the --sql script) ---- */
 
@@ -304,6 +410,11 @@ void luamig_queue_add(lua_State *L, luamig_opctx *ctx, const char *sql, const ch
  * in the context; a failure is raised as "file:line: what: <error>". */
 long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query);
+/* Sends the statements of the string at the top (separated by NUL bytes, see
+ * luamig_sql_next) one by one as luamig_op_send does, or queues them (may_wait,
+ * in a deferring context); pops it and returns the rows they affected. */
+long luamig_op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
+                        int nparams, const char *const *params, bool may_wait);
 int luamig_open_sink(lua_State *L);  /* new_context, script */
 
 /* ---- ops.c: the op.* API given to revisions ---- */
@@ -312,12 +423,18 @@ int luamig_open_sink(lua_State *L);  /* new_context, script */
 void luamig_ops_push(lua_State *L, int ctx_idx);
 int luamig_open_ops(lua_State *L);
 
-/* ops_index.c: around a live op.create_index(name, table, cols, opts) with
- * concurrently = true (its arguments from stack slot arg): prepare drops an
- * INVALID index of that name a failed build left, check raises unless the
- * index built is valid. */
-void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
-void luamig_index_check(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
+/* ops_data.c: the ops that are not DDL (registry rows with a call); upvalue 1 is
+ * the context, upvalue 2 the row. */
+int luamig_op_execute(lua_State *L);
+int luamig_op_query(lua_State *L);
+int luamig_op_bulk_insert(lua_State *L);
+int luamig_op_safe(lua_State *L);
+
+/* ops_index.c: around a live op.create_index call with concurrently = true:
+ * prepare drops an INVALID index of that name a failed build left, check
+ * raises unless the index built is valid. */
+void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op);
+void luamig_index_check(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op);
 
 /* ---- graph.c: the revision DAG (pure: no connection) ---- */
 

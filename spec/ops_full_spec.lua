@@ -694,7 +694,7 @@ describe("docs/operations.md", function()
     local f = assert(io.open(h.root .. "/docs/operations.md", "rb"))
     local have = f:read("a")
     f:close()
-    assert.equal(render(), have, "docs/operations.md is stale: LUA_CPATH='build/lib/?.so;;' "
+    assert.equal(render(), have, "docs/operations.md is stale: LUA_CPATH='build/lib/?.so;;' LUA_PATH='lua/?.lua;;' "
                  .. "lua5.4 scripts/opdocs.lua > docs/operations.md")
   end)
 

@@ -1,6 +1,8 @@
 /*
  * args.c: reading an op's Lua arguments (strings, identifiers, option tables,
- * arrays), each failure raised as "file:line: op.x: ..." at the revision's line.
+ * arrays), each failure raised as "file:line: op.x: ..." at the revision's line;
+ * and a call's arguments by the op's registry row (ops_registry.c): by name,
+ * their kinds checked before the builder runs.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -42,20 +44,6 @@ const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char
   if (len > LUAMIG_MAX_IDENT)
     luamig_op_error(L, what, "identifier \"%s\" is longer than %d bytes", s, LUAMIG_MAX_IDENT);
   return s;
-}
-
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx))
-    luamig_op_error(L, what, "options must be a table (got %s)", luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    bool ok = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; allowed[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), allowed[i]) == 0;
-    if (!ok) luamig_op_error(L, what, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
-  }
 }
 
 int luamig_push_opt(lua_State *L, int opts, const char *key) {
@@ -161,4 +149,88 @@ const char **luamig_params(lua_State *L, int first, int n, const char *what) {
   const char **p = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *p, 0);
   for (int i = 0; i < n; i++) p[i] = lua_tostring(L, first + i);  /* NULL for nil */
   return p;
+}
+
+/* ---- reading a call by the registry ---- */
+
+int luamig_op_nargs(const luamig_opspec *spec) {
+  int n = 0;
+  while (spec->params[n].name) n++;
+  return n + (spec->options != NULL);
+}
+
+int luamig_arg(lua_State *L, const luamig_opcall *op, const char *name) {
+  int i = 0;
+  for (const luamig_param *p = op->spec->params; p->name; p++, i++)
+    if (strcmp(p->name, name) == 0) return op->base + i;
+  if (op->spec->options && strcmp(name, "options") == 0) return op->base + i;
+  return luaL_error(L, "%s has no argument '%s' (ops_registry.c)", op->what, name);
+}
+
+/* Raises unless the table at opts (or nil) has only the op's option keys,
+ * and its boolean options are booleans. */
+static void check_options(lua_State *L, const luamig_opcall *op, int opts) {
+  if (lua_isnil(L, opts)) return;
+  if (!lua_istable(L, opts))
+    luamig_op_error(L, op->what, "options must be a table (got %s)", luaL_typename(L, opts));
+  lua_pushnil(L);
+  while (lua_next(L, opts) != 0) {
+    lua_pop(L, 1);
+    const luamig_option *o = op->spec->options;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      while (o->name && strcmp(o->name, lua_tostring(L, -1)) != 0) o++;
+    if (lua_type(L, -1) != LUA_TSTRING || o->name == NULL)
+      luamig_op_error(L, op->what, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
+  }
+  for (const luamig_option *o = op->spec->options; o->name; o++)
+    if (o->kind == LUAMIG_BOOL) luamig_opt_bool(L, op->what, opts, o->name);
+}
+
+/* Raises unless the argument at slot is what p says: the kinds the builders
+ * read without looking (identifiers, tables, strings), in argument order. */
+static void check_param(lua_State *L, const luamig_opcall *op, const luamig_param *p, int slot) {
+  const char *label = p->label ? p->label : p->name, *what = op->what;
+  switch (p->kind) {
+  case LUAMIG_NAMED:
+    if (lua_isnil(L, slot))
+      luamig_op_error(L, what, "Constraint must have a name: PostgreSQL named it when it "
+                      "was created (<table>_<columns>_key, _fkey, _check, <table>_pkey); find it "
+                      "with \\d <table> and pass it");
+    /* fallthrough */
+  case LUAMIG_IDENT:
+    luamig_arg_ident(L, what, slot, label);
+    break;
+  case LUAMIG_NAME:
+    if (!lua_isnil(L, slot)) luamig_arg_ident(L, what, slot, label);
+    break;
+  case LUAMIG_COLUMN:
+    if (!lua_istable(L, slot))
+      luamig_op_error(L, what, "%s must be a table such as { \"name\", \"text\" } (got %s)",
+                      label, luaL_typename(L, slot));
+    break;
+  case LUAMIG_IDENTS: case LUAMIG_ELEMENTS: case LUAMIG_STRINGS: case LUAMIG_COLUMNS:
+  case LUAMIG_ROWS:
+    luamig_check_array(L, what, slot, label);
+    break;
+  case LUAMIG_TEXT:
+    if (lua_type(L, slot) != LUA_TSTRING)
+      luamig_op_error(L, what, "%s must be a SQL expression string (got %s)", label,
+                      luaL_typename(L, slot));
+    break;
+  case LUAMIG_STRING:
+    if (lua_type(L, slot) != LUA_TSTRING)
+      luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, slot));
+    break;
+  default:
+    break;
+  }
+}
+
+void luamig_op_check(lua_State *L, const luamig_opcall *op) {
+  int slot = op->base;
+  for (const luamig_param *p = op->spec->params; p->name; p++, slot++)
+    check_param(L, op, p, slot);
+  /* an op that needs its options says itself what to give */
+  if (op->spec->options && (lua_istable(L, slot) || !(op->spec->flags & LUAMIG_OP_OPTS_NEEDED)))
+    check_options(L, op, slot);
 }

@@ -283,18 +283,6 @@ static int mod_redact(lua_State *L) {
   return 1;
 }
 
-/* quote_ident(name) -> "name" */
-static int mod_quote_ident(lua_State *L) {
-  size_t len;
-  const char *name = luaL_checklstring(L, 1, &len);
-  luaL_argcheck(L, strlen(name) == len, 1, "contains a NUL byte");
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luamig_quote_ident(L, &b, name);
-  luaL_pushresult(&b);
-  return 1;
-}
-
 /* sqlstate(err) -> the SQLSTATE of the server failure err carries (see
  * luamig_sqlerror_of), or nil: the Lua API's third value. */
 static int mod_sqlstate(lua_State *L) {
@@ -310,7 +298,6 @@ static const luaL_Reg connlib[] = {
   { "connect", mod_connect },
   { "sqlstate", mod_sqlstate },
   { "redact", mod_redact },
-  { "quote_ident", mod_quote_ident },
   { NULL, NULL }
 };
 

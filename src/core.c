@@ -17,9 +17,10 @@ static void merge(lua_State *L, int dst) {
 
 int luaopen_luamig_core(lua_State *L) {
   static lua_CFunction const parts[] = {
-    luamig_open_conn,                /* connect, sqlstate, redact, quote_ident */
+    luamig_open_conn,                /* connect, sqlstate, redact */
+    luamig_open_sqltext,             /* quote_ident, quote_literal, sql_tokens, ... */
     luamig_open_sink,                /* op contexts, for tests and offline scripts */
-    luamig_open_ops,                 /* op tables bound to a context */
+    luamig_open_ops,                 /* op tables bound to a context, op_specs */
     luamig_open_runner,              /* upgrade, downgrade */
     luamig_open_stamp,               /* stamp */
     luamig_open_report,              /* current, heads, history, show, branches, status, verify */

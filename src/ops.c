@@ -1,320 +1,51 @@
 /*
- * ops.c: the op.* API given to revisions, bound from C.
- *
- * Each DDL op is a row of ddl_ops[] and a closure over its op context (sink.c):
- * its sql*.c builder checks the arguments and builds the statement(s), which
- * it emits one by one. The data ops (execute, query, bulk_insert) send
- * values as parameters. Errors carry the revision's file:line and the op's
- * name, server errors included.
+ * ops.c: the op.* API given to revisions, bound from C: one closure per row of
+ * the op registry (ops_registry.c) over an op context (sink.c). A DDL op's
+ * arguments are checked by its row (args.c) and read by its sql*.c builder,
+ * which builds the statement(s) it emits one by one; the other ops are their
+ * row's function (ops_data.c). Errors carry the revision's file:line and the
+ * op's name, server errors included.
  */
-#include <limits.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "luamig.h"
 
-/* Sends the statements of the string at the top (separated by NUL bytes, see
- * luamig_sql_next) one by one, or queues them (may_wait, in a deferring
- * context); pops it and returns the rows they affected. */
-static long op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
-                        int nparams, const char *const *params, bool may_wait) {
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
-  long count = 0;
-  for (const char *p = s; p <= end; p += strlen(p) + 1) {
-    if (ctx->defer && may_wait) luamig_queue_add(L, ctx, p, what);
-    else count += luamig_op_send(L, ctx, what, p, nparams, params, false);
-  }
-  lua_pop(L, 1);
-  return count;
-}
-
-/* ---- the ops ---- */
-
-enum { CONCURRENT = 1,               /* takes concurrently = true: not in a transaction */
-       BUILDS_INDEX = 2 };           /* live and concurrent: see ops_index.c */
-
-static const struct ddl_op {
-  const char *name, *what;
-  int nargs;                         /* the last one is the options table */
-  luamig_sql_builder build;
-  int flags;
-} ddl_ops[] = {                      /* alphabetical; one sql.c builder each */
-  { "add_column", "op.add_column", 3, luamig_sql_add_column, 0 },
-  { "add_enum_value", "op.add_enum_value", 3, luamig_sql_add_enum_value, 0 },
-  { "alter_column", "op.alter_column", 3, luamig_sql_alter_column, 0 },
-  { "create_check_constraint", "op.create_check_constraint", 4,
-    luamig_sql_create_check_constraint, 0 },
-  { "create_enum", "op.create_enum", 3, luamig_sql_create_enum, 0 },
-  { "create_extension", "op.create_extension", 2, luamig_sql_create_extension, 0 },
-  { "create_foreign_key", "op.create_foreign_key", 6, luamig_sql_create_foreign_key, 0 },
-  { "create_index", "op.create_index", 4, luamig_sql_create_index, CONCURRENT | BUILDS_INDEX },
-  { "create_primary_key", "op.create_primary_key", 4, luamig_sql_create_primary_key, 0 },
-  { "create_schema", "op.create_schema", 2, luamig_sql_create_schema, 0 },
-  { "create_table", "op.create_table", 3, luamig_sql_create_table, 0 },
-  { "create_table_comment", "op.create_table_comment", 3, luamig_sql_create_table_comment, 0 },
-  { "create_unique_constraint", "op.create_unique_constraint", 4,
-    luamig_sql_create_unique_constraint, 0 },
-  { "drop_column", "op.drop_column", 3, luamig_sql_drop_column, 0 },
-  { "drop_constraint", "op.drop_constraint", 3, luamig_sql_drop_constraint, 0 },
-  { "drop_enum", "op.drop_enum", 2, luamig_sql_drop_enum, 0 },
-  { "drop_extension", "op.drop_extension", 2, luamig_sql_drop_extension, 0 },
-  { "drop_index", "op.drop_index", 2, luamig_sql_drop_index, CONCURRENT },
-  { "drop_schema", "op.drop_schema", 2, luamig_sql_drop_schema, 0 },
-  { "drop_table", "op.drop_table", 2, luamig_sql_drop_table, 0 },
-  { "drop_table_comment", "op.drop_table_comment", 2, luamig_sql_drop_table_comment, 0 },
-  { "rename_table", "op.rename_table", 3, luamig_sql_rename_table, 0 },
-  { "validate_constraint", "op.validate_constraint", 3, luamig_sql_validate_constraint, 0 },
-};
-
-#define NDDL ((int)(sizeof ddl_ops / sizeof ddl_ops[0]))
-
-static luamig_opctx *upctx(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-/* op.<ddl>(...): upvalues ctx, index in ddl_ops */
+/* op.<ddl>(...): upvalues ctx, the op's row */
 static int op_ddl(lua_State *L) {
-  luamig_opctx *ctx = upctx(L);
-  const struct ddl_op *op = &ddl_ops[lua_tointeger(L, lua_upvalueindex(2))];
-  if (lua_gettop(L) > op->nargs)
-    luamig_op_error(L, op->what, "takes at most %d arguments (got %d)", op->nargs, lua_gettop(L));
-  lua_settop(L, op->nargs);
+  luamig_opctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+  const luamig_opspec *spec = lua_touserdata(L, lua_upvalueindex(2));
+  luamig_opcall op = { spec, spec->what, 1 };
+  int nargs = luamig_op_nargs(spec);
+  if (lua_gettop(L) > nargs)
+    luamig_op_error(L, op.what, "takes at most %d arguments (got %d)", nargs, lua_gettop(L));
+  lua_settop(L, nargs);
+  luamig_op_check(L, &op);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  op->build(L, &b, op->what, 1);
+  spec->build(L, &b, &op);
   luaL_pushresult(&b);
   /* CREATE INDEX CONCURRENTLY refuses to run in a transaction: say why before sending */
-  bool concurrently = (op->flags & CONCURRENT)
-                      && luamig_opt_bool(L, op->what, op->nargs, "concurrently") == 1;
+  bool concurrently = (spec->flags & LUAMIG_OP_CONCURRENT)
+                      && luamig_opt_bool(L, op.what, luamig_arg(L, &op, "options"), "concurrently") == 1;
   if (concurrently && ctx->transactional)
-    luamig_op_error(L, op->what, "concurrently = true needs a revision with transactional = false");
-  bool build = concurrently && (op->flags & BUILDS_INDEX) && ctx->conn != NULL;
-  if (build) luamig_index_prepare(L, ctx, op->what, 1);
-  op_emit_all(L, ctx, op->what, 0, NULL, true);   /* DDL: no answer needed, may wait */
-  if (build) luamig_index_check(L, ctx, op->what, 1);
+    luamig_op_error(L, op.what, "concurrently = true needs a revision with transactional = false");
+  bool build = concurrently && (spec->flags & LUAMIG_OP_BUILDS_INDEX) && ctx->conn != NULL;
+  if (build) luamig_index_prepare(L, ctx, &op);
+  luamig_op_emit_all(L, ctx, op.what, 0, NULL, true);   /* DDL: no answer needed, may wait */
+  if (build) luamig_index_check(L, ctx, &op);
   return 0;
-}
-
-/* Refuses, before it runs, SQL that would end the revision's transaction
- * (luamig commits it with its version row) or drop the migration lock. */
-static void check_txn_control(lua_State *L, const luamig_opctx *ctx, const char *what,
-                              const char *sql) {
-  char found[64];
-  if (!ctx->transactional || !luamig_sql_txn_control(sql, found, sizeof found)) return;
-  if (strncasecmp(found, "pg_advisory_unlock", 18) == 0 || found[0] == '"')
-    luamig_op_error(L, what, "%s could release luamig's migration lock, which must hold until "
-                    "the run ends (use pg_advisory_xact_lock, released at COMMIT, or a revision "
-                    "with transactional = false for locks of your own)", found);
-  luamig_op_error(L, what, "%s would end the revision's transaction, which luamig commits "
-                  "itself with the version row; a revision that controls its transactions "
-                  "must set transactional = false", found);
-}
-
-/* Checks sql (stack slot 1) and pushes the parameters of the array at slot 2
- * (params.n when it has trailing or inner nils) from slot 3 on; returns their
- * count and their text through *params. */
-static int push_sql_params(lua_State *L, const luamig_opctx *ctx, const char *what,
-                           const char ***params) {
-  if (lua_gettop(L) > 2)
-    luamig_op_error(L, what, "takes at most 2 arguments (got %d); pass parameters as an "
-                    "array: %s(sql, { a, b })", lua_gettop(L), what);
-  lua_settop(L, 2);
-  if (lua_type(L, 1) != LUA_TSTRING)
-    luamig_op_error(L, what, "SQL must be a string (got %s)", luaL_typename(L, 1));
-  size_t len;
-  const char *sql = lua_tolstring(L, 1, &len);
-  if (strlen(sql) < len) luamig_op_error(L, what, "SQL contains a NUL byte");
-  if (strspn(sql, " \t\r\n\f\v") == len) luamig_op_error(L, what, "empty SQL");
-  check_txn_control(L, ctx, what, sql);
-  lua_Integer n = 0;
-  if (lua_istable(L, 2)) {
-    n = lua_getfield(L, 2, "n") == LUA_TNUMBER && lua_isinteger(L, -1)
-      ? lua_tointeger(L, -1) : luaL_len(L, 2);
-    lua_pop(L, 1);
-    if (n < 0 || n > 65535)
-      luamig_op_error(L, what, "bad parameter count %d (at most 65535)", (int)n);
-    if (!lua_checkstack(L, (int)n + LUA_MINSTACK))
-      luamig_op_error(L, what, "too many parameters");
-    for (lua_Integer i = 1; i <= n; i++) lua_geti(L, 2, i);
-  } else if (!lua_isnil(L, 2)) {
-    luamig_op_error(L, what, "params must be an array (got %s)", luaL_typename(L, 2));
-  }
-  /* the server takes one statement with parameters; --sql would write them all */
-  if (n > 0 && luamig_sql_count_statements(sql) > 1)
-    luamig_op_error(L, what, "SQL with parameters must be one statement (the server runs one; "
-                    "split it into one %s call per statement)", what);
-  *params = luamig_params(L, 3, (int)n, what);
-  return (int)n;
-}
-
-/* op.execute(sql [, params]) -> affected rows (0 offline) */
-static int op_execute(lua_State *L) {
-  static const char what[] = "op.execute";
-  luamig_opctx *ctx = upctx(L);
-  const char **params;
-  int n = push_sql_params(L, ctx, what, &params);
-  lua_pushinteger(L, luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, false));
-  return 1;
-}
-
-/* op.query(sql [, params]) -> rows: an array of tables keyed by column name,
- * values converted as luamig_query does. Live only. */
-static int op_query(lua_State *L) {
-  static const char what[] = "op.query";
-  luamig_opctx *ctx = upctx(L);
-  const char **params;
-  int n = push_sql_params(L, ctx, what, &params);
-  if (ctx->conn == NULL) {
-    luaL_where(L, 1);
-    lua_pushliteral(L, "op.query needs a live database; offline --sql cannot run data queries");
-    lua_concat(L, 2);
-    return lua_error(L);
-  }
-  luamig_op_send(L, ctx, what, lua_tostring(L, 1), n, params, true);
-  return 1;
-}
-
-/* op.safe(rule, why): for the safety lint, which reads it from the revision's
- * source (docs/safety-lint.md); running, it only checks its arguments. */
-static int op_safe(lua_State *L) {
-  static const char what[] = "op.safe";
-  if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING
-      || strspn(lua_tostring(L, 2), " \t\r\n\f\v") == lua_rawlen(L, 2))
-    luamig_op_error(L, what, "expects a rule id and a reason: op.safe(\"rule-id\", \"why\")");
-  return 0;
-}
-
-static int compare_names(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-#define MAX_COLUMNS 1600             /* PostgreSQL's limit per table */
-#define BULK_ROWS 500                /* rows per INSERT, fewer when 65535 parameters come first */
-
-/* op.bulk_insert(table, rows [, {schema=}]) -> affected rows (0 offline). rows:
- * an array of tables keyed by column name; the columns are the union of their
- * keys, sorted; a row without a key gets the column's DEFAULT. Values go as
- * parameters, BULK_ROWS rows per statement. */
-static int op_bulk_insert(lua_State *L) {
-  static const char what[] = "op.bulk_insert";
-  static const char *const allowed[] = { "schema", NULL };
-  luamig_opctx *ctx = upctx(L);
-  if (lua_gettop(L) > 3)
-    luamig_op_error(L, what, "takes at most 3 arguments (got %d)", lua_gettop(L));
-  lua_settop(L, 3);
-  const int table = 1, rows = 2, opts = 3;
-  luamig_arg_ident(L, what, table, "table name");
-  lua_Integer n = luamig_check_array(L, what, rows, "rows");
-  luamig_check_opts(L, what, opts, allowed);
-  if (n > INT_MAX / 2) luamig_op_error(L, what, "too many rows");
-
-  lua_newtable(L);                   /* 4: set of column names */
-  const int set = 4;
-  int ncols = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, rows, i) != LUA_TTABLE)
-      luamig_op_error(L, what, "row %d must be a table keyed by column name (got %s)",
-                      (int)i, luaL_typename(L, -1));
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        luamig_op_error(L, what, "row %d: key %s is not a column name", (int)i,
-                        luaL_tolstring(L, -2, NULL));
-      int vt = lua_type(L, -1);
-      if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
-        luamig_op_error(L, what, "row %d, column \"%s\": value must be a boolean, a number or "
-                        "a string (got %s)", (int)i, lua_tostring(L, -2), luaL_typename(L, -1));
-      if (vt == LUA_TSTRING && strlen(lua_tostring(L, -1)) < lua_rawlen(L, -1))
-        luamig_op_error(L, what, "row %d, column \"%s\": value contains a NUL byte", (int)i,
-                        lua_tostring(L, -2));
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, set) == LUA_TNIL) {
-        lua_pushvalue(L, -2);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, set);
-        ncols++;
-      }
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  if (n == 0) { lua_pushinteger(L, 0); return 1; }
-  if (ncols > MAX_COLUMNS)           /* and more than a statement's 65535 parameters per row */
-    luamig_op_error(L, what, "%d columns, more than a table can have (%d)", ncols, MAX_COLUMNS);
-
-  /* 5: the column names, sorted (strcmp: byte order, whatever the locale) */
-  const char **names = lua_newuserdatauv(L, (size_t)(ncols > 0 ? ncols : 1) * sizeof *names, 0);
-  int k = 0;
-  lua_pushnil(L);
-  while (lua_next(L, set) != 0) {
-    lua_pop(L, 1);
-    names[k++] = lua_tostring(L, -1);  /* anchored as keys of the set */
-  }
-  qsort(names, (size_t)ncols, sizeof *names, compare_names);
-  lua_createtable(L, ncols, 0);      /* 6 */
-  const int cols = 6;
-  for (int c = 0; c < ncols; c++) {
-    lua_pushstring(L, names[c]);
-    lua_rawseti(L, cols, c + 1);
-  }
-
-  int per = ncols > 0 && 65535 / ncols < BULK_ROWS ? 65535 / ncols : BULK_ROWS;
-  if (!lua_checkstack(L, per * (ncols > 0 ? ncols : 1) + LUA_MINSTACK))
-    luamig_op_error(L, what, "too many values");
-  int base = lua_gettop(L);
-  long count = 0;
-  for (int first = 1; first <= (int)n; first += per) {
-    int m = (int)n - first + 1 < per ? (int)n - first + 1 : per;
-    for (int r = first; r < first + m; r++) {  /* the order of luamig_sql_insert's $n */
-      lua_rawgeti(L, rows, r);
-      int row = lua_gettop(L);
-      for (int c = 1; c <= ncols; c++) {
-        lua_rawgeti(L, cols, c);
-        if (lua_rawget(L, row) == LUA_TNIL) lua_pop(L, 1);
-      }
-      lua_remove(L, row);
-    }
-    int nparams = lua_gettop(L) - base;
-    const char **params = luamig_params(L, base + 1, nparams, what);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luamig_sql_insert(L, &b, what, table, opts, cols, ncols, rows, first, m);
-    luaL_pushresult(&b);
-    if (ncols == 0) {
-      count += op_emit_all(L, ctx, what, 0, NULL, false);
-    } else {
-      count += luamig_op_send(L, ctx, what, lua_tostring(L, -1), nparams, params, false);
-    }
-    lua_settop(L, base);
-  }
-  lua_pushinteger(L, count);
-  return 1;
 }
 
 void luamig_ops_push(lua_State *L, int ctx_idx) {
-  static const luaL_Reg data_ops[] = {
-    { "bulk_insert", op_bulk_insert },
-    { "execute", op_execute },
-    { "query", op_query },
-    { "safe", op_safe },
-    { NULL, NULL }
-  };
   ctx_idx = lua_absindex(L, ctx_idx);
   luaL_checkudata(L, ctx_idx, LUAMIG_OPCTX_MT);
-  lua_createtable(L, 0, NDDL + 4);
-  for (int i = 0; i < NDDL; i++) {
+  lua_createtable(L, 0, luamig_nopspecs);
+  for (int i = 0; i < luamig_nopspecs; i++) {
+    const luamig_opspec *spec = &luamig_opspecs[i];
     lua_pushvalue(L, ctx_idx);
-    lua_pushinteger(L, i);
-    lua_pushcclosure(L, op_ddl, 2);
-    lua_setfield(L, -2, ddl_ops[i].name);
-  }
-  for (const luaL_Reg *r = data_ops; r->name; r++) {
-    lua_pushvalue(L, ctx_idx);
-    lua_pushcclosure(L, r->func, 1);
-    lua_setfield(L, -2, r->name);
+    lua_pushlightuserdata(L, (void *)spec);
+    lua_pushcclosure(L, spec->build ? op_ddl : spec->call, 2);
+    lua_setfield(L, -2, spec->name);
   }
 }
 
@@ -329,6 +60,7 @@ static int mod_ops(lua_State *L) {
 
 static const luaL_Reg opslib[] = {
   { "ops", mod_ops },
+  { "op_specs", luamig_op_specs },
   { NULL, NULL }
 };
 

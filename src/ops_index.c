@@ -11,19 +11,20 @@
 
 #include "luamig.h"
 
-/* Pushes the rows { schema, valid } of the index named by the op's first
- * argument in the schema of its table (the op's second argument, opts.schema). */
-static void find_index(lua_State *L, luamig_opctx *ctx, const char *what, int arg) {
-  const char *name = lua_tostring(L, arg);
-  const char *schema = lua_istable(L, arg + 3) && lua_getfield(L, arg + 3, "schema") == LUA_TSTRING
+/* Pushes the rows { schema, valid } of the index the op names in the schema
+ * of its table (its table, opts.schema). */
+static void find_index(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op) {
+  const char *name = lua_tostring(L, luamig_arg(L, op, "name"));
+  int opts = luamig_arg(L, op, "options");
+  const char *schema = lua_istable(L, opts) && lua_getfield(L, opts, "schema") == LUA_TSTRING
                      ? lua_tostring(L, -1) : NULL;
-  if (lua_istable(L, arg + 3)) lua_pop(L, 1);    /* opts keeps it */
+  if (lua_istable(L, opts)) lua_pop(L, 1);       /* opts keeps it */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luamig_quote_qualified(L, &b, schema, lua_tostring(L, arg + 1));
+  luamig_quote_qualified(L, &b, schema, lua_tostring(L, luamig_arg(L, op, "table")));
   luaL_pushresult(&b);
   const char *params[2] = { name, lua_tostring(L, -1) };
-  luamig_op_send(L, ctx, what,
+  luamig_op_send(L, ctx, op->what,
     "SELECT n.nspname AS schema, i.indisvalid AS valid FROM pg_catalog.pg_index i "
     "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -43,23 +44,23 @@ static bool invalid(lua_State *L) {
   return bad;
 }
 
-void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const char *what, int arg) {
-  find_index(L, ctx, what, arg);
+void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op) {
+  find_index(L, ctx, op);
   if (!invalid(L)) return;
   const char *schema = lua_tostring(L, -1);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "DROP INDEX CONCURRENTLY IF EXISTS ");
-  luamig_quote_qualified(L, &b, schema, lua_tostring(L, arg));
+  luamig_quote_qualified(L, &b, schema, lua_tostring(L, luamig_arg(L, op, "name")));
   luaL_pushresult(&b);
-  luamig_op_send(L, ctx, what, lua_tostring(L, -1), 0, NULL, false);
+  luamig_op_send(L, ctx, op->what, lua_tostring(L, -1), 0, NULL, false);
   lua_pop(L, 2);
 }
 
-void luamig_index_check(lua_State *L, luamig_opctx *ctx, const char *what, int arg) {
-  find_index(L, ctx, what, arg);
+void luamig_index_check(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op) {
+  find_index(L, ctx, op);
   if (!invalid(L)) return;
-  luamig_op_error(L, what, "index \"%s\" is INVALID after CREATE INDEX CONCURRENTLY (built by "
+  luamig_op_error(L, op->what, "index \"%s\" is INVALID after CREATE INDEX CONCURRENTLY (built by "
                   "another session at the same time?): queries do not use it; running again "
-                  "drops and rebuilds it", lua_tostring(L, arg));
+                  "drops and rebuilds it", lua_tostring(L, luamig_arg(L, op, "name")));
 }

@@ -4,11 +4,14 @@
  *
  * Identifiers are always quoted ("users", not users), by luamig_add_ident and
  * nothing else: a name reaches the catalog exactly as written (case, spaces,
- * keywords, unicode), no keyword list has to track the server's grammar, and a
- * name over 63 bytes is an error instead of the server's silent truncation.
+ * keywords, unicode), and a name over 63 bytes is an error instead of the
+ * server's silent truncation. Only SQL meant to be read (the revisions
+ * autogenerate writes, through core.quote_ident) leaves a name bare where
+ * luamig_ident_is_plain says PostgreSQL reads it back unchanged.
  * Values go as parameters; a literal is for what takes none (SET, COMMENT,
  * enum labels) and for the offline script.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "luamig.h"
@@ -38,6 +41,40 @@ void luamig_add_ident(lua_State *L, luaL_Buffer *b, const char *what, const char
     fail(L, what, "identifier \"%s\" is longer than %d bytes",
          lua_pushlstring(L, s, len), LUAMIG_MAX_IDENT);
   add_quoted(b, s, len, '"');
+}
+
+/* PostgreSQL's reserved words and those that cannot name a column: a name that is
+ * one needs quotes even where a plain name may go bare. Sorted, for bsearch. */
+static const char *const reserved[] = {
+  "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
+  "authorization", "binary", "both", "case", "cast", "check", "collate", "collation", "column",
+  "concurrently", "constraint", "create", "cross", "current_catalog", "current_date",
+  "current_role", "current_schema", "current_time", "current_timestamp", "current_user",
+  "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch",
+  "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in",
+  "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left",
+  "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset",
+  "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references",
+  "returning", "right", "select", "session_user", "similar", "some", "symmetric", "system_user",
+  "table", "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using",
+  "variadic", "verbose", "when", "where", "window", "with"
+};
+
+static int compare_word(const void *key, const void *elem) {
+  return strcmp(key, *(const char *const *)elem);
+}
+
+bool luamig_ident_is_plain(const char *s, size_t len) {
+  if (len == 0 || len > LUAMIG_MAX_IDENT || !((*s >= 'a' && *s <= 'z') || *s == '_')) return false;
+  for (size_t i = 1; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$')) return false;
+  }
+  char word[LUAMIG_MAX_IDENT + 1];
+  memcpy(word, s, len);
+  word[len] = '\0';
+  return bsearch(word, reserved, sizeof reserved / sizeof reserved[0], sizeof reserved[0],
+                 compare_word) == NULL;
 }
 
 void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name) {

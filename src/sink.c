@@ -233,6 +233,19 @@ long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const cha
   return lua_error(L);
 }
 
+long luamig_op_emit_all(lua_State *L, luamig_opctx *ctx, const char *what,
+                        int nparams, const char *const *params, bool may_wait) {
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len), *end = s + len;
+  long count = 0;
+  for (const char *p = s; p <= end; p += strlen(p) + 1) {
+    if (ctx->defer && may_wait) luamig_queue_add(L, ctx, p, what);
+    else count += luamig_op_send(L, ctx, what, p, nparams, params, false);
+  }
+  lua_pop(L, 1);
+  return count;
+}
+
 /* ---- module functions (for the Lua API and the specs) ---- */
 
 /* new_context([conn [, {transactional=}]]) -> ctx: live on conn, offline

@@ -56,18 +56,19 @@ void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, cons
   luaL_addvalue(b);
 }
 
-void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
-                     const char *kind, const char *label, bool qualified) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
-  const char *name = luamig_arg_ident(L, what, arg, label);
-  luamig_check_opts(L, what, arg + 1, qualified ? allowed : allowed + 1);
-  int if_exists = luamig_opt_bool(L, what, arg + 1, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 1, "cascade");
+void luamig_add_drop(lua_State *L, luaL_Buffer *b, const luamig_opcall *op, const char *kind) {
+  const char *label = op->spec->params[0].label;
+  int name = luamig_arg(L, op, "name"), opts = luamig_arg(L, op, "options");
+  bool qualified = false;
+  for (const luamig_option *o = op->spec->options; o->name; o++)
+    qualified = qualified || o->kind == LUAMIG_SCHEMA;
+  int if_exists = luamig_opt_bool(L, op->what, opts, "if_exists");
+  int cascade = luamig_opt_bool(L, op->what, opts, "cascade");
   luaL_addstring(b, "DROP ");
   luaL_addstring(b, kind);
   luaL_addstring(b, if_exists == 1 ? " IF EXISTS " : " ");
-  if (qualified) luamig_add_relation(L, b, what, arg, arg + 1, label);
-  else luamig_add_ident(L, b, what, label, name, strlen(name));
+  if (qualified) luamig_add_relation(L, b, op->what, name, opts, label);
+  else luamig_add_ident(L, b, op->what, label, lua_tostring(L, name), lua_rawlen(L, name));
   if (cascade == 1) luaL_addstring(b, " CASCADE");
 }
 

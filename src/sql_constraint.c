@@ -8,8 +8,6 @@
 
 #include "luamig.h"
 
-static const char *const schema_opt[] = { "schema", NULL };
-
 static const char *const fk_actions[] = {
   "cascade", "restrict", "set null", "set default", "no action", NULL
 };
@@ -21,6 +19,89 @@ const char *luamig_fk_action(const char *v) {
   for (int i = 0; fk_actions[i]; i++)
     if (strcasecmp(v, fk_actions[i]) == 0) return fk_actions_sql[i];
   return NULL;
+}
+
+/* ---- references: "table(column)", "schema.table (a, b)" ---- */
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && luamig_is_space(*p)) p++;
+  return p;
+}
+
+static const char *trim_end(const char *p, const char *end) {
+  while (end > p && luamig_is_space(end[-1])) end--;
+  return end;
+}
+
+/* Pushes the name in [p, end), spaces around it left out and, when it is quoted,
+ * its quotes off and "" made one; NULL when a quote is left open. */
+static const char *push_ref_name(lua_State *L, const char *p, const char *end) {
+  p = skip_space(p, end);
+  end = trim_end(p, end);
+  if (p == end || *p != '"') {
+    lua_pushlstring(L, p, (size_t)(end - p));
+    return p;
+  }
+  if (end - p < 2 || end[-1] != '"') return NULL;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *q = p + 1; q < end - 1; q++) {
+    luaL_addchar(&b, *q);
+    if (*q == '"' && q[1] == '"') q++;
+  }
+  luaL_pushresult(&b);
+  return p;
+}
+
+/* Past the name part at p (a quoted name, or text up to one of stop), or NULL
+ * when a quote is left open. */
+static const char *skip_ref_part(const char *p, const char *end, const char *stop) {
+  p = skip_space(p, end);
+  if (p < end && *p == '"') {
+    for (p++; p < end; p++) {
+      if (*p != '"') continue;
+      if (p + 1 < end && p[1] == '"') { p++; continue; }
+      return p + 1;
+    }
+    return NULL;
+  }
+  while (p < end && !strchr(stop, *p)) p++;
+  return p;
+}
+
+const char *luamig_push_reference(lua_State *L, const char *ref) {
+  static const char bad[] = "must look like \"table(column)\" or \"schema.table(column)\"";
+  int top = lua_gettop(L);
+  const char *end = ref + strlen(ref), *open = ref;
+  while (open < end && *open != '(') {        /* the table part ends at a "(" outside quotes */
+    open = skip_ref_part(open, end, "(\"");
+    if (open == NULL) return bad;
+  }
+  const char *dot = skip_ref_part(ref, open, ".(");
+  if (dot != NULL) dot = skip_space(dot, open);
+  if (dot == NULL || (dot < open && *dot != '.')) return bad;
+  if (dot < open) {
+    if (!push_ref_name(L, ref, dot) || !push_ref_name(L, dot + 1, open)) {
+      lua_settop(L, top);
+      return bad;
+    }
+  } else {
+    lua_pushnil(L);
+    if (!push_ref_name(L, ref, open)) { lua_settop(L, top); return bad; }
+  }
+  if (open == end) { lua_pushnil(L); return NULL; }
+  const char *close = trim_end(open, end);
+  if (close - open < 2 || close[-1] != ')') { lua_settop(L, top); return bad; }
+  lua_newtable(L);
+  const char *stop = close - 1;              /* the columns: between the parentheses */
+  for (const char *p = open + 1; ; p++) {
+    const char *q = p;
+    while (q != NULL && q < stop && *q != ',') q = skip_ref_part(q, stop, ",\"");
+    if (q == NULL || !push_ref_name(L, p, q)) { lua_settop(L, top); return bad; }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    if (q == stop) return NULL;
+    p = q;
+  }
 }
 
 /* " DEFERRABLE INITIALLY DEFERRED" from opts.deferrable / opts.initially. */
@@ -76,8 +157,8 @@ static void add_fk_body(lua_State *L, luaL_Buffer *b, const char *what, int loca
     if (luamig_push_opt(L, opts, keys[i]) == LUA_TNIL) { lua_pop(L, 1); continue; }
     const char *action = lua_type(L, -1) == LUA_TSTRING ? luamig_fk_action(lua_tostring(L, -1)) : NULL;
     if (action == NULL)
-      luamig_op_error(L, what, "%s must be one of 'cascade', 'restrict', 'set null', "
-                      "'set default', 'no action' (got %s)", keys[i], luaL_tolstring(L, -1, NULL));
+      luamig_op_error(L, what, "%s must be one of " LUAMIG_FK_ACTIONS " (got %s)", keys[i],
+                      luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
     luaL_addstring(b, sql[i]);
     luaL_addstring(b, action);
@@ -162,113 +243,83 @@ void luamig_push_table_constraint(lua_State *L, const char *what, int t, lua_Int
 
 /* ---- constraints ---- */
 
-/* The constraint name at arg: NULL when it is nil (Alembic's None: the server
- * picks it), else checked as an identifier. */
-static const char *opt_constraint_name(lua_State *L, const char *what, int arg) {
-  if (lua_isnil(L, arg)) return NULL;
-  return luamig_arg_ident(L, what, arg, "constraint name");
-}
-
-/* The name of the constraint an op changes: it must be given. */
-static const char *needed_constraint_name(lua_State *L, const char *what, int arg) {
-  if (lua_isnil(L, arg))
-    luamig_op_error(L, what, "Constraint must have a name: PostgreSQL named it when it was "
-                    "created (<table>_<columns>_key, _fkey, _check, <table>_pkey); find it "
-                    "with \\d <table> and pass it");
-  return luamig_arg_ident(L, what, arg, "constraint name");
-}
-
-/* ALTER TABLE <table> ADD [CONSTRAINT "<name>"] (the name at arg, nil for one the
- * server picks; the table at arg + 1). */
-static void add_constraint_head(lua_State *L, luaL_Buffer *b, const char *what, int arg,
-                                int opts) {
-  const char *name = opt_constraint_name(L, what, arg);
+/* ALTER TABLE <table> ADD [CONSTRAINT "<name>"]: the op's name (nil for one the
+ * server picks) and table (its "source" for a foreign key). */
+static void add_constraint_head(lua_State *L, luaL_Buffer *b, const luamig_opcall *op,
+                                const char *table) {
+  const char *name = lua_tostring(L, luamig_arg(L, op, "name"));
   luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, opts, "table name");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, table), luamig_arg(L, op, "options"),
+                      "table name");
   luaL_addstring(b, " ADD ");
   if (name == NULL) return;
   luaL_addstring(b, "CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+  luamig_add_ident(L, b, op->what, "constraint name", name, strlen(name));
   luaL_addchar(b, ' ');
 }
 
 /* op.create_primary_key(name|nil, table, columns [, {schema=}]) */
-void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 3, schema_opt);
-  add_constraint_head(L, b, what, arg, arg + 3);
+void luamig_sql_create_primary_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_constraint_head(L, b, op, "table");
   luaL_addstring(b, "PRIMARY KEY ");
-  luamig_add_ident_list(L, b, what, arg + 2, "columns");
+  luamig_add_ident_list(L, b, op->what, luamig_arg(L, op, "columns"), "columns");
 }
 
-/* op.create_unique_constraint(name|nil, table, columns [, {schema=, deferrable=, initially=}]) */
-void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "deferrable", "initially", NULL };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 3, allowed);
-  add_constraint_head(L, b, what, arg, arg + 3);
+/* op.create_unique_constraint(name|nil, table, columns [, {deferrable=, initially=, schema=}]) */
+void luamig_sql_create_unique_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_constraint_head(L, b, op, "table");
   luaL_addstring(b, "UNIQUE ");
-  luamig_add_ident_list(L, b, what, arg + 2, "columns");
-  add_deferrable(L, b, what, arg + 3);
+  luamig_add_ident_list(L, b, op->what, luamig_arg(L, op, "columns"), "columns");
+  add_deferrable(L, b, op->what, luamig_arg(L, op, "options"));
 }
 
-/* op.create_check_constraint(name|nil, table, condition [, {schema=, not_valid=}]) */
-void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "not_valid", NULL };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  if (lua_type(L, arg + 2) != LUA_TSTRING)
-    luamig_op_error(L, what, "condition must be a SQL expression string (got %s)",
-                    luaL_typename(L, arg + 2));
-  luamig_check_opts(L, what, arg + 3, allowed);
-  int not_valid = luamig_opt_bool(L, what, arg + 3, "not_valid");
-  add_constraint_head(L, b, what, arg, arg + 3);
-  lua_pushvalue(L, arg + 2);
-  luamig_add_top_text(L, b, what, "condition", "CHECK (");
+/* op.create_check_constraint(name|nil, table, condition [, {not_valid=, schema=}]) */
+void luamig_sql_create_check_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  int condition = luamig_arg(L, op, "condition");
+  int not_valid = luamig_opt_bool(L, op->what, luamig_arg(L, op, "options"), "not_valid");
+  add_constraint_head(L, b, op, "table");
+  lua_pushvalue(L, condition);
+  luamig_add_top_text(L, b, op->what, "condition", "CHECK (");
   luaL_addchar(b, ')');
   if (not_valid == 1) luaL_addstring(b, " NOT VALID");
 }
 
-/* op.create_foreign_key(name|nil, source, referent, local_cols, remote_cols [, {schema=,
- * referent_schema=, ondelete=, onupdate=, deferrable=, initially=, match=, not_valid=}]) */
-void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = {
-    "schema", "referent_schema", "ondelete", "onupdate", "deferrable", "initially", "match",
-    "not_valid", NULL
-  };
-  opt_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "source table");
-  luamig_arg_ident(L, what, arg + 2, "referent table");
-  luamig_check_opts(L, what, arg + 5, allowed);
-  int not_valid = luamig_opt_bool(L, what, arg + 5, "not_valid");
-  add_constraint_head(L, b, what, arg, arg + 5);
-  add_fk_body(L, b, what, arg + 3, arg + 2, arg + 4, arg + 5);
+/* op.create_foreign_key(name|nil, source, referent, local_cols, remote_cols [,
+ * {referent_schema=, ondelete=, onupdate=, deferrable=, initially=, match=,
+ * not_valid=, schema=}]) */
+void luamig_sql_create_foreign_key(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  int opts = luamig_arg(L, op, "options");
+  int not_valid = luamig_opt_bool(L, op->what, opts, "not_valid");
+  add_constraint_head(L, b, op, "source");
+  add_fk_body(L, b, op->what, luamig_arg(L, op, "local_cols"), luamig_arg(L, op, "referent"),
+              luamig_arg(L, op, "remote_cols"), opts);
   if (not_valid == 1) luaL_addstring(b, " NOT VALID");
+}
+
+/* ALTER TABLE <table> <action> "<name>": the op's table and constraint name. */
+static void add_named_action(lua_State *L, luaL_Buffer *b, const luamig_opcall *op,
+                             const char *action) {
+  const char *name = lua_tostring(L, luamig_arg(L, op, "name"));
+  luaL_addstring(b, "ALTER TABLE ");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, "table"), luamig_arg(L, op, "options"),
+                      "table name");
+  luaL_addstring(b, action);
+  luamig_add_ident(L, b, op->what, "constraint name", name, strlen(name));
 }
 
 /* op.validate_constraint(name, table [, {schema=}]): checks the rows of a NOT VALID
  * constraint, holding only SHARE UPDATE EXCLUSIVE on the table. */
-void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  const char *name = needed_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 2, schema_opt);
-  luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, arg + 2, "table name");
-  luaL_addstring(b, " VALIDATE CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+void luamig_sql_validate_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_named_action(L, b, op, " VALIDATE CONSTRAINT ");
 }
 
-/* op.drop_constraint(name, table [, {schema=, if_exists=, cascade=, type_=}]); type_
+/* op.drop_constraint(name, table [, {if_exists=, cascade=, type_=, schema=}]); type_
  * (Alembic's) is checked and not needed: PostgreSQL drops any kind by name. */
-void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", "type_", NULL };
+void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
   static const char *const types[] = { "foreignkey", "primary", "unique", "check", NULL };
-  const char *name = needed_constraint_name(L, what, arg);
-  luamig_arg_ident(L, what, arg + 1, "table name");
-  luamig_check_opts(L, what, arg + 2, allowed);
-  if (luamig_push_opt(L, arg + 2, "type_") != LUA_TNIL) {
+  const char *what = op->what;
+  int opts = luamig_arg(L, op, "options");
+  if (luamig_push_opt(L, opts, "type_") != LUA_TNIL) {
     bool ok = false;
     if (lua_type(L, -1) == LUA_TSTRING)
       for (int i = 0; types[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), types[i]) == 0;
@@ -276,11 +327,8 @@ void luamig_sql_drop_constraint(lua_State *L, luaL_Buffer *b, const char *what, 
                              "'check' (got %s)", luaL_tolstring(L, -1, NULL));
   }
   lua_pop(L, 1);
-  int if_exists = luamig_opt_bool(L, what, arg + 2, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 2, "cascade");
-  luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg + 1, arg + 2, "table name");
-  luaL_addstring(b, if_exists == 1 ? " DROP CONSTRAINT IF EXISTS " : " DROP CONSTRAINT ");
-  luamig_add_ident(L, b, what, "constraint name", name, strlen(name));
+  int if_exists = luamig_opt_bool(L, what, opts, "if_exists");
+  int cascade = luamig_opt_bool(L, what, opts, "cascade");
+  add_named_action(L, b, op, if_exists == 1 ? " DROP CONSTRAINT IF EXISTS " : " DROP CONSTRAINT ");
   if (cascade == 1) luaL_addstring(b, " CASCADE");
 }

@@ -1,12 +1,13 @@
 /*
- * sql_lex.c: the one scanner of SQL text in the C core. It splits text into
- * lexemes as PostgreSQL's scanner does where it matters to luamig: quoted
- * strings ('..', E'..' with backslash escapes, $tag$..$tag$), quoted names,
- * comments (/ * nested * / and --), words and parameters ($1). On top of it:
- * the offline form of a parameterized statement, where a ';' may go, the
- * statements of a text (with psql's rule for CREATE FUNCTION ... BEGIN ATOMIC
- * bodies) and what a transactional revision must not run. Pure: no Lua state
- * but for the errors of luamig_sql_inline.
+ * sql_lex.c: the one scanner of SQL text, in C and, through core.sql_tokens, in
+ * Lua (lua/luamig/sqltext.lua). It splits text into lexemes as PostgreSQL's
+ * scanner does where it matters to luamig: quoted strings ('..', E'..' with
+ * backslash escapes, $tag$..$tag$), quoted names, comments (/ * nested * / and
+ * --), words, parameters ($1), numbers and operators. On top of it: the offline
+ * form of a parameterized statement, where a ';' may go, the statements of a
+ * text (with psql's rule for CREATE FUNCTION ... BEGIN ATOMIC bodies) and what
+ * a transactional revision must not run. Pure: no Lua state but for the errors
+ * of luamig_sql_inline and the tokens it pushes for Lua.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 #include "luamig.h"
 
-enum { LEX_CHAR, LEX_WORD, LEX_STRING, LEX_NAME, LEX_COMMENT, LEX_PARAM };
+enum { LEX_CHAR, LEX_WORD, LEX_STRING, LEX_NAME, LEX_COMMENT, LEX_PARAM, LEX_NUMBER, LEX_OP };
 
 typedef struct lexeme {
   const char *start, *end;
@@ -54,8 +55,36 @@ static const char *skip_dollar(const char *p, bool *open) {
   return p + strlen(p);
 }
 
+static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+static bool op_char(char c) { return c && strchr("+-*/<>=~!@#%^&|`?", c) != NULL; }
+
+/* Past the number at p: 12, 1.5, .5, 1e-3 (a digit, or '.' and a digit, at p). */
+static const char *skip_number(const char *p) {
+  while (digit(*p)) p++;
+  if (*p == '.' && p[1] != '.') for (p++; digit(*p); p++) {}
+  if ((*p == 'e' || *p == 'E') && (digit(p[1]) || ((p[1] == '+' || p[1] == '-') && digit(p[2]))))
+    for (p += 2; digit(*p); p++) {}
+  return p;
+}
+
+/* Past the operator at p, by PostgreSQL's rule: no "--" or "/ *" inside (a comment
+ * starts there), and a trailing + or - only after one of ~!@#%^&|`? ("=-1" is "=",
+ * then "-1"). */
+static const char *skip_operator(const char *p) {
+  const char *end = p;
+  while (op_char(*end) && (end == p || !((end[0] == '-' && end[1] == '-')
+                                         || (end[0] == '/' && end[1] == '*'))))
+    end++;
+  bool special = false;
+  for (const char *q = p; q < end; q++) special = special || strchr("~!@#%^&|`?", *q);
+  while (end - p > 1 && !special && (end[-1] == '+' || end[-1] == '-')) end--;
+  return end;
+}
+
 /* The lexeme at p (not at the end of the text): quoted text, a comment, a
- * dollar-quoted string, a word, a parameter ($1), or one character. */
+ * dollar-quoted string, a word, a parameter ($1), a number, an operator (or
+ * "::"), or one character. */
 static const char *lex(const char *p, lexeme *x) {
   unsigned char c = (unsigned char)*p;
   *x = (lexeme){ p, p + 1, LEX_CHAR, false };
@@ -80,6 +109,15 @@ static const char *lex(const char *p, lexeme *x) {
   } else if (c == '$') {
     const char *end = skip_dollar(p, &x->open);
     if (end) *x = (lexeme){ x->start, end, LEX_STRING, x->open };
+  } else if (digit((char)c) || (c == '.' && digit(p[1]))) {
+    x->kind = LEX_NUMBER;
+    x->end = skip_number(p);
+  } else if (op_char((char)c)) {
+    x->kind = LEX_OP;
+    x->end = skip_operator(p);
+  } else if (c == ':' && p[1] == ':') {
+    x->kind = LEX_OP;
+    x->end = p + 2;
   } else if (ident_char(c)) {        /* a word: "a$1" is a name, E'..' has escapes */
     const char *w = p;
     while (ident_char((unsigned char)*p)) p++;
@@ -230,4 +268,58 @@ const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size) {
     }
   }
   return NULL;
+}
+
+/* ---- tokens for Lua ---- */
+
+/* Sets field key of the table at the top to s (len bytes); ASCII letters folded
+ * to lower case when fold (PostgreSQL's rule for a bare word). */
+static void set_text(lua_State *L, const char *key, const char *s, size_t len, bool fold) {
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, len);
+  for (size_t i = 0; i < len; i++)
+    p[i] = fold && s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+  luaL_pushresultsize(&b, len);
+  lua_setfield(L, -2, key);
+}
+
+/* A quoted name's text: the quotes off, "" made one. */
+static void set_name(lua_State *L, const lexeme *x) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  const char *end = x->open ? x->end : x->end - 1;
+  for (const char *p = x->start + 1; p < end; p++) {
+    luaL_addchar(&b, *p);
+    if (*p == '"' && p + 1 < end && p[1] == '"') p++;
+  }
+  luaL_pushresult(&b);
+  lua_setfield(L, -2, "v");
+}
+
+int luamig_push_sql_tokens(lua_State *L, const char *sql) {
+  static const char *const kinds[] = { NULL, "word", "str", "ident", NULL, "param", "num", "op" };
+  lua_newtable(L);
+  int n = 0;
+  lexeme x;
+  for (const char *p = sql; *p; p = x.end) {
+    lex(p, &x);
+    if (x.kind == LEX_COMMENT || (x.kind == LEX_CHAR && luamig_is_space(*p))) continue;
+    size_t len = (size_t)(x.end - x.start);
+    bool cast = x.kind == LEX_OP && len == 2 && p[0] == ':';
+    lua_createtable(L, 0, 5);
+    if (x.kind == LEX_CHAR || cast) set_text(L, "k", p, len, false);
+    else set_text(L, "k", kinds[x.kind], strlen(kinds[x.kind]), false);
+    if (x.kind == LEX_NAME) set_name(L, &x);
+    else set_text(L, "v", p, len, x.kind == LEX_WORD);
+    lua_pushinteger(L, p - sql + 1);
+    lua_setfield(L, -2, "s");
+    lua_pushinteger(L, x.end - sql);
+    lua_setfield(L, -2, "e");
+    if (x.open) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "open");
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  return n;
 }

@@ -13,8 +13,6 @@
 
 #define INDENT "\n    "
 
-static const char *const schema_opt[] = { "schema", NULL };
-
 /* ---- shared pieces ---- */
 
 /* A type is SQL text, but one place cannot hold a second statement or a comment. */
@@ -145,39 +143,31 @@ static const char *fk_action(lua_State *L, const char *what, int col, lua_Intege
   if (type == LUA_TNIL) { lua_pop(L, 1); return NULL; }
   const char *action = type == LUA_TSTRING ? luamig_fk_action(lua_tostring(L, -1)) : NULL;
   if (action == NULL)
-    col_error(L, what, col, k, "%s must be one of 'cascade', 'restrict', 'set null', "
-              "'set default', 'no action' (got %s)", key, luaL_tolstring(L, -1, NULL));
+    col_error(L, what, col, k, "%s must be one of " LUAMIG_FK_ACTIONS " (got %s)", key,
+              luaL_tolstring(L, -1, NULL));
   lua_pop(L, 1);
   return action;
 }
 
-/* Appends `"a" ("b")` for "a(b)", `"s"."a" ("b")` for "s.a(b)", `"a"` for "a". The
- * string sits at the top with an inner buffer above it. */
-static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int col,
-                          lua_Integer k, const char *ref) {
-  const char *whole = ref;
-  const char *open = strchr(ref, '(');
-  const char *end = open ? open : ref + strlen(ref);
-  while (end > ref && luamig_is_space(end[-1])) end--;
-  while (ref < end && luamig_is_space(*ref)) ref++;
-  const char *dot = memchr(ref, '.', (size_t)(end - ref));
-  if (dot != NULL) {
-    luamig_add_ident(L, b, what, "referenced schema", ref, (size_t)(dot - ref));
+/* Appends `"s"."t" ("c")` for the reference read by luamig_push_reference, its
+ * schema, table and columns at stack slots at, at + 1, at + 2. */
+static void add_reference(lua_State *L, luaL_Buffer *b, const char *what, int at) {
+  size_t len;
+  const char *s;
+  if (!lua_isnil(L, at)) {
+    s = lua_tolstring(L, at, &len);
+    luamig_add_ident(L, b, what, "referenced schema", s, len);
     luaL_addchar(b, '.');
-    ref = dot + 1;
   }
-  luamig_add_ident(L, b, what, "referenced table", ref, (size_t)(end - ref));
-  if (open == NULL) return;
-  const char *close = strrchr(open, ')');
-  if (close == NULL || close[1 + strspn(close + 1, " \t\r\n")] != '\0')
-    col_error(L, what, col, k, "references must look like \"table(column)\" or "
-              "\"schema.table(column)\" (got \"%s\")", whole);
-  const char *c = open + 1;
-  while (c < close && luamig_is_space(*c)) c++;
-  const char *ce = close;
-  while (ce > c && luamig_is_space(ce[-1])) ce--;
+  s = lua_tolstring(L, at + 1, &len);
+  luamig_add_ident(L, b, what, "referenced table", s, len);
+  if (lua_isnil(L, at + 2)) return;
   luaL_addstring(b, " (");
-  luamig_add_ident(L, b, what, "referenced column", c, (size_t)(ce - c));
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, at + 2); i++) {
+    if (i > 1) luaL_addstring(b, ", ");
+    lua_rawgeti(L, at + 2, i);
+    luamig_add_top_ident(L, b, what, "referenced column");
+  }
   luaL_addchar(b, ')');
 }
 
@@ -237,26 +227,29 @@ static void add_column_def(lua_State *L, luaL_Buffer *b, const char *what, int c
   size_t rlen;
   const char *ref = lua_tolstring(L, -1, &rlen);
   if (strlen(ref) < rlen) col_error(L, what, col, k, "references contains a NUL byte");
+  int top = lua_gettop(L);
+  const char *why = luamig_push_reference(L, ref);
+  if (why) col_error(L, what, col, k, "references %s (got \"%s\")", why, ref);
   luaL_Buffer r;
   luaL_buffinit(L, &r);
   luaL_addstring(&r, " REFERENCES ");
-  add_reference(L, &r, what, col, k, ref);
+  add_reference(L, &r, what, top + 1);
   if (on_delete) { luaL_addstring(&r, " ON DELETE "); luaL_addstring(&r, on_delete); }
   if (on_update) { luaL_addstring(&r, " ON UPDATE "); luaL_addstring(&r, on_update); }
   luaL_pushresult(&r);
-  lua_remove(L, -2);
+  lua_replace(L, top);
+  lua_settop(L, top);
   luaL_addvalue(b);
 }
 
 /* ---- tables ---- */
 
-/* op.create_table(name, columns [, {schema=, comment=, if_not_exists=}]) */
-void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "comment", "if_not_exists", NULL };
-  int name = arg, cols = arg + 1, opts = arg + 2;
-  luamig_arg_ident(L, what, name, "table name");
+/* op.create_table(name, columns [, {comment=, if_not_exists=, schema=}]) */
+void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  const char *what = op->what;
+  int name = luamig_arg(L, op, "name"), cols = luamig_arg(L, op, "columns");
+  int opts = luamig_arg(L, op, "options");
   lua_Integer n = luamig_check_array(L, what, cols, "columns");
-  luamig_check_opts(L, what, opts, allowed);
   int if_not_exists = luamig_opt_bool(L, what, opts, "if_not_exists");
   int npk = 0;
   for (lua_Integer i = 1; i <= n; i++) {
@@ -320,100 +313,90 @@ void luamig_sql_create_table(lua_State *L, luaL_Buffer *b, const char *what, int
   }
 }
 
-/* op.drop_table(name [, {schema=, if_exists=, cascade=}]) */
-void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  luamig_add_drop(L, b, what, arg, "TABLE", "table name", true);
+/* op.drop_table(name [, {if_exists=, cascade=, schema=}]) */
+void luamig_sql_drop_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  luamig_add_drop(L, b, op, "TABLE");
 }
 
-/* op.rename_table(old, new [, {schema=}]) */
-void luamig_sql_rename_table(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  luamig_arg_ident(L, what, arg, "table name");
-  const char *to = luamig_arg_ident(L, what, arg + 1, "new table name");
-  luamig_check_opts(L, what, arg + 2, schema_opt);
+/* op.rename_table(old_name, new_name [, {schema=}]) */
+void luamig_sql_rename_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  const char *to = lua_tostring(L, luamig_arg(L, op, "new_name"));
   luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 2, "table name");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, "old_name"), luamig_arg(L, op, "options"),
+                      "table name");
   luaL_addstring(b, " RENAME TO ");
-  luamig_add_ident(L, b, what, "new table name", to, strlen(to));
+  luamig_add_ident(L, b, op->what, "new table name", to, strlen(to));
+}
+
+/* COMMENT ON TABLE <table> (the op's table and schema). */
+static void add_comment_on_table(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  luaL_addstring(b, "COMMENT ON TABLE ");
+  luamig_add_relation(L, b, op->what, luamig_arg(L, op, "table"), luamig_arg(L, op, "options"),
+                      "table name");
 }
 
 /* op.create_table_comment(table, comment [, {schema=}]) */
-void luamig_sql_create_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  luamig_arg_ident(L, what, arg, "table name");
-  if (lua_type(L, arg + 1) != LUA_TSTRING)
-    luamig_op_error(L, what, "comment must be a string (got %s)", luaL_typename(L, arg + 1));
-  luamig_check_opts(L, what, arg + 2, schema_opt);
-  luaL_addstring(b, "COMMENT ON TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 2, "table name");
-  lua_pushvalue(L, arg + 1);
-  add_top_comment(L, b, what);
+void luamig_sql_create_table_comment(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_comment_on_table(L, b, op);
+  lua_pushvalue(L, luamig_arg(L, op, "comment"));
+  add_top_comment(L, b, op->what);
 }
 
 /* op.drop_table_comment(table [, {schema=}]) */
-void luamig_sql_drop_table_comment(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  luamig_arg_ident(L, what, arg, "table name");
-  luamig_check_opts(L, what, arg + 1, schema_opt);
-  luaL_addstring(b, "COMMENT ON TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 1, "table name");
+void luamig_sql_drop_table_comment(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  add_comment_on_table(L, b, op);
   luaL_addstring(b, " IS NULL");
 }
 
 /* ---- columns ---- */
 
-/* op.add_column(table, column [, {schema=, if_not_exists=}]) */
-void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_not_exists", NULL };
-  luamig_arg_ident(L, what, arg, "table name");
-  if (!lua_istable(L, arg + 1))
-    luamig_op_error(L, what, "column must be a table such as { \"name\", \"text\" } (got %s)",
-                    luaL_typename(L, arg + 1));
-  luamig_check_opts(L, what, arg + 2, allowed);
-  int if_not_exists = luamig_opt_bool(L, what, arg + 2, "if_not_exists");
+/* op.add_column(table, column [, {if_not_exists=, schema=}]) */
+void luamig_sql_add_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  const char *what = op->what;
+  int table = luamig_arg(L, op, "table"), column = luamig_arg(L, op, "column");
+  int opts = luamig_arg(L, op, "options");
+  int if_not_exists = luamig_opt_bool(L, what, opts, "if_not_exists");
   luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 2, "table name");
+  luamig_add_relation(L, b, what, table, opts, "table name");
   luaL_addstring(b, if_not_exists == 1 ? " ADD COLUMN IF NOT EXISTS " : " ADD COLUMN ");
-  add_column_def(L, b, what, arg + 1, 0, true);
-  lua_pushvalue(L, arg + 1);
-  add_column_comment(L, b, what, arg, arg + 2);
+  add_column_def(L, b, what, column, 0, true);
+  lua_pushvalue(L, column);
+  add_column_comment(L, b, what, table, opts);
 }
 
-/* op.drop_column(table, name [, {schema=, if_exists=, cascade=}]) */
-void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = { "schema", "if_exists", "cascade", NULL };
-  luamig_arg_ident(L, what, arg, "table name");
-  const char *col = luamig_arg_ident(L, what, arg + 1, "column name");
-  luamig_check_opts(L, what, arg + 2, allowed);
-  int if_exists = luamig_opt_bool(L, what, arg + 2, "if_exists");
-  int cascade = luamig_opt_bool(L, what, arg + 2, "cascade");
+/* op.drop_column(table, column [, {if_exists=, cascade=, schema=}]) */
+void luamig_sql_drop_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  const char *what = op->what;
+  int opts = luamig_arg(L, op, "options");
+  const char *col = lua_tostring(L, luamig_arg(L, op, "column"));
+  int if_exists = luamig_opt_bool(L, what, opts, "if_exists");
+  int cascade = luamig_opt_bool(L, what, opts, "cascade");
   luaL_addstring(b, "ALTER TABLE ");
-  luamig_add_relation(L, b, what, arg, arg + 2, "table name");
+  luamig_add_relation(L, b, what, luamig_arg(L, op, "table"), opts, "table name");
   luaL_addstring(b, if_exists == 1 ? " DROP COLUMN IF EXISTS " : " DROP COLUMN ");
   luamig_add_ident(L, b, what, "column name", col, strlen(col));
   if (cascade == 1) luaL_addstring(b, " CASCADE");
 }
 
-/* op.alter_column(table, column, {type=, using=, nullable=, server_default=,
- * new_name=, comment=, schema=}): one ALTER TABLE for the type, nullability and
- * default (one table rewrite at most), then the comment, then the rename. */
-void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int arg) {
-  static const char *const allowed[] = {
-    "schema", "type", "using", "nullable", "server_default", "new_name", "comment", NULL
-  };
-  int table = arg, column = arg + 1, opts = arg + 2;
-  luamig_arg_ident(L, what, table, "table name");
-  const char *col = luamig_arg_ident(L, what, column, "column name");
-  if (!lua_istable(L, opts))
-    luamig_op_error(L, what, "options must be a table such as { nullable = false } (got %s)",
-                    luaL_typename(L, opts));
-  luamig_check_opts(L, what, opts, allowed);
-  int nullable = luamig_opt_bool(L, what, opts, "nullable");
-  bool has_type = luamig_push_opt_string(L, what, opts, "type", "a string such as \"bigint\"");
-  if (has_type && lua_rawlen(L, -1) == 0) luamig_op_error(L, what, "type is empty");
-  if (has_type && !type_ok(lua_tostring(L, -1)))
+/* What an op.alter_column call changes, read and checked from its options. */
+typedef struct alter {
+  int nullable;                      /* -1: unchanged */
+  bool has_type, has_using, has_comment, has_rename;
+  bool drop_first;                   /* DROP DEFAULT before the type changes */
+  bool set_default;
+  int nactions;                      /* of the one ALTER TABLE */
+} alter;
+
+static void read_alter(lua_State *L, const char *what, int opts, alter *a) {
+  a->nullable = luamig_opt_bool(L, what, opts, "nullable");
+  a->has_type = luamig_push_opt_string(L, what, opts, "type", "a string such as \"bigint\"");
+  if (a->has_type && lua_rawlen(L, -1) == 0) luamig_op_error(L, what, "type is empty");
+  if (a->has_type && !type_ok(lua_tostring(L, -1)))
     luamig_op_error(L, what, "type \"%s\" contains ';' or a comment", lua_tostring(L, -1));
-  if (has_type) lua_pop(L, 1);
-  bool has_using = luamig_push_opt_string(L, what, opts, "using", "a SQL expression string");
-  if (has_using && !has_type) luamig_op_error(L, what, "using needs type");
-  if (has_using) lua_pop(L, 1);
+  if (a->has_type) lua_pop(L, 1);
+  a->has_using = luamig_push_opt_string(L, what, opts, "using", "a SQL expression string");
+  if (a->has_using && !a->has_type) luamig_op_error(L, what, "using needs type");
+  if (a->has_using) lua_pop(L, 1);
   int dtype = luamig_push_opt(L, opts, "server_default");
   bool drop_default = dtype == LUA_TBOOLEAN && !lua_toboolean(L, -1);
   if (dtype != LUA_TNIL && !drop_default && (dtype == LUA_TBOOLEAN || !top_expr(L)))
@@ -421,26 +404,31 @@ void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int
                     "or false to drop the default (got %s; for a boolean default write \"%s\")",
                     luaL_typename(L, -1), lua_toboolean(L, -1) ? "true" : "false");
   lua_pop(L, 1);
-  bool has_comment = luamig_push_opt(L, opts, "comment") != LUA_TNIL;
+  a->has_comment = luamig_push_opt(L, opts, "comment") != LUA_TNIL;
   lua_pop(L, 1);
-  bool has_rename = luamig_push_opt_string(L, what, opts, "new_name", "a string");
-  if (has_rename) lua_pop(L, 1);
-  if (!has_type && nullable < 0 && dtype == LUA_TNIL && !has_comment && !has_rename)
+  a->has_rename = luamig_push_opt_string(L, what, opts, "new_name", "a string");
+  if (a->has_rename) lua_pop(L, 1);
+  if (!a->has_type && a->nullable < 0 && dtype == LUA_TNIL && !a->has_comment && !a->has_rename)
     luamig_op_error(L, what, "nothing to alter: give type, nullable, server_default, "
                     "new_name or comment");
-
   /* a new type with a new default: the old default goes first, or the server
    * would try to cast it to the new type */
-  bool drop_first = drop_default || (has_type && dtype != LUA_TNIL);
-  bool set_default = dtype != LUA_TNIL && !drop_default;
-  int nactions = drop_first + has_type + (nullable >= 0) + set_default;
-  if (nactions > 0) {
+  a->drop_first = drop_default || (a->has_type && dtype != LUA_TNIL);
+  a->set_default = dtype != LUA_TNIL && !drop_default;
+  a->nactions = a->drop_first + a->has_type + (a->nullable >= 0) + a->set_default;
+}
+
+/* The one ALTER TABLE of a's type, nullability and default changes, when there are any. */
+static void add_alter_actions(lua_State *L, luaL_Buffer *b, const char *what, int table,
+                              int opts, const char *col, const alter *a) {
+  if (a->nactions > 0) {
     luaL_addstring(b, "ALTER TABLE ");
     luamig_add_relation(L, b, what, table, opts, "table name");
   }
-  const char *sep = nactions > 1 ? INDENT : " ";
+  const char *sep = a->nactions > 1 ? INDENT : " ";
   for (int step = 0; step < 4; step++) {
-    if (!(step == 0 ? drop_first : step == 1 ? has_type : step == 2 ? nullable >= 0 : set_default))
+    if (!(step == 0 ? a->drop_first : step == 1 ? a->has_type : step == 2 ? a->nullable >= 0
+          : a->set_default))
       continue;
     luaL_addstring(b, sep);
     sep = "," INDENT;
@@ -451,20 +439,35 @@ void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int
     } else if (step == 1) {
       luamig_push_opt(L, opts, "type");
       luamig_add_top_text(L, b, what, "type", " TYPE ");
-      if (has_using) {
+      if (a->has_using) {
         luamig_push_opt(L, opts, "using");
         luamig_add_top_text(L, b, what, "using", " USING ");
       }
     } else if (step == 2) {
-      luaL_addstring(b, nullable ? " DROP NOT NULL" : " SET NOT NULL");
+      luaL_addstring(b, a->nullable ? " DROP NOT NULL" : " SET NOT NULL");
     } else {
       luamig_push_opt(L, opts, "server_default");
       top_expr(L);
       luamig_add_top_text(L, b, what, "server_default", " SET DEFAULT ");
     }
   }
-  if (has_comment) {
-    if (nactions > 0) luamig_sql_next(b);
+}
+
+/* op.alter_column(table, column, {type=, using=, nullable=, server_default=,
+ * new_name=, comment=, schema=}): one ALTER TABLE for the type, nullability and
+ * default (one table rewrite at most), then the comment, then the rename. */
+void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const luamig_opcall *op) {
+  const char *what = op->what;
+  int table = luamig_arg(L, op, "table"), opts = luamig_arg(L, op, "options");
+  const char *col = lua_tostring(L, luamig_arg(L, op, "column"));
+  if (!lua_istable(L, opts))
+    luamig_op_error(L, what, "options must be a table such as { nullable = false } (got %s)",
+                    luaL_typename(L, opts));
+  alter a;
+  read_alter(L, what, opts, &a);
+  add_alter_actions(L, b, what, table, opts, col, &a);
+  if (a.has_comment) {
+    if (a.nactions > 0) luamig_sql_next(b);
     luaL_addstring(b, "COMMENT ON COLUMN ");
     luamig_add_relation(L, b, what, table, opts, "table name");
     luaL_addchar(b, '.');
@@ -478,8 +481,8 @@ void luamig_sql_alter_column(lua_State *L, luaL_Buffer *b, const char *what, int
     lua_remove(L, -2);
     luaL_addvalue(b);
   }
-  if (has_rename) {
-    if (nactions > 0 || has_comment) luamig_sql_next(b);
+  if (a.has_rename) {
+    if (a.nactions > 0 || a.has_comment) luamig_sql_next(b);
     luaL_addstring(b, "ALTER TABLE ");
     luamig_add_relation(L, b, what, table, opts, "table name");
     luaL_addstring(b, " RENAME COLUMN ");

@@ -8,6 +8,9 @@
 --         uniques/checks/fks/indexes = { [name] = ... } }
 --   C = { name, type, nullable, default, autoinc, sequence, identity, generated, comment }
 -- where key is "schema.name" and every text is as PostgreSQL prints it.
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
+
 local I = {}
 
 -- {a,"b c"} (PostgreSQL's array output) -> { "a", "b c" }
@@ -41,24 +44,17 @@ end
 function I.index_elements(def, method)
   local open = def:find(" USING " .. method .. " (", 1, true)
   if not open then return {} end
-  local i = open + #(" USING " .. method .. " (")
-  local out, depth, start, quote = {}, 0, i, nil
-  while i <= #def do
-    local ch = def:sub(i, i)
-    if quote then
-      if ch == quote then quote = nil end
-    elseif ch == "'" or ch == '"' then
-      quote = ch
-    elseif ch == "(" then
-      depth = depth + 1
-    elseif ch == ")" and depth > 0 then
-      depth = depth - 1
-    elseif ch == "," and depth == 0 or ch == ")" then
-      out[#out + 1] = def:sub(start, i - 1):match("^%s*(.-)%s*$")
-      if ch == ")" then break end
-      start = i + 1
+  local start = open + #(" USING " .. method .. " (")
+  local out, depth, first, last = {}, 0, nil, nil
+  for _, t in ipairs(S.tokens(def:sub(start))) do
+    if (t.k == "," or t.k == ")") and depth == 0 then
+      out[#out + 1] = first and def:sub(start + first - 1, start + last - 1) or ""
+      if t.k == ")" then break end
+      first = nil
+    else
+      if t.k == "(" then depth = depth + 1 elseif t.k == ")" then depth = depth - 1 end
+      first, last = first or t.s, t.e
     end
-    i = i + 1
   end
   return out
 end
@@ -163,18 +159,27 @@ WHERE n.nspname = ANY ($1::text[])
 ORDER BY n.nspname, t.typname, e.enumsortorder]],
 }
 
-local FK_ACTIONS = { a = "no action", r = "restrict", c = "cascade", n = "set null", d = "set default" }
 
--- opts.schemas: the schemas the models name (the current schema is always added);
--- opts.ignore: { [schema .. "." .. table] = true } (the version and log tables),
--- where a nil schema part means the current schema.
-function I.read(conn, opts)
-  local q = I.queries
+-- The ordering of an index key by its pg_index.indoption bits (1: DESC, 2: NULLS
+-- FIRST), as pg_get_indexdef writes it after the key.
+local function ordering(o)
+  if o & 1 ~= 0 then return o & 2 ~= 0 and " DESC" or " DESC NULLS LAST" end
+  return o & 2 ~= 0 and " NULLS FIRST" or ""
+end
+
+-- attribute numbers ("{1,2}") -> names, from the columns read
+local function column_names(nums, t)
+  local out = {}
+  for num in nums:gmatch("%d+") do out[#out + 1] = t.by_num[tonumber(num)] end
+  return out
+end
+
+-- The database's current schema and the schemas asked for that exist, into db;
+-- returns them as the text[] parameter of the other queries.
+local function read_schemas(conn, db, schemas)
   local wanted = {}
-  for _, s in ipairs(opts.schemas or {}) do wanted[#wanted + 1] = s end
-  local rows = conn:query(q.schemas, I.array_literal(wanted))
-  local db = { schemas = {}, tables = {}, enums = {} }
-  for _, r in ipairs(rows) do
+  for _, s in ipairs(schemas or {}) do wanted[#wanted + 1] = s end
+  for _, r in ipairs(conn:query(I.queries.schemas, I.array_literal(wanted))) do
     if r.current_schema then db.current_schema = r.current_schema end
     if r.name then db.schemas[r.name] = true end
   end
@@ -186,15 +191,14 @@ function I.read(conn, opts)
   local list = {}
   for s in pairs(db.schemas) do list[#list + 1] = s end
   table.sort(list)
-  local arg = I.array_literal(list)
+  return I.array_literal(list)
+end
 
-  local ignore = {}
-  for k in pairs(opts.ignore or {}) do
-    ignore[k:sub(1, 1) == "." and (db.current_schema .. k) or k] = true
-  end
-
-  local by_oid, all_by_oid = {}, {}    -- all_by_oid: the ignored tables too
-  for _, r in ipairs(conn:query(q.tables, arg)) do
+-- The tables, into db.tables but those in ignore; returns them by oid, and all of
+-- them by oid (the ignored ones too: a foreign key may reference one).
+local function read_tables(conn, db, arg, ignore)
+  local by_oid, all_by_oid = {}, {}
+  for _, r in ipairs(conn:query(I.queries.tables, arg)) do
     local key = r.schema .. "." .. r.name
     local t = { schema = r.schema, name = r.name, key = key, comment = r.comment,
                 columns = {}, col = {}, uniques = {}, checks = {}, fks = {}, indexes = {},
@@ -205,8 +209,11 @@ function I.read(conn, opts)
       by_oid[r.oid] = t
     end
   end
+  return by_oid, all_by_oid
+end
 
-  for _, r in ipairs(conn:query(q.columns, arg)) do
+local function read_columns(conn, arg, all_by_oid)
+  for _, r in ipairs(conn:query(I.queries.columns, arg)) do
     local t = all_by_oid[r.oid]
     if t then
       local c = { name = r.name, type = r.type, nullable = not r.notnull, comment = r.comment,
@@ -225,14 +232,10 @@ function I.read(conn, opts)
       t.by_num[r.num] = r.name
     end
   end
+end
 
-  -- attribute numbers ("{1,2}") -> names, from the columns read above
-  local function column_names(nums, t)
-    local out = {}
-    for num in nums:gmatch("%d+") do out[#out + 1] = t.by_num[tonumber(num)] end
-    return out
-  end
-  for _, r in ipairs(conn:query(q.constraints, arg)) do
+local function read_constraints(conn, arg, by_oid, all_by_oid)
+  for _, r in ipairs(conn:query(I.queries.constraints, arg)) do
     local t = by_oid[r.oid]
     if t then
       local cols = column_names(r.columns, t)
@@ -248,40 +251,45 @@ function I.read(conn, opts)
           or column_names(r.ref_nums, rt or { by_num = {} })
         t.fks[r.name] = { name = r.name, columns = cols, ref_schema = r.ref_schema,
                           ref_table = r.ref_table, ref_columns = ref_cols,
-                          on_delete = FK_ACTIONS[r.on_delete], on_update = FK_ACTIONS[r.on_update] }
+                          on_delete = types.FK_CODES[r.on_delete], on_update = types.FK_CODES[r.on_update] }
       end
     end
   end
+end
 
-  for _, r in ipairs(conn:query(q.indexes, arg)) do
+-- The key columns of the index row r of table t, each as PostgreSQL prints it.
+local function index_columns(t, r)
+  local keys, opts_list, cols = {}, {}, {}
+  for k in r.keys:gmatch("%d+") do keys[#keys + 1] = tonumber(k) end
+  for o in r.options:gmatch("%d+") do opts_list[#opts_list + 1] = tonumber(o) end
+  local elems = r.def and I.index_elements(r.def, r.method)
+  local exprs = { r.expr1, r.expr2 }
+  for k = 1, r.nkeys do
+    local name = t.by_num[keys[k]]
+    local order = ordering(opts_list[k] or 0)
+    if elems then
+      cols[k] = elems[k]             -- as PostgreSQL prints it, ordering included
+    elseif keys[k] == 0 or not name then
+      cols[k] = table.remove(exprs, 1) .. order
+    else
+      cols[k] = S.ident(name) .. order
+    end
+  end
+  return cols
+end
+
+local function read_indexes(conn, arg, by_oid)
+  for _, r in ipairs(conn:query(I.queries.indexes, arg)) do
     local t = by_oid[r.oid]
     if t then
-      local keys, opts_list, cols = {}, {}, {}
-      for k in r.keys:gmatch("%d+") do keys[#keys + 1] = tonumber(k) end
-      for o in r.options:gmatch("%d+") do opts_list[#opts_list + 1] = tonumber(o) end
-      local elems = r.def and I.index_elements(r.def, r.method)
-      local exprs = { r.expr1, r.expr2 }
-      for k = 1, r.nkeys do
-        local name = t.by_num[keys[k]]
-        local o = opts_list[k] or 0
-        local desc, nulls_first = o & 1 ~= 0, o & 2 ~= 0
-        local order = desc and (nulls_first and " DESC" or " DESC NULLS LAST")
-          or (nulls_first and " NULLS FIRST" or "")
-        if elems then
-          cols[k] = elems[k]         -- as PostgreSQL prints it, ordering included
-        elseif keys[k] == 0 or not name then
-          cols[k] = table.remove(exprs, 1) .. order
-        else
-          cols[k] = (name:match("^[a-z_][a-z0-9_$]*$") and name or ('"' .. name:gsub('"', '""') .. '"'))
-            .. order
-        end
-      end
-      t.indexes[r.name] = { name = r.name, columns = cols, unique = r.is_unique, where = r.predicate,
-                            using = r.method, def = r.def, custom = r.custom }
+      t.indexes[r.name] = { name = r.name, columns = index_columns(t, r), unique = r.is_unique,
+                            where = r.predicate, using = r.method, def = r.def, custom = r.custom }
     end
   end
+end
 
-  for _, r in ipairs(conn:query(q.enums, arg)) do
+local function read_enums(conn, arg, db)
+  for _, r in ipairs(conn:query(I.queries.enums, arg)) do
     local key = r.schema .. "." .. r.name
     local e = db.enums[key]
     if not e then
@@ -290,6 +298,23 @@ function I.read(conn, opts)
     end
     e.values[#e.values + 1] = r.label
   end
+end
+
+-- opts.schemas: the schemas the models name (the current schema is always added);
+-- opts.ignore: { [schema .. "." .. table] = true } (the version and log tables),
+-- where a nil schema part means the current schema.
+function I.read(conn, opts)
+  local db = { schemas = {}, tables = {}, enums = {} }
+  local arg = read_schemas(conn, db, opts.schemas)
+  local ignore = {}
+  for k in pairs(opts.ignore or {}) do
+    ignore[k:sub(1, 1) == "." and (db.current_schema .. k) or k] = true
+  end
+  local by_oid, all_by_oid = read_tables(conn, db, arg, ignore)
+  read_columns(conn, arg, all_by_oid)
+  read_constraints(conn, arg, by_oid, all_by_oid)
+  read_indexes(conn, arg, by_oid)
+  read_enums(conn, arg, db)
   return db
 end
 
@@ -324,7 +349,7 @@ WHERE ic.relnamespace = pg_my_temp_schema() AND ic.relname LIKE 'luamig\_probe\_
 function I.canonical(conn, cur, suspects)
   local R = require "luamig.render"
   local ctx = { cur = cur }
-  local ident, literal = R.ident, R.literal
+  local ident, literal = S.ident, S.literal
   local stmts, probes, nprobe, nindex, back = {}, {}, 0, 0, {}
   for _, sp in ipairs(suspects) do
     local t = sp.table
@@ -372,12 +397,7 @@ function I.canonical(conn, cur, suspects)
       elseif to then
         local cols, opts = I.parse_array(r.columns), {}
         for o in r.options:gmatch("%d+") do opts[#opts + 1] = tonumber(o) end
-        for k, col in ipairs(cols) do
-          local o = opts[k] or 0
-          if o & 1 ~= 0 then col = col .. ((o & 2 ~= 0) and " DESC" or " DESC NULLS LAST")
-          elseif o & 2 ~= 0 then col = col .. " NULLS FIRST" end
-          cols[k] = col
-        end
+        for k, col in ipairs(cols) do cols[k] = col .. ordering(opts[k] or 0) end
         canonical[to.key] = { columns = cols, unique = to.ix.unique, where = r.expr,
                               using = to.ix.using or "btree" }
       end

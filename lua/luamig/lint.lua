@@ -13,6 +13,7 @@ local actions = require "luamig.lint_actions"
 local rules = require "luamig.lint_rules"
 local inverse = require "luamig.lint_inverse"
 local style = require "luamig.lint_style"
+local specs = require "luamig.opspec"
 
 local lint = { rules = {} }
 for _, texts in ipairs { rules.texts, style.texts } do
@@ -20,16 +21,6 @@ for _, texts in ipairs { rules.texts, style.texts } do
 end
 
 -- ---- recording a revision's upgrade() or downgrade() ----
-
--- The names of the live op table, so a call no op answers fails here as it would
--- when run (nil, any name, when luamig.core is not at hand).
-local function op_names()
-  local ok, core = pcall(require, "luamig.core")
-  if not ok or type(core) ~= "table" or not core.ops then return nil end
-  local names = {}
-  for k in pairs(core.ops(core.new_context())) do names[k] = true end
-  return names
-end
 
 -- Runs env[fname] with a recording op; returns { actions, safes, trailing (the
 -- op.safe calls no op call followed), error, line (where fname is defined) }.
@@ -122,7 +113,7 @@ end
 -- recipe, allowed, reason, via, note }.
 function lint.analyze(revisions, opts)
   opts = opts or {}
-  local known = op_names()
+  local known = specs.by_name          -- a call no op answers fails here as it would when run
   local schema = rules.new_schema()
   local findings = {}
   for _, rev in ipairs(revisions) do

@@ -4,6 +4,7 @@
 -- concurrently = }, ...; the SQL of op.execute goes through luamig.lint_sql,
 -- which makes the same actions of statements.
 local sql = require "luamig.lint_sql"
+local specs = require "luamig.opspec"
 
 local M = { key = sql.key, actions = sql.actions }
 
@@ -17,11 +18,6 @@ local function items(t)
     for i = 1, rawlen(t) do out[i] = rawget(t, i) end
   end
   return out
-end
-
-local function opts_at(args, i)
-  local o = args[i]
-  return type(o) == "table" and o or {}
 end
 
 -- A column table { "name", "type", nullable =, default =, ... } as an add_column action.
@@ -38,59 +34,51 @@ local function column_action(table_key, c)
   return def
 end
 
-local function sql_actions(args)
-  if type(args[1]) ~= "string" then return { { kind = "other", ddl = true } } end
-  return sql.actions(args[1])
-end
-
-local from_op = {}
+-- What each lint kind (a registry row's `lint`: "kind" or "kind word") makes of a
+-- call: a holds the call's arguments by name, o its options, k(name) the key of a
+-- relation the op names (schema-qualified when the op's options qualify it), word
+-- the kind's word ("primary" of "add_constraint primary").
+local kinds = {}
 local key = sql.key
 
-function from_op.create_table(a)
-  local o = opts_at(a, 3)
-  local t = key(o.schema, a[1])
+function kinds.create_table(a, o, k)
+  local t = k(a.name)
   local cols, keys = {}, {}
-  for _, c in ipairs(items(a[2])) do
+  for _, c in ipairs(items(a.columns)) do
     if type(c) == "table" and rawget(c, 1) ~= nil then
       local col = column_action(t, c)
       cols[#cols + 1] = { name = col.column, def = col }
     elseif type(c) == "table" then      -- a constraint: { primary_key = { ... } }, { foreign_key = ... }
-      for _, k in ipairs { "primary_key", "foreign_key" } do
-        for _, name in ipairs(items(rawget(c, k))) do keys[name] = true end
+      for _, kk in ipairs { "primary_key", "foreign_key" } do
+        for _, name in ipairs(items(rawget(c, kk))) do keys[name] = true end
       end
     end
   end
   return { { kind = "create_table", table = t, columns = cols, keys = keys,
              if_not_exists = o.if_not_exists == true } }
 end
-function from_op.drop_table(a)
-  return { { kind = "drop_table", table = key(opts_at(a, 2).schema, a[1]) } }
+function kinds.drop_table(a, _, k) return { { kind = "drop_table", table = k(a.name) } } end
+function kinds.rename_table(a, _, k)
+  return { { kind = "rename_table", table = k(a.old_name), to = k(a.new_name) } }
 end
-function from_op.rename_table(a)
-  local s = opts_at(a, 3).schema
-  return { { kind = "rename_table", table = key(s, a[1]), to = key(s, a[2]) } }
+function kinds.add_column(a, _, k)
+  return { column_action(k(a.table), type(a.column) == "table" and a.column or {}) }
 end
-function from_op.add_column(a)
-  return { column_action(key(opts_at(a, 3).schema, a[1]), opts_at(a, 2)) }
+function kinds.drop_column(a, _, k)
+  return { { kind = "drop_column", table = k(a.table), column = a.column } }
 end
-function from_op.drop_column(a)
-  return { { kind = "drop_column", table = key(opts_at(a, 3).schema, a[1]), column = a[2] } }
-end
-function from_op.create_index(a)
-  local o = opts_at(a, 4)
+function kinds.create_index(a, o, k)
   local cols = {}
-  for _, c in ipairs(items(a[3])) do cols[#cols + 1] = c end
-  return { { kind = "create_index", name = key(o.schema, a[1]), table = key(o.schema, a[2]),
-             columns = cols, unique = o.unique, if_not_exists = o.if_not_exists == true,
+  for _, c in ipairs(items(a.columns)) do cols[#cols + 1] = c end
+  return { { kind = "create_index", name = k(a.name), table = k(a.table), columns = cols,
+             unique = o.unique, if_not_exists = o.if_not_exists == true,
              concurrently = o.concurrently == true } }
 end
-function from_op.drop_index(a)
-  local o = opts_at(a, 2)
-  return { { kind = "drop_index", name = key(o.schema, a[1]), concurrently = o.concurrently == true } }
+function kinds.drop_index(a, o, k)
+  return { { kind = "drop_index", name = k(a.name), concurrently = o.concurrently == true } }
 end
-function from_op.alter_column(a)
-  local o = opts_at(a, 3)
-  local t, c, out = key(o.schema, a[1]), a[2], {}
+function kinds.alter_column(a, o, k)
+  local t, c, out = k(a.table), a.column, {}
   local function add(act) act.table, act.column = t, c; out[#out + 1] = act end
   if o.type ~= nil then     -- existing_type (Alembic's) when the op takes it; else the model's
     add { kind = "alter_type", type = o.type, old_type = o.existing_type, using = o.using }
@@ -103,62 +91,73 @@ function from_op.alter_column(a)
   if o.new_name ~= nil then add { kind = "rename_column", to = o.new_name } end
   return out
 end
--- Constraint ops: (name or nil, table, ...) with the options table last and, but for a
--- check, the columns at cols_index.
-local function constraint(ctype, opts_index, cols_index)
-  return function(a)
-    local o = opts_at(a, opts_index)
-    return { { kind = "add_constraint", ctype = ctype, name = a[1], table = key(o.schema, a[2]),
-               unnamed = a[1] == nil, columns = cols_index and opts_at(a, cols_index) or nil,
-               expr = ctype == "check" and type(a[3]) == "string" and a[3] or nil,
-               not_valid = o.not_valid == true,
-               ref_table = ctype == "foreign" and key(o.referent_schema, a[3]) or nil } }
-  end
+-- The create_*_constraint ops: (name or nil, table or source, ...), ctype the word.
+function kinds.add_constraint(a, o, k, ctype)
+  local cols = a.local_cols or a.columns
+  return { { kind = "add_constraint", ctype = ctype, name = a.name, table = k(a.source or a.table),
+             unnamed = a.name == nil, columns = ctype ~= "check" and (type(cols) == "table" and cols or {}) or nil,
+             expr = ctype == "check" and type(a.condition) == "string" and a.condition or nil,
+             not_valid = o.not_valid == true,
+             ref_table = ctype == "foreign" and key(o.referent_schema, a.referent) or nil } }
 end
-from_op.create_foreign_key = constraint("foreign", 6, 4)
-from_op.create_check_constraint = constraint("check", 4)
-from_op.create_unique_constraint = constraint("unique", 4, 3)
-from_op.create_primary_key = constraint("primary", 4, 3)
-function from_op.drop_constraint(a)
-  return { { kind = "drop_constraint", name = a[1], table = key(opts_at(a, 3).schema, a[2]) } }
+function kinds.drop_constraint(a, _, k)
+  return { { kind = "drop_constraint", name = a.name, table = k(a.table) } }
 end
-function from_op.validate_constraint(a)
-  return { { kind = "validate_constraint", name = a[1], table = key(opts_at(a, 3).schema, a[2]) } }
+function kinds.validate_constraint(a, _, k)
+  return { { kind = "validate_constraint", name = a.name, table = k(a.table) } }
 end
--- Objects outside tables: (name [, ..., opts]) -> { kind, name, if_not_exists }.
-local function object(kind, opts_index, schema_opt)
-  return function(a)
-    local o = opts_at(a, opts_index)
-    return { { kind = kind, name = key(schema_opt and o.schema, a[1]),
-               if_not_exists = o.if_not_exists == true } }
-  end
+-- Objects outside tables, by the kind's word: create type, drop schema, ...
+function kinds.create(a, o, k, object)
+  return { { kind = "create_" .. object, object = object, name = k(a.name),
+             if_not_exists = o.if_not_exists == true } }
 end
-from_op.create_enum = object("create_type", 3, true)
-from_op.drop_enum = object("drop_type", 2, true)
-from_op.create_schema = object("create_schema", 2)
-from_op.drop_schema = object("drop_schema", 2)
-from_op.create_extension = object("create_extension", 2)
-from_op.drop_extension = object("drop_extension", 2)
-function from_op.create_table_comment(a)
-  return { { kind = "create_comment", name = key(opts_at(a, 3).schema, a[1]) } }
+function kinds.drop(a, o, k, object)
+  return { { kind = "drop_" .. object, object = object, name = k(a.name),
+             if_not_exists = o.if_not_exists == true } }
 end
-function from_op.drop_table_comment(a)
-  return { { kind = "drop_comment", name = key(opts_at(a, 2).schema, a[1]) } }
-end
+function kinds.create_comment(a, _, k) return { { kind = "create_comment", name = k(a.table) } } end
+function kinds.drop_comment(a, _, k) return { { kind = "drop_comment", name = k(a.table) } } end
 -- PostgreSQL cannot drop an enum value: nothing for downgrade() to undo.
-function from_op.add_enum_value() return { { kind = "add_enum_value" } } end
-function from_op.bulk_insert() return { { kind = "other", dml = true } } end
-from_op.execute = sql_actions
-from_op.query = sql_actions
+function kinds.add_enum_value() return { { kind = "add_enum_value" } } end
+function kinds.dml() return { { kind = "other", dml = true } } end
+function kinds.sql(a)
+  if type(a.sql) ~= "string" then return { { kind = "other", ddl = true } } end
+  return sql.actions(a.sql)
+end
+function kinds.safe() return {} end    -- the recording op notes op.safe itself
+M.kinds = kinds
 
--- The actions of op.<name>(table.unpack(args)); an op the lint does not know is
--- opaque DDL.
+-- The lint kind of a registry row split into the function and its word.
+function M.kind_of(spec)
+  local name, word = (spec.lint or ""):match("^(%S+)%s*(%S*)$")
+  return kinds[name], word ~= "" and word or nil, name
+end
+
+-- The kind of the action a registry row's calls make ("create_type" for "create
+-- type"), for the pairs of ops that undo each other.
+function M.action_kind(spec)
+  local _, word, name = M.kind_of(spec)
+  if name == "create" or name == "drop" then return name .. "_" .. word end
+  return name
+end
+
+-- The actions of op.<name>(table.unpack(args)). An op the registry does not have is
+-- opaque DDL, and so are arguments the op would refuse; one it has without a lint
+-- kind is an error, never a silent opaque statement.
 function M.from_call(name, args)
-  local f = from_op[name]
-  if not f then return { { kind = "other", ddl = true } } end
-  local ok, acts = pcall(f, args)
+  local spec = specs.by_name[name]
+  if not spec then return { { kind = "other", ddl = true } } end
+  local f, word = M.kind_of(spec)
+  if not f then
+    error(("op.%s has no lint kind the lint knows (%s): see src/ops_registry.c"):format(
+      name, tostring(spec.lint)), 0)
+  end
+  local a, o = specs.bind(spec, args)
+  local q = specs.qualifier(spec)
+  local function k(n) return key(q and o[q], n) end
+  local ok, acts = pcall(f, a, o, k, word)
   if not ok or type(acts) ~= "table" then return { { kind = "other", ddl = true } } end
-  for i, a in ipairs(acts) do acts[i] = sql.complete(a) end
+  for i, act in ipairs(acts) do acts[i] = sql.complete(act) end
   return acts
 end
 

@@ -12,6 +12,8 @@
 -- action of downgrade() on the same keys; a rename of an object that was there
 -- before is undone when downgrade() leaves it with its old name again.
 local rules = require "luamig.lint_rules"
+local specs = require "luamig.opspec"
+local actions = require "luamig.lint_actions"
 
 local inverse = {}
 
@@ -112,9 +114,6 @@ end
 
 -- ---- signatures ----
 
-local NAMED = { create_index = true, drop_index = true, create_type = true, drop_type = true,
-  create_schema = true, drop_schema = true, create_extension = true, drop_extension = true }
-
 local function sig(a)
   local k = a.kind
   if a.noop then return nil end
@@ -122,7 +121,7 @@ local function sig(a)
       or k == "create_index" or k == "drop_index" then
     return a.obj and k .. " " .. key(a.obj)
   end
-  if NAMED[k] then return a.name and k .. " " .. a.name end
+  if a.object then return a.name and k .. " " .. a.name end      -- a schema, an extension, ...
   if k == "create_comment" or k == "drop_comment" then return k .. " " .. key(a.tobj) end
   if k == "add_column" or k == "drop_column" or k == "set_not_null" or k == "drop_not_null" then
     return k .. " " .. key(a.tobj) .. "." .. key(a.cobj)
@@ -136,12 +135,16 @@ local function sig(a)
   end
 end
 
-local OPPOSITE = { create_table = "drop_table", drop_table = "create_table", add_column = "drop_column",
-  drop_column = "add_column", create_index = "drop_index", drop_index = "create_index",
-  set_not_null = "drop_not_null", drop_not_null = "set_not_null", add_constraint = "drop_constraint",
-  drop_constraint = "add_constraint", create_type = "drop_type", drop_type = "create_type",
-  create_schema = "drop_schema", drop_schema = "create_schema", create_extension = "drop_extension",
-  drop_extension = "create_extension", create_comment = "drop_comment", drop_comment = "create_comment" }
+-- The actions that undo each other: those of each op and its registry inverse (both
+-- ways), and the two NOT NULL changes, which op.alter_column and SQL make.
+local OPPOSITE = { set_not_null = "drop_not_null", drop_not_null = "set_not_null" }
+for _, spec in ipairs(specs.list) do
+  local back = spec.inverse and specs.by_name[spec.inverse]
+  if back and back ~= spec then
+    local k, inv = actions.action_kind(spec), actions.action_kind(back)
+    OPPOSITE[k], OPPOSITE[inv] = inv, k
+  end
+end
 
 local function inverse_sig(a)
   if OPPOSITE[a.kind] then
@@ -172,7 +175,9 @@ local function describe(a)
   if a.unnamed and a.name then what = what .. " (named by PostgreSQL)" end
   if a.to then what = what .. " to " .. q(a.to) end
   if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end
-  return (DESCRIBE[a.kind] or a.kind):format(what)
+  local verb = a.object and a.kind:match("^(%a+)_")          -- "creates sequence %s"
+  local text = DESCRIBE[a.kind] or verb and (verb .. "s " .. a.object .. " %s") or a.kind
+  return text:format(what)
 end
 
 -- ---- the check ----

@@ -4,6 +4,8 @@
 -- constraints); and the checks run on each action of a linted revision. The
 -- comparison of downgrade() with upgrade() is luamig.lint_inverse.
 local schema_names = require "luamig.schema"
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
 
 local rules = {}
 
@@ -205,32 +207,11 @@ function apply.drop_index(s, a) s.indexes[a.name or ""] = nil end
 
 -- ---- types ----
 
-local TYPE_ALIASES = {
-  int = "integer", int4 = "integer", integer = "integer", int8 = "bigint", int2 = "smallint",
-  ["character varying"] = "varchar", character = "char", bpchar = "char", decimal = "numeric",
-  bool = "boolean", float8 = "double precision", float4 = "real", float = "double precision",
-  ["timestamp without time zone"] = "timestamp", ["timestamp with time zone"] = "timestamptz",
-  ["time without time zone"] = "time", ["time with time zone"] = "timetz",
-  ["bit varying"] = "varbit", serial = "integer", serial4 = "integer", bigserial = "bigint",
-  serial8 = "bigint", smallserial = "smallint", serial2 = "smallint",
-}
-
--- "character varying(20)" -> "varchar", { 20 }, array?
-function rules.parse_type(t)
-  if type(t) ~= "string" then return nil end
-  t = t:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  local array = false
-  while t:sub(-2) == "[]" do array, t = true, t:sub(1, -3):gsub(" $", "") end
-  local base, params = t:match("^(.-)%s*%((.*)%)$")
-  base = base or t
-  local args = {}
-  for n in (params or ""):gmatch("%d+") do args[#args + 1] = tonumber(n) end
-  return TYPE_ALIASES[base] or base, args, array
-end
+-- "character varying(20)" -> "character varying", { 20 }, array? (luamig.types)
+rules.parse_type = types.parse
+local parse_type = types.parse
 
 -- Whether changing a column from old to new leaves the table as it is (PostgreSQL 15).
-local parse_type = rules.parse_type
-
 local function catalog_only(old, new)
   local ob, oa, oarr = parse_type(old)
   local nb, na, narr = parse_type(new)
@@ -240,9 +221,10 @@ local function catalog_only(old, new)
     for i = 1, #oa do same = same and oa[i] == na[i] end
     if same then return true end
   end
-  if ob == "varchar" and nb == "text" then return true end
-  if ob == "text" and nb == "varchar" and #na == 0 then return true end
-  if (ob == "varchar" and nb == "varchar") or (ob == "varbit" and nb == "varbit") then
+  if ob == "character varying" and nb == "text" then return true end
+  if ob == "text" and nb == "character varying" and #na == 0 then return true end
+  if (ob == "character varying" and nb == "character varying")
+      or (ob == "bit varying" and nb == "bit varying") then
     return #na == 0 or (#oa == 1 and na[1] >= oa[1])
   end
   if ob == "numeric" and nb == "numeric" then
@@ -251,23 +233,19 @@ local function catalog_only(old, new)
   return ob == "cidr" and nb == "inet"
 end
 
-local VOLATILE = { "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
-  "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "txid_current",
-  "pg_current_xact_id", "gen_random_bytes", "random_normal" }
+local VOLATILE = {}
+for f in ([[random gen_random_uuid uuid_generate_v1 uuid_generate_v1mc uuid_generate_v4
+  clock_timestamp timeofday nextval txid_current pg_current_xact_id gen_random_bytes
+  random_normal]]):gmatch("%S+") do VOLATILE[f] = true end
 
 -- The volatile function a default calls (nil when it is a constant or stable).
 local function volatile_call(default)
   if type(default) ~= "string" then return nil end
-  local text = default:lower():gsub("'[^']*'", "''")
-  for _, f in ipairs(VOLATILE) do
-    if text:find("%f[%w_]" .. f .. "%s*%(") then return f .. "()" end
+  local toks = S.tokens(default)
+  for i, t in ipairs(toks) do
+    local call = t.k == "word" and VOLATILE[t.v] and toks[i + 1] and toks[i + 1].k == "("
+    if call then return t.v .. "()" end
   end
-end
-
-local function is_serial(t)
-  if type(t) ~= "string" then return false end
-  t = t:lower():gsub("%s", "")
-  return t == "smallserial" or t == "serial" or t == "bigserial" or t:match("^serial[248]$") ~= nil
 end
 
 -- ---- the rules ----
@@ -309,7 +287,7 @@ function check.add_column(s, a, find)
   if a.generated then
     find("table-rewrite", ("adds stored generated column %s to existing table %s: computed for "
       .. "every row"):format(q(a.column), q(a.table)))
-  elseif volatile or is_serial(a.type) or a.identity then
+  elseif volatile or types.serial_base(a.type) or a.identity then
     find("add-column-volatile-default", ("adds column %s to existing table %s with %s"):format(
       q(a.column), q(a.table), volatile and "the volatile default " .. volatile
         or a.identity and "an identity (nextval() for every row)"

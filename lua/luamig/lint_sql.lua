@@ -10,76 +10,7 @@
 -- "other", ddl = true|false }.
 local M = {}
 
-local function lower(s) return s:lower() end
-
--- Tokens: { k = "word"|"ident"|"str"|"num"|"param"|"op", v = value, s = start, e = end }.
--- Bare words are folded to lower case, as PostgreSQL does; quoted identifiers keep theirs.
-local function tokenize(sql)
-  local toks, i, n = {}, 1, #sql
-  local function push(k, v, s, e) toks[#toks + 1] = { k = k, v = v, s = s, e = e } end
-  while i <= n do
-    local c, c2 = sql:sub(i, i), sql:sub(i, i + 1)
-    if c:match("%s") then
-      i = i + 1
-    elseif c2 == "--" then
-      i = (sql:find("\n", i, true) or n) + 1
-    elseif c2 == "/*" then            -- comments nest in PostgreSQL
-      local depth, j = 1, i + 2
-      while j <= n and depth > 0 do
-        local d = sql:sub(j, j + 1)
-        if d == "/*" then depth, j = depth + 1, j + 2
-        elseif d == "*/" then depth, j = depth - 1, j + 2
-        else j = j + 1 end
-      end
-      i = j
-    elseif c == "'" or (c:match("[eE]") and sql:sub(i + 1, i + 1) == "'") then
-      local esc = c ~= "'"
-      local j = esc and i + 2 or i + 1
-      while j <= n do
-        local d = sql:sub(j, j)
-        if esc and d == "\\" then j = j + 2
-        elseif d == "'" and sql:sub(j + 1, j + 1) == "'" then j = j + 2
-        elseif d == "'" then break
-        else j = j + 1 end
-      end
-      push("str", sql:sub(i, j), i, j)
-      i = j + 1
-    elseif c == '"' then
-      local j = i + 1
-      while j <= n do
-        if sql:sub(j, j) == '"' then
-          if sql:sub(j + 1, j + 1) ~= '"' then break end
-          j = j + 1
-        end
-        j = j + 1
-      end
-      push("ident", sql:sub(i + 1, j - 1):gsub('""', '"'), i, j)
-      i = j + 1
-    elseif c == "$" and (sql:match("^%$[%a_][%w_]*%$", i) or c2 == "$$") then
-      local tag = sql:match("^%$[%a_]*[%w_]*%$", i)
-      local close = sql:find(tag, i + #tag, true)
-      local j = close and close + #tag - 1 or n
-      push("str", sql:sub(i, j), i, j)
-      i = j + 1
-    elseif sql:match("^%$%d", i) then
-      local j = select(2, sql:find("^%$%d+", i))
-      push("param", sql:sub(i, j), i, j)
-      i = j + 1
-    elseif c:match("[%a_\128-\255]") then
-      local j = select(2, sql:find("^[%w_$\128-\255]+", i))
-      push("word", lower(sql:sub(i, j)), i, j)
-      i = j + 1
-    elseif c:match("%d") then
-      local j = select(2, sql:find("^[%d%.eE]+", i))
-      push("num", sql:sub(i, j), i, j)
-      i = j + 1
-    else
-      push("op", c, i, i)
-      i = i + 1
-    end
-  end
-  return toks
-end
+local S = require "luamig.sqltext"
 
 -- A cursor over one statement's tokens.
 local Cursor = {}
@@ -537,7 +468,7 @@ end
 -- FUNCTION ... BEGIN ATOMIC ...; ...; END) holds ";": the
 -- statement goes on to its END (CASE ... END inside it counted).
 function M.actions(sql)
-  local toks = tokenize(sql)
+  local toks = S.tokens(sql)
   local out, stmt, atomic = {}, {}, 0
   local function flush()
     if #stmt > 0 then
@@ -554,7 +485,7 @@ function M.actions(sql)
         and stmt[#stmt].v == "begin" then
       atomic = 1
     end
-    if t.k == "op" and t.v == ";" and atomic == 0 then flush() else stmt[#stmt + 1] = t end
+    if t.k == ";" and atomic == 0 then flush() else stmt[#stmt + 1] = t end
   end
   flush()
   return out

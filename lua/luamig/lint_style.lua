@@ -3,6 +3,8 @@
 -- timestamptz over timestamp, text over varchar(n) and char(n). They look at
 -- the types a revision gives columns (create_table, add_column, type changes)
 -- and at the columns it makes keys, whether the table is new or not.
+local types = require "luamig.types"
+
 local style = {}
 
 local NONE = "none: a matter of the schema's future, not of a lock"
@@ -40,38 +42,26 @@ style.texts = {
   },
 }
 
--- The type as written, lower case, one space between words, no array brackets.
-local function norm(t)
-  if type(t) ~= "string" then return nil end
-  t = t:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  while t:sub(-2) == "[]" do t = t:sub(1, -3):gsub(" $", "") end
-  return t
-end
-
-local INT_KEY = { int = true, int4 = true, integer = true, int2 = true, smallint = true,
-  serial = true, serial4 = true, smallserial = true, serial2 = true }
-
-local function is_serial(t) return t:match("^%a*serial%d?$") ~= nil end
+-- The integer types too small for a key (luamig.types' names).
+local INT_KEY = { integer = true, smallint = true }
 
 local function q(s) return '"' .. tostring(s) .. '"' end
 
 -- Findings for column `column` of table `tbl` of type `typ` (key: a key column).
 local function column(tbl, column_name, typ, key, find)
-  local t = norm(typ)
-  if not t then return end
+  local base, args = types.parse(typ)
+  if not base then return end
   local what = ("column %s.%s"):format(q(tbl), q(column_name))
-  if key and INT_KEY[t] then
+  if key and INT_KEY[base] then
     find("prefer-bigint-key", ("%s is a key of type %s: use bigint"):format(what, typ))
   end
-  if is_serial(t) then
+  if types.serial_base(typ) then
     find("prefer-identity", ("%s is %s: use GENERATED ALWAYS AS IDENTITY"):format(what, typ))
   end
-  if t:match("^timestamp ?%(?%d*%)?$") or t:match("^timestamp ?%(?%d*%)? without time zone$") then
+  if base == "timestamp without time zone" then
     find("prefer-timestamptz", ("%s is %s: use timestamptz"):format(what, typ))
   end
-  if t:match("^varchar ?%(") or t:match("^character varying ?%(") or t:match("^char$")
-      or t:match("^char ?%(") or t:match("^character$") or t:match("^character ?%(")
-      or t:match("^bpchar") then
+  if (base == "character varying" and #args > 0) or base == "character" then
     find("prefer-text", ("%s is %s: use text (with a CHECK on length() if the limit matters)")
       :format(what, typ))
   end
@@ -93,7 +83,7 @@ function style.check(a, columns, find)
     local known = columns(a.table)
     for _, c in ipairs(a.columns or {}) do
       local typ = known[c] and known[c].type
-      if INT_KEY[norm(typ) or ""] then
+      if INT_KEY[types.parse(typ) or ""] then
         find("prefer-bigint-key", ("column %s.%s is a key of type %s: use bigint"):format(
           q(a.table), q(c), typ))
       end

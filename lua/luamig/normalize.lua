@@ -8,34 +8,8 @@
 -- PostgreSQL prints (pg_get_expr) always compares equal, whatever the rules below miss.
 local N = {}
 
--- ---- types ----
-
-local TYPE_NAMES = {
-  int = "integer", int4 = "integer", integer = "integer",
-  int2 = "smallint", smallint = "smallint",
-  int8 = "bigint", bigint = "bigint",
-  serial = "integer", serial4 = "integer",
-  bigserial = "bigint", serial8 = "bigint",
-  smallserial = "smallint", serial2 = "smallint",
-  float8 = "double precision", ["double precision"] = "double precision",
-  float4 = "real", real = "real",
-  bool = "boolean", boolean = "boolean",
-  varchar = "character varying", ["char varying"] = "character varying",
-  ["character varying"] = "character varying",
-  char = "character", character = "character", bpchar = "character",
-  decimal = "numeric", numeric = "numeric",
-  timestamptz = "timestamp with time zone",
-  timestamp = "timestamp without time zone",
-  ["timestamp with time zone"] = "timestamp with time zone",
-  ["timestamp without time zone"] = "timestamp without time zone",
-  timetz = "time with time zone", time = "time without time zone",
-  ["time with time zone"] = "time with time zone",
-  ["time without time zone"] = "time without time zone",
-  varbit = "bit varying", ["bit varying"] = "bit varying",
-}
-
-local SERIAL = { serial = "integer", serial4 = "integer", bigserial = "bigint", serial8 = "bigint",
-                 smallserial = "smallint", serial2 = "smallint" }
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
 
 -- The results of N.type and N.expr, by argument: a schema of a thousand tables
 -- repeats a few dozen types and defaults ten thousand times.
@@ -56,112 +30,23 @@ local function memo(fn)
 end
 
 -- The canonical name of a type: format_type()'s spelling, without the default schema.
-local function canonical_type(t, default_schema)
-  local s = t:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  -- lowercase outside quoted names; quotes kept only where they matter
-  local parts, pos = {}, 1
-  for a, q, b in s:gmatch('()"([^"]*)"()') do
-    parts[#parts + 1] = s:sub(pos, a - 1):lower()
-    parts[#parts + 1] = q:match("^[a-z_][a-z0-9_$]*$") and q or ('"' .. q .. '"')
-    pos = b
-  end
-  parts[#parts + 1] = s:sub(pos):lower()
-  s = table.concat(parts)
-  local array = false
-  while true do
-    local base = s:match("^(.-)%s*%[%s*%d*%s*%]$")
-    if not base then base = s:match("^(.-)%s+array$") end
-    if not base then break end
-    s, array = base, true
-  end
-  s = s:gsub("^pg_catalog%.", "")
-  if default_schema then
-    local prefix = default_schema .. "."
-    if s:sub(1, #prefix) == prefix then s = s:sub(#prefix + 1) end
-  end
-  local head, mod, tail = s:match("^(.-)%s*(%b())%s*(.*)$")
-  if head then
-    s = tail ~= "" and (head .. " " .. tail) or head
-    mod = mod:gsub("%s+", "")
-  end
-  if s == "float" or s == "double" then
-    local p = mod and tonumber(mod:match("%d+"))
-    s, mod = (p and p <= 24) and "real" or "double precision", nil
-  end
-  s = TYPE_NAMES[s] or s
-  if (s == "character" or s == "bit") and not mod then mod = "(1)" end
-  if mod then
-    local first, rest = s:match("^(time%a*)( with.*)$")
-    if first then s = first .. mod .. rest else s = s .. mod end
-  end
-  return array and (s .. "[]") or s
-end
-N.type = memo(canonical_type)
+N.type = memo(types.canonical)
 
 -- The integer type behind serial/bigserial/smallserial, or nil.
-local serial_base = memo(function(t)
-  return SERIAL[(t:lower():gsub("^%s+", ""):gsub("%s+$", ""))] or false
-end)
+local serial_base = memo(function(t) return types.serial_base(t) or false end)
 function N.serial_base(t) return serial_base(t) or nil end
 
 -- ---- expressions ----
 
-local OPCHARS = "[%+%-%*/<>=~!@#%%%^&|`%?]"
-
+-- The tokens of s (luamig.sqltext's) as the rewrites below read them: names as "id"
+-- (quoted ones marked quoted), != as <>.
 local function tokenize(s)
-  local toks, i, n = {}, 1, #s
-  while i <= n do
-    local c = s:sub(i, i)
-    if c:match("%s") then
-      i = i + 1
-    elseif c == "'" or ((c == "E" or c == "e") and s:sub(i + 1, i + 1) == "'") then
-      local start = c == "'" and i or i + 1
-      local j = start + 1
-      while j <= n do
-        local ch = s:sub(j, j)
-        if ch == "\\" and start ~= i then j = j + 2
-        elseif ch == "'" then
-          if s:sub(j + 1, j + 1) == "'" then j = j + 2 else break end
-        else j = j + 1 end
-      end
-      toks[#toks + 1] = { k = "str", v = s:sub(i, j) }
-      i = j + 1
-    elseif c == '"' then
-      local j = i + 1
-      while j <= n do
-        if s:sub(j, j) == '"' then
-          if s:sub(j + 1, j + 1) == '"' then j = j + 2 else break end
-        else j = j + 1 end
-      end
-      local name = s:sub(i + 1, j - 1):gsub('""', '"')
-      toks[#toks + 1] = { k = "id", v = name:match("^[a-z_][a-z0-9_$]*$") and name
-                                        or ('"' .. name:gsub('"', '""') .. '"'), quoted = true }
-      i = j + 1
-    elseif c:match("[%a_\128-\255]") then
-      local w = s:match("^[%w_$\128-\255]+", i)
-      toks[#toks + 1] = { k = "id", v = w:lower() }
-      i = i + #w
-    elseif c:match("%d") or (c == "." and s:sub(i + 1, i + 1):match("%d")) then
-      local w = s:match("^%d*%.?%d*[eE][%+%-]?%d+", i) or s:match("^%d*%.?%d*", i)
-      toks[#toks + 1] = { k = "num", v = w }
-      i = i + #w
-    elseif s:sub(i, i + 1) == "::" then
-      toks[#toks + 1] = { k = "::" }
-      i = i + 2
-    elseif c:match(OPCHARS) then
-      local w = s:match("^" .. OPCHARS .. "+", i)
-      -- PostgreSQL's lexer: a multi-character operator ends in + or - only if it
-      -- also contains one of ~ ! @ # % ^ & | ` ? ("=-1" is "=" then "-1")
-      while #w > 1 and w:sub(-1):match("[%+%-]") and not w:find("[~!@#%%%^&|`%?]") do
-        w = w:sub(1, -2)
-      end
-      if w == "!=" then w = "<>" end
-      toks[#toks + 1] = { k = "op", v = w }
-      i = i + #w
-    else
-      toks[#toks + 1] = { k = c }
-      i = i + 1
-    end
+  local toks = {}
+  for i, t in ipairs(S.tokens(s)) do
+    if t.k == "word" then t.k = "id"
+    elseif t.k == "ident" then t.k, t.v, t.quoted = "id", S.name_key(t.v), true
+    elseif t.k == "op" and t.v == "!=" then t.v = "<>" end
+    toks[i] = t
   end
   return toks
 end
@@ -194,46 +79,59 @@ local function append_through(out, toks, first, last, pass, open, close)
   out[#out + 1] = { k = close }
 end
 
--- Removes casts: x::type, and CAST(x AS type) -> (x).
-local function drop_casts(toks)
+-- Rewrites toks: at each token, step(toks, i, out) appends what it makes of the
+-- tokens from i on and returns the index after them, or returns nil to keep toks[i].
+local function rewrite(toks, step)
   local out, i = {}, 1
   while i <= #toks do
-    local t = toks[i]
-    if t.k == "::" then
-      i = i + 1
-      if toks[i] and toks[i].k == "id" then
-        i = i + 1
-        while toks[i] do
-          local k = toks[i].k
-          if k == "." and toks[i + 1] and toks[i + 1].k == "id" then i = i + 2
-          elseif k == "id" and TYPE_WORDS[toks[i].v] then i = i + 1
-          elseif k == "(" or k == "[" then i = skip_group(toks, i)
-          else break end
-        end
-      end
-    elseif t.k == "id" and t.v == "cast" and not t.quoted and toks[i + 1] and toks[i + 1].k == "(" then
-      local stop = skip_group(toks, i + 1) - 1      -- the closing ")"
-      local depth, as = 0, nil
-      for j = i + 2, stop - 1 do
-        local k = toks[j].k
-        if k == "(" or k == "[" then depth = depth + 1
-        elseif k == ")" or k == "]" then depth = depth - 1
-        elseif depth == 0 and k == "id" and toks[j].v == "as" and not toks[j].quoted then as = j end
-      end
-      if as then
-        append_through(out, toks, i + 2, as - 1, drop_casts, "(", ")")
-        i = stop + 1
-      else
-        out[#out + 1] = t
-        i = i + 1
-      end
+    local after = step(toks, i, out)
+    if after then
+      i = after
     else
-      out[#out + 1] = t
+      out[#out + 1] = toks[i]
       i = i + 1
     end
   end
   return out
 end
+
+local drop_casts
+
+-- A cast at toks[i]: x::type (the type left out), or CAST(x AS type) -> (x).
+local function cast_step(toks, i, out)
+  local t = toks[i]
+  if t.k == "::" then
+    i = i + 1
+    if toks[i] and toks[i].k == "id" then
+      i = i + 1
+      while toks[i] do
+        local k = toks[i].k
+        if k == "." and toks[i + 1] and toks[i + 1].k == "id" then i = i + 2
+        elseif k == "id" and TYPE_WORDS[toks[i].v] then i = i + 1
+        elseif k == "(" or k == "[" then i = skip_group(toks, i)
+        else break end
+      end
+    end
+    return i
+  end
+  if not (t.k == "id" and t.v == "cast" and not t.quoted and toks[i + 1] and toks[i + 1].k == "(") then
+    return nil
+  end
+  local stop = skip_group(toks, i + 1) - 1      -- the closing ")"
+  local depth, as = 0, nil
+  for j = i + 2, stop - 1 do
+    local k = toks[j].k
+    if k == "(" or k == "[" then depth = depth + 1
+    elseif k == ")" or k == "]" then depth = depth - 1
+    elseif depth == 0 and k == "id" and toks[j].v == "as" and not toks[j].quoted then as = j end
+  end
+  if not as then return nil end
+  append_through(out, toks, i + 2, as - 1, drop_casts, "(", ")")
+  return stop + 1
+end
+
+-- Removes casts: x::type, and CAST(x AS type) -> (x).
+function drop_casts(toks) return rewrite(toks, cast_step) end
 
 -- Words after which "(" opens a group, not a function's arguments.
 local NOT_CALL = { ["and"] = true, ["or"] = true, ["not"] = true, ["in"] = true, any = true,
@@ -269,28 +167,23 @@ end
 
 -- x IN (a, b) -> x = ANY (ARRAY[a, b]); x NOT IN (...) -> x <> ALL (ARRAY[...]):
 -- PostgreSQL stores the list form as the array form.
-local function rewrite_in(toks)
-  local out, i = {}, 1
-  while i <= #toks do
-    local t = toks[i]
-    local nt = toks[i + 1]
-    local negated = t.k == "id" and t.v == "not" and nt and nt.k == "id" and nt.v == "in"
-    local plain = t.k == "id" and t.v == "in"
-    local at = negated and i + 1 or i
-    if (negated or plain) and toks[at + 1] and toks[at + 1].k == "(" then
-      local stop = skip_group(toks, at + 1) - 1
-      out[#out + 1] = { k = "op", v = negated and "<>" or "=" }
-      out[#out + 1] = { k = "id", v = negated and "all" or "any" }
-      out[#out + 1] = { k = "id", v = "array" }
-      append_through(out, toks, at + 2, stop - 1, rewrite_in, "[", "]")
-      i = stop + 1
-    else
-      out[#out + 1] = t
-      i = i + 1
-    end
-  end
-  return out
+local rewrite_in
+
+local function in_step(toks, i, out)
+  local t, nt = toks[i], toks[i + 1]
+  local negated = t.k == "id" and t.v == "not" and nt and nt.k == "id" and nt.v == "in"
+  local plain = t.k == "id" and t.v == "in"
+  local at = negated and i + 1 or i
+  if not ((negated or plain) and toks[at + 1] and toks[at + 1].k == "(") then return nil end
+  local stop = skip_group(toks, at + 1) - 1
+  out[#out + 1] = { k = "op", v = negated and "<>" or "=" }
+  out[#out + 1] = { k = "id", v = negated and "all" or "any" }
+  out[#out + 1] = { k = "id", v = "array" }
+  append_through(out, toks, at + 2, stop - 1, rewrite_in, "[", "]")
+  return stop + 1
 end
+
+function rewrite_in(toks) return rewrite(toks, in_step) end
 
 -- Drops parentheses that only group (PostgreSQL adds them around every operator);
 -- a function's argument list keeps its own. now() reads as CURRENT_TIMESTAMP.

@@ -7,35 +7,19 @@
 -- { schema = "s" }. Tables and columns have the shape luamig.introspect describes.
 local schema = require "luamig.schema"
 local N = require "luamig.normalize"
+local specs = require "luamig.opspec"
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
 
 local R = {}
 
 -- ---- text ----
 
--- PostgreSQL's reserved words (and those that cannot name a column): quoted when they
--- are used as names.
-local RESERVED = {}
-for w in ([[all analyse analyze and any array as asc asymmetric authorization binary both case
-  cast check collate collation column concurrently constraint create cross current_catalog
-  current_date current_role current_schema current_time current_timestamp current_user default
-  deferrable desc distinct do else end except false fetch for foreign freeze from full grant
-  group having ilike in initially inner intersect into is isnull join lateral leading left like
-  limit localtime localtimestamp natural not notnull null offset on only or order outer overlaps
-  placing primary references returning right select session_user similar some symmetric
-  system_user table tablesample then to trailing true union unique user using variadic verbose
-  when where window with]]):gmatch("%S+") do
-  RESERVED[w] = true
-end
-
 -- An identifier as SQL: bare when PostgreSQL reads it back unchanged, else quoted.
-function R.ident(name)
-  if name:match("^[a-z_][a-z0-9_$]*$") and not RESERVED[name] then return name end
-  return '"' .. name:gsub('"', '""') .. '"'
-end
+R.ident = S.ident
 local ident = R.ident
 
-function R.literal(s) return "'" .. s:gsub("'", "''") .. "'" end
-local literal = R.literal
+R.literal = S.literal
 
 -- A Lua string literal, in the plainest form that holds s.
 function R.lua_str(s)
@@ -53,18 +37,68 @@ function R.long_str(s)
   return "[" .. eq .. "[" .. s .. "]" .. eq .. "]"
 end
 
-local function list_lua(list)
-  local out = {}
-  for i, s in ipairs(list) do out[i] = lua_str(s) end
-  return "{ " .. table.concat(out, ", ") .. " }"
+-- The keys of t, sorted: the order autogenerate writes objects in.
+function R.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
 end
 
--- ", { k = v, ..., schema = "s" }" (nothing when empty); items are "k = v" texts.
-local function opts_lua(ctx, s, items)
-  items = items or {}
-  if s and s ~= ctx.cur then items[#items + 1] = "schema = " .. lua_str(s) end
-  return #items > 0 and (", { " .. table.concat(items, ", ") .. " }") or ""
+-- ---- op calls, by the registry ----
+
+local RAW = {}                         -- marks Lua text written already (R.raw)
+
+-- text, to stand in an op call as it is.
+function R.raw(text) return setmetatable({ text = text }, RAW) end
+
+local KEYWORDS = {}
+for w in ([[and break do else elseif end false for function goto if in local nil not or
+  repeat return then true until while]]):gmatch("%S+") do KEYWORDS[w] = true end
+
+-- A value as Lua text: a table as its array items, then its other fields by name.
+local function value_lua(v)
+  if type(v) == "string" then return lua_str(v) end
+  if type(v) ~= "table" then return tostring(v) end
+  if getmetatable(v) == RAW then return v.text end
+  local items, keys = {}, {}
+  for i = 1, #v do items[i] = value_lua(v[i]) end
+  for k in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= #v) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+  for _, k in ipairs(keys) do
+    local bare = type(k) == "string" and k:match("^[%a_][%w_]*$") and not KEYWORDS[k]
+    local name = bare and k or ("[" .. value_lua(k) .. "]")
+    items[#items + 1] = name .. " = " .. value_lua(v[k])
+  end
+  return #items > 0 and ("{ " .. table.concat(items, ", ") .. " }") or "{}"
 end
+
+-- The text of op.<name>(...): args by the registry's argument names, opts written in
+-- the registry's order of options (nil values left out).
+function R.call(name, args, opts)
+  local spec = assert(specs.by_name[name], name)
+  local n = 0
+  for i, p in ipairs(spec.params) do if args[p.name] ~= nil then n = i end end
+  local parts = {}
+  for i = 1, n do parts[i] = value_lua(args[spec.params[i].name]) end
+  local items, used = {}, 0
+  for _, o in ipairs(spec.options or {}) do
+    local v = (opts or {})[o.name]
+    if v ~= nil then items[#items + 1], used = o.name .. " = " .. value_lua(v), used + 1 end
+  end
+  for _ in pairs(opts or {}) do used = used - 1 end
+  assert(used == 0, "R.call: an option op." .. name .. " does not take")
+  if #items > 0 then parts[#parts + 1] = "{ " .. table.concat(items, ", ") .. " }" end
+  return "op." .. name .. "(" .. table.concat(parts, ", ") .. ")"
+end
+
+-- The schema option of an object in schema s: nil in the current schema.
+local function in_schema(ctx, s)
+  if s and s ~= ctx.cur then return s end
+end
+R.in_schema = in_schema
 
 local function qual(ctx, s, name)
   return (s ~= ctx.cur and (ident(s) .. ".") or "") .. ident(name)
@@ -90,30 +124,32 @@ function R.default_name(t, kind, c)
 end
 local default_name = R.default_name
 
--- An index element split into a column of t and its ordering ("created_at DESC"),
--- or nil when it is an expression.
-local function split(t, e)
-  local name, rest = e:match('^%s*"(.-)"%s*(.-)%s*$')
-  if name then name = name:gsub('""', '"')
-  else name, rest = e:match("^%s*([%w_$\128-\255]+)%s*(.-)%s*$") end
-  if not name or not t.col[name] then return nil end
-  local words = rest:lower():gsub("asc", ""):gsub("desc", ""):gsub("nulls", "")
-    :gsub("first", ""):gsub("last", "")
-  if not words:match("^%s*$") then return nil end
-  return name, rest:upper()
+-- An index element read as a name and its ordering ("created_at DESC" -> "created_at",
+-- "DESC"), or false when it is an expression; remembered by its text (a large schema
+-- has the same few elements on every table).
+local ORDER_WORDS = { asc = true, desc = true, nulls = true, first = true, last = true }
+local parsed, nparsed = {}, 0
+
+local function parse_element(e)
+  local v = parsed[e]
+  if v ~= nil then return v end
+  local toks = S.tokens(e)
+  local first = toks[1]
+  local name = first and (first.k == "ident" and first.v or first.k == "word" and e:sub(first.s, first.e))
+  for i = 2, #toks do
+    if toks[i].k ~= "word" or not ORDER_WORDS[toks[i].v] then name = nil end
+  end
+  v = name and { name, #toks > 1 and e:sub(toks[2].s, toks[#toks].e):upper() or "" } or false
+  if nparsed >= 20000 then parsed, nparsed = {}, 0 end
+  parsed[e], nparsed = v, nparsed + 1
+  return v
 end
 
--- (remembered per table: a large schema asks for the same elements again and again)
+-- An index element split into a column of t and its ordering, or nil when it is an
+-- expression.
 function R.split_element(t, e)
-  local cache = t.split_cache
-  if not cache then cache = {}; t.split_cache = cache end
-  local v = cache[e]
-  if v == nil then
-    local name, order = split(t, e)
-    v = name and { name, order } or false
-    cache[e] = v
-  end
-  if v then return v[1], v[2] end
+  local v = parse_element(e)
+  if v and t.col[v[1]] then return v[1], v[2] end
   return nil
 end
 local split_element = R.split_element
@@ -127,11 +163,9 @@ end
 
 -- ---- columns ----
 
-local SERIAL_OF = { integer = "serial", bigint = "bigserial", smallint = "smallserial" }
-
 local function type_sql(c)
   local ty = c.type
-  if c.autoinc then ty = SERIAL_OF[N.type(ty)] or ty end
+  if c.autoinc then ty = types.SERIAL_OF[N.type(ty)] or ty end
   if c.identity then ty = ty .. " GENERATED " .. c.identity:upper() .. " AS IDENTITY" end
   if c.generated then ty = ty .. " GENERATED ALWAYS AS (" .. c.generated .. ") STORED" end
   return ty
@@ -170,31 +204,20 @@ local function column_lua(ctx, c, inline)
 end
 
 function R.add_column(ctx, t, c, inline)
-  return ("op.add_column(%s, %s%s)"):format(lua_str(t.name), column_lua(ctx, c, inline),
-    opts_lua(ctx, t.schema))
+  return R.call("add_column", { table = t.name, column = R.raw(column_lua(ctx, c, inline)) },
+    { schema = in_schema(ctx, t.schema) })
 end
 
 function R.drop_column(ctx, t, c)
-  return ("op.drop_column(%s, %s%s)"):format(lua_str(t.name), lua_str(c.name), opts_lua(ctx, t.schema))
+  return R.call("drop_column", { table = t.name, column = c.name }, { schema = in_schema(ctx, t.schema) })
 end
 
 -- op.alter_column with ch = { type =, using =, nullable =, server_default = (false: drop),
 -- comment = (false: remove) }.
 function R.alter_column(ctx, t, name, ch)
-  local items = {}
-  if ch.type then items[#items + 1] = "type = " .. lua_str(ch.type) end
-  if ch.using then items[#items + 1] = "using = " .. lua_str(ch.using) end
-  if ch.nullable ~= nil then items[#items + 1] = "nullable = " .. tostring(ch.nullable) end
-  if ch.server_default ~= nil then
-    items[#items + 1] = "server_default = "
-      .. (ch.server_default and lua_str(ch.server_default) or "false")
-  end
-  if ch.comment ~= nil then
-    items[#items + 1] = "comment = " .. (ch.comment and lua_str(ch.comment) or "false")
-  end
-  if t.schema ~= ctx.cur then items[#items + 1] = "schema = " .. lua_str(t.schema) end
-  return ("op.alter_column(%s, %s, { %s })"):format(lua_str(t.name), lua_str(name),
-    table.concat(items, ", "))
+  return R.call("alter_column", { table = t.name, column = name }, {
+    type = ch.type, using = ch.using, nullable = ch.nullable, server_default = ch.server_default,
+    comment = ch.comment, schema = in_schema(ctx, t.schema) })
 end
 
 -- ALTER TABLE t <rest>, for what op.alter_column does not say.
@@ -202,11 +225,7 @@ function R.alter_sql(ctx, t, rest) return exec("ALTER TABLE " .. qt(ctx, t) .. "
 
 -- ---- constraints ----
 
-local function cols_sql(list)
-  local out = {}
-  for i, c in ipairs(list) do out[i] = ident(c) end
-  return table.concat(out, ", ")
-end
+local function cols_sql(list) return S.list(list, ident) end
 
 local function constraint_sql(ctx, kind, c)
   if kind == "pk" then return "PRIMARY KEY (" .. cols_sql(c.columns) .. ")" end
@@ -214,8 +233,8 @@ local function constraint_sql(ctx, kind, c)
   if kind == "check" then return "CHECK (" .. c.expr .. ")" end
   local s = ("FOREIGN KEY (%s) REFERENCES %s (%s)"):format(cols_sql(c.columns),
     qual(ctx, c.ref_schema, c.ref_table), cols_sql(c.ref_columns))
-  if c.on_delete ~= "no action" then s = s .. " ON DELETE " .. c.on_delete:upper() end
-  if c.on_update ~= "no action" then s = s .. " ON UPDATE " .. c.on_update:upper() end
+  if c.on_delete ~= "no action" then s = s .. " ON DELETE " .. types.fk_sql(c.on_delete) end
+  if c.on_update ~= "no action" then s = s .. " ON UPDATE " .. types.fk_sql(c.on_update) end
   return s
 end
 
@@ -227,29 +246,24 @@ local function table_constraint(ctx, t, kind, c)
   return "CONSTRAINT " .. ident(c.name) .. " " .. body
 end
 
+local CREATE_CONSTRAINT = { pk = "create_primary_key", unique = "create_unique_constraint",
+  check = "create_check_constraint" }
+
 function R.add_constraint(ctx, t, kind, c)
-  local name, tn = lua_str(c.name), lua_str(t.name)
-  if kind == "pk" then
-    return ("op.create_primary_key(%s, %s, %s%s)"):format(name, tn, list_lua(c.columns),
-      opts_lua(ctx, t.schema))
-  elseif kind == "unique" then
-    return ("op.create_unique_constraint(%s, %s, %s%s)"):format(name, tn, list_lua(c.columns),
-      opts_lua(ctx, t.schema))
-  elseif kind == "check" then
-    return ("op.create_check_constraint(%s, %s, %s%s)"):format(name, tn, lua_str(c.expr),
-      opts_lua(ctx, t.schema))
+  local opts = { schema = in_schema(ctx, t.schema) }
+  if kind ~= "fk" then
+    return R.call(CREATE_CONSTRAINT[kind], { name = c.name, table = t.name, columns = c.columns,
+      condition = c.expr }, opts)
   end
-  local items = {}
-  if c.ref_schema ~= ctx.cur then items[#items + 1] = "referent_schema = " .. lua_str(c.ref_schema) end
-  if c.on_delete ~= "no action" then items[#items + 1] = "ondelete = " .. lua_str(c.on_delete) end
-  if c.on_update ~= "no action" then items[#items + 1] = "onupdate = " .. lua_str(c.on_update) end
-  return ("op.create_foreign_key(%s, %s, %s, %s, %s%s)"):format(name, tn, lua_str(c.ref_table),
-    list_lua(c.columns), list_lua(c.ref_columns), opts_lua(ctx, t.schema, items))
+  opts.referent_schema = in_schema(ctx, c.ref_schema)
+  if c.on_delete ~= "no action" then opts.ondelete = c.on_delete end
+  if c.on_update ~= "no action" then opts.onupdate = c.on_update end
+  return R.call("create_foreign_key", { name = c.name, source = t.name, referent = c.ref_table,
+    local_cols = c.columns, remote_cols = c.ref_columns }, opts)
 end
 
 function R.drop_constraint(ctx, t, c)
-  return ("op.drop_constraint(%s, %s%s)"):format(lua_str(c.name), lua_str(t.name),
-    opts_lua(ctx, t.schema))
+  return R.call("drop_constraint", { name = c.name, table = t.name }, { schema = in_schema(ctx, t.schema) })
 end
 
 -- ---- indexes ----
@@ -260,20 +274,17 @@ function R.create_index(ctx, t, ix)
   local elems = {}
   for i, e in ipairs(ix.columns) do
     local col, order = split_element(t, e)
-    if col and order == "" then elems[i] = lua_str(col)
-    elseif col then elems[i] = lua_str("(" .. ident(col) .. ") " .. order)
-    else elems[i] = lua_str(e:find("%(") and e or ("(" .. e .. ")")) end
+    if col and order == "" then elems[i] = col
+    elseif col then elems[i] = "(" .. ident(col) .. ") " .. order
+    else elems[i] = e:find("%(") and e or ("(" .. e .. ")") end
   end
-  local items = {}
-  if ix.unique then items[#items + 1] = "unique = true" end
-  if ix.using and ix.using ~= "btree" then items[#items + 1] = "using = " .. lua_str(ix.using) end
-  if ix.where then items[#items + 1] = "where = " .. lua_str(ix.where) end
-  return ("op.create_index(%s, %s, { %s }%s)"):format(lua_str(ix.name), lua_str(t.name),
-    table.concat(elems, ", "), opts_lua(ctx, t.schema, items))
+  return R.call("create_index", { name = ix.name, table = t.name, columns = elems }, {
+    unique = ix.unique or nil, using = ix.using ~= "btree" and ix.using or nil, where = ix.where,
+    schema = in_schema(ctx, t.schema) })
 end
 
 function R.drop_index(ctx, t, ix)
-  return ("op.drop_index(%s%s)"):format(lua_str(ix.name), opts_lua(ctx, t.schema))
+  return R.call("drop_index", { name = ix.name }, { schema = in_schema(ctx, t.schema) })
 end
 
 -- ---- tables ----
@@ -292,13 +303,7 @@ function R.create_table(ctx, t, skip)
       strings[#strings + 1] = table_constraint(ctx, t, "pk", t.pk)
     end
   end
-  local function sorted(set)
-    local names = {}
-    for name in pairs(set) do names[#names + 1] = name end
-    table.sort(names)
-    return names
-  end
-  for _, name in ipairs(sorted(t.uniques)) do
+  for _, name in ipairs(R.sorted_keys(t.uniques)) do
     local u = t.uniques[name]
     local one = inline[u.columns[1]]
     if #u.columns == 1 and not one.unique and u.name == default_name(t, "unique", u) then
@@ -307,7 +312,7 @@ function R.create_table(ctx, t, skip)
       strings[#strings + 1] = table_constraint(ctx, t, "unique", u)
     end
   end
-  for _, name in ipairs(sorted(t.fks)) do
+  for _, name in ipairs(R.sorted_keys(t.fks)) do
     local fk = t.fks[name]
     if not skip[fk] then
       local one = inline[fk.columns[1]]
@@ -315,53 +320,46 @@ function R.create_table(ctx, t, skip)
       else strings[#strings + 1] = table_constraint(ctx, t, "fk", fk) end
     end
   end
-  for _, name in ipairs(sorted(t.checks)) do
+  for _, name in ipairs(R.sorted_keys(t.checks)) do
     strings[#strings + 1] = table_constraint(ctx, t, "check", t.checks[name])
   end
   for _, c in ipairs(t.columns) do items[#items + 1] = column_lua(ctx, c, inline[c.name]) end
   for _, s in ipairs(strings) do items[#items + 1] = lua_str(s) end
-  local topts = {}
-  if t.comment then topts[1] = "comment = " .. lua_str(t.comment) end
-  local out = { ("op.create_table(%s, {\n  %s,\n}%s)"):format(lua_str(t.name),
-    table.concat(items, ",\n  "), opts_lua(ctx, t.schema, topts)) }
-  for _, name in ipairs(sorted(t.indexes)) do
+  local out = { R.call("create_table", { name = t.name,
+    columns = R.raw("{\n  " .. table.concat(items, ",\n  ") .. ",\n}") },
+    { comment = t.comment, schema = in_schema(ctx, t.schema) }) }
+  for _, name in ipairs(R.sorted_keys(t.indexes)) do
     out[#out + 1] = R.create_index(ctx, t, t.indexes[name])
   end
   return out
 end
 
 function R.drop_table(ctx, t)
-  return { ("op.drop_table(%s%s)"):format(lua_str(t.name), opts_lua(ctx, t.schema)) }
+  return { R.call("drop_table", { name = t.name }, { schema = in_schema(ctx, t.schema) }) }
 end
 
 function R.table_comment(ctx, t, text)
-  if text then
-    return ("op.create_table_comment(%s, %s%s)"):format(lua_str(t.name), lua_str(text),
-      opts_lua(ctx, t.schema))
-  end
-  return ("op.drop_table_comment(%s%s)"):format(lua_str(t.name), opts_lua(ctx, t.schema))
+  return R.call(text and "create_table_comment" or "drop_table_comment",
+    { table = t.name, comment = text }, { schema = in_schema(ctx, t.schema) })
 end
 
 -- ---- schemas and enum types ----
 
-function R.create_schema(name) return ("op.create_schema(%s)"):format(lua_str(name)) end
-function R.drop_schema(name) return ("op.drop_schema(%s)"):format(lua_str(name)) end
+function R.create_schema(name) return R.call("create_schema", { name = name }) end
+function R.drop_schema(name) return R.call("drop_schema", { name = name }) end
 
 function R.create_enum(ctx, e, values)
-  return ("op.create_enum(%s, %s%s)"):format(lua_str(e.name), list_lua(values), opts_lua(ctx, e.schema))
+  return R.call("create_enum", { name = e.name, values = values }, { schema = in_schema(ctx, e.schema) })
 end
 
 function R.drop_enum(ctx, e)
-  return ("op.drop_enum(%s%s)"):format(lua_str(e.name), opts_lua(ctx, e.schema))
+  return R.call("drop_enum", { name = e.name }, { schema = in_schema(ctx, e.schema) })
 end
 
 -- where: { after = v } or { before = v } or {}
 function R.add_enum_value(ctx, e, value, where)
-  local items = {}
-  if where.before then items[1] = "before = " .. lua_str(where.before) end
-  if where.after then items[1] = "after = " .. lua_str(where.after) end
-  return ("op.add_enum_value(%s, %s%s)"):format(lua_str(e.name), lua_str(value),
-    opts_lua(ctx, e.schema, items))
+  return R.call("add_enum_value", { name = e.name, value = value }, { after = where.after,
+    before = where.after == nil and where.before or nil, schema = in_schema(ctx, e.schema) })
 end
 
 -- Statements that rebuild enum e with `values` (PostgreSQL cannot drop a value):

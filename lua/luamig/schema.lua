@@ -24,12 +24,25 @@
 -- (users_email_key, sessions_user_id_fkey, users_pkey, ...), so a model and the
 -- database it describes compare equal whoever created the objects; they are marked
 -- unnamed, so autogenerate also takes one the server named otherwise (users_email_key1).
+local S = require "luamig.sqltext"
+local types = require "luamig.types"
+
 local M = {}
 
-local NAMEDATALEN = 64
+local NAMEDATALEN = S.MAX_IDENT + 1
 
-local function fail(level, fmt, ...)
-  error(("luamig.schema: " .. fmt):format(...), level + 1)
+local SOURCE = debug.getinfo(1, "S").source
+
+-- Raises "luamig.schema: <message>" at the models' own line: the first caller
+-- outside this file.
+local function fail(fmt, ...)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.source ~= SOURCE then break end
+    level = level + 1
+  end
+  error(("luamig.schema: " .. fmt):format(...), level)
 end
 
 -- At most n bytes of s, never cutting a UTF-8 sequence (PostgreSQL's pg_mbcliplen).
@@ -85,15 +98,11 @@ end
 
 -- ---- values ----
 
-local FK_ACTIONS = { cascade = true, restrict = true, ["set null"] = true,
-                     ["set default"] = true, ["no action"] = true }
-
 local function fk_action(v, what, key)
   if v == nil then return nil end
-  local s = type(v) == "string" and v:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  if not s or not FK_ACTIONS[s] then
-    fail(4, "%s: %s must be one of 'cascade', 'restrict', 'set null', 'set default', "
-         .. "'no action' (got %s)", what, key, tostring(v))
+  local s = types.fk_action(v)
+  if not s then
+    fail("%s: %s must be one of %s (got %s)", what, key, types.FK_ACTIONS, tostring(v))
   end
   return s
 end
@@ -110,22 +119,22 @@ local function default_sql(v, what)
       if tonumber(s) == v then return s end
     end
   end
-  fail(4, "%s: default must be a SQL expression string, a number or a boolean (got %s)",
+  fail("%s: default must be a SQL expression string, a number or a boolean (got %s)",
        what, type(v))
 end
 
 local function check_string(v, what, label)
   if type(v) ~= "string" or v == "" then
-    fail(4, "%s: %s must be a non-empty string (got %s)", what, label, type(v))
+    fail("%s: %s must be a non-empty string (got %s)", what, label, type(v))
   end
-  if v:find("\0", 1, true) then fail(4, "%s: %s contains a NUL byte", what, label) end
+  if v:find("\0", 1, true) then fail("%s: %s contains a NUL byte", what, label) end
   return v
 end
 
 local function check_name(v, what, label)
   check_string(v, what, label)
-  if #v > NAMEDATALEN - 1 then
-    fail(4, "%s: %s \"%s\" is longer than 63 bytes", what, label, v)
+  if S.too_long(v) then
+    fail("%s: %s \"%s\" is longer than %d bytes", what, label, v, S.MAX_IDENT)
   end
   return v
 end
@@ -133,7 +142,7 @@ end
 local function string_list(v, what, label)
   if type(v) == "string" then v = { v } end
   if type(v) ~= "table" or #v == 0 then
-    fail(4, "%s: %s must be a non-empty list of strings", what, label)
+    fail("%s: %s must be a non-empty list of strings", what, label)
   end
   local out = {}
   for i, s in ipairs(v) do out[i] = check_string(s, what, label) end
@@ -143,7 +152,7 @@ end
 local function check_keys(t, allowed, what)
   for k in pairs(t) do
     if not (math.type(k) == "integer" and k >= 1 and k <= #t) and not allowed[k] then
-      fail(4, "%s: unknown field '%s'", what, tostring(k))
+      fail("%s: unknown field '%s'", what, tostring(k))
     end
   end
 end
@@ -151,23 +160,15 @@ end
 -- "users(id)", "audit.users (id, org)", "users" -> schema, table, columns (nil: its primary key).
 local function parse_reference(ref, what)
   check_string(ref, what, "references")
-  local head, cols = ref:match("^%s*(.-)%s*%((.*)%)%s*$")
-  head = head or ref:match("^%s*(.-)%s*$")
-  local function unquote(s)
-    s = s:match("^%s*(.-)%s*$")
-    return s:match('^"(.*)"$') or s
+  local schema_name, table_name, list, why = types.parse_reference(ref)
+  if why then fail("%s: references %s (got \"%s\")", what, why, ref) end
+  if table_name == "" or schema_name == "" then
+    fail("%s: references \"%s\" names no table", what, ref)
   end
-  local schema_name, table_name = head:match('^("[^"]+")%.(.+)$')
-  if not schema_name then schema_name, table_name = head:match("^([^.\"]+)%.(.+)$") end
-  if not schema_name then table_name = head end
-  if table_name == "" then fail(4, "%s: references \"%s\" names no table", what, ref) end
-  local list
-  if cols then
-    list = {}
-    for c in cols:gmatch("[^,]+") do list[#list + 1] = unquote(c) end
-    if #list == 0 then fail(4, "%s: references \"%s\" names no column", what, ref) end
+  for _, c in ipairs(list or {}) do
+    if c == "" then fail("%s: references \"%s\" names no column", what, ref) end
   end
-  return schema_name and unquote(schema_name), unquote(table_name), list
+  return schema_name, table_name, list
 end
 
 -- ---- constraint and index objects ----
@@ -195,19 +196,18 @@ function M.index(name, columns, opts)
   })
 end
 
--- schema.unique(columns [, { name = }])
-function M.unique(columns, opts)
+-- A key of the columns: kind "unique" or "pk", what the function for messages.
+local function key_item(kind, what, columns, opts)
   opts = opts or {}
-  check_keys(opts, { name = true }, "schema.unique")
-  return item("unique", { name = opts.name, columns = string_list(columns, "schema.unique", "columns") })
+  check_keys(opts, { name = true }, what)
+  return item(kind, { name = opts.name, columns = string_list(columns, what, "columns") })
 end
 
+-- schema.unique(columns [, { name = }])
+function M.unique(columns, opts) return key_item("unique", "schema.unique", columns, opts) end
+
 -- schema.primary_key(columns [, { name = }])
-function M.primary_key(columns, opts)
-  opts = opts or {}
-  check_keys(opts, { name = true }, "schema.primary_key")
-  return item("pk", { name = opts.name, columns = string_list(columns, "schema.primary_key", "columns") })
-end
+function M.primary_key(columns, opts) return key_item("pk", "schema.primary_key", columns, opts) end
 
 -- schema.check(expression [, { name = }])
 function M.check(expr, opts)
@@ -232,112 +232,104 @@ end
 
 -- ---- table constraints written as SQL ("UNIQUE (a, b)", as op.create_table takes) ----
 
--- A tiny scanner: words, quoted names and parenthesised groups.
-local function scan(s)
-  local pos, out = 1, {}
-  while true do
-    pos = s:find("%S", pos)
-    if not pos then break end
-    local c = s:sub(pos, pos)
-    if c == '"' then
-      local e = pos + 1
-      while true do
-        local q = s:find('"', e, true)
-        if not q then return nil end
-        if s:sub(q + 1, q + 1) == '"' then e = q + 2 else e = q break end
-      end
-      out[#out + 1] = { word = s:sub(pos + 1, e - 1):gsub('""', '"'), quoted = true }
-      pos = e + 1
-    elseif c == "(" then
-      local depth, e, quote = 0, pos, nil
-      while e <= #s do
-        local ch = s:sub(e, e)
-        if quote then
-          if ch == quote then quote = nil end
-        elseif ch == "'" or ch == '"' then quote = ch
-        elseif ch == "(" then depth = depth + 1
-        elseif ch == ")" then depth = depth - 1; if depth == 0 then break end
-        end
-        e = e + 1
-      end
-      if depth ~= 0 then return nil end
-      out[#out + 1] = { group = s:sub(pos + 1, e - 1) }
-      pos = e + 1
-    else
-      local w = s:match("^[^%s%(]+", pos)
-      out[#out + 1] = { word = w }
-      pos = pos + #w
-    end
+-- A reader of one table constraint's tokens (luamig.sqltext's); bad() when it cannot.
+local function constraint_reader(sql, bad)
+  local toks = S.tokens(sql)
+  for _, t in ipairs(toks) do if t.open then bad() end end
+  local r = { i = 1, toks = toks }
+  function r.kw(k)                    -- consumes the bare word k when it comes next
+    local t = toks[r.i]
+    if t and t.k == "word" and t.v == k then r.i = r.i + 1 return true end
+    return false
   end
-  return out
+  -- A name, as written (a quoted one without its quotes), from tokens a to b.
+  local function name_of(a, b)
+    if a == b and toks[a].k == "ident" then return toks[a].v end
+    return a <= b and sql:sub(toks[a].s, toks[b].e) or ""
+  end
+  function r.name()                   -- the name next, consumed (nil when none)
+    local t = toks[r.i]
+    if not t or (t.k ~= "word" and t.k ~= "ident") then return nil end
+    r.i = r.i + 1
+    return name_of(r.i - 1, r.i - 1)
+  end
+  -- The "(...)" next, consumed: its text inside and the names it lists.
+  function r.group()
+    local open, depth = r.i, 0
+    if not toks[open] or toks[open].k ~= "(" then bad() end
+    repeat
+      local k = toks[r.i] and toks[r.i].k
+      if k == "(" then depth = depth + 1 elseif k == ")" then depth = depth - 1 end
+      r.i = r.i + 1
+    until depth == 0 or not toks[r.i]
+    if depth ~= 0 then bad() end
+    local close, names, first, nested = r.i - 1, {}, open + 1, 0
+    for j = open + 1, close do
+      local k = toks[j].k
+      if k == "(" then nested = nested + 1 elseif k == ")" and j < close then nested = nested - 1 end
+      if (k == "," and nested == 0) or j == close then
+        names[#names + 1] = name_of(first, j - 1)
+        first = j + 1
+      end
+    end
+    return sql:sub(toks[open].e + 1, toks[close].s - 1), names
+  end
+  -- The reference next ("audit.users (id)"), consumed, as written.
+  function r.reference()
+    local first = r.i
+    while toks[r.i] and (toks[r.i].k == "word" or toks[r.i].k == "ident" or toks[r.i].k == ".") do
+      r.i = r.i + 1
+    end
+    if r.i == first then bad() end
+    if toks[r.i] and toks[r.i].k == "(" then r.group() end
+    return sql:sub(toks[first].s, toks[r.i - 1].e)
+  end
+  return r
 end
 
-local function names_in(group)
-  local list = {}
-  for part in (group .. ","):gmatch("%s*(.-)%s*,") do
-    list[#list + 1] = part:match('^"(.*)"$') and part:sub(2, -2):gsub('""', '"') or part
+-- ON DELETE/ON UPDATE actions after a foreign key's reference, into obj.
+local function fk_actions(r, obj, what, bad)
+  while r.toks[r.i] do
+    if not r.kw("on") then bad() end
+    local key = r.kw("delete") and "on_delete" or r.kw("update") and "on_update" or bad()
+    local words = {}
+    while r.toks[r.i] and r.toks[r.i].k == "word" and r.toks[r.i].v ~= "on" do
+      words[#words + 1] = r.toks[r.i].v
+      r.i = r.i + 1
+    end
+    obj[key] = fk_action(table.concat(words, " "), what, key)
   end
-  return list
 end
 
 local function parse_constraint(sql, what)
-  local toks = scan(sql)
   local function bad()
-    fail(5, "%s: cannot read the table constraint \"%s\": write PRIMARY KEY (...), UNIQUE (...), "
+    fail("%s: cannot read the table constraint \"%s\": write PRIMARY KEY (...), UNIQUE (...), "
          .. "CHECK (...) or FOREIGN KEY (...) REFERENCES t (...), optionally after CONSTRAINT name, "
          .. "or use schema.unique/check/foreign_key/primary_key", what, sql)
   end
-  if not toks or #toks == 0 then bad() end
-  local i, name = 1, nil
-  local function kw(k)
-    local t = toks[i]
-    if t and t.word and not t.quoted and t.word:lower() == k then i = i + 1 return true end
-    return false
-  end
-  if kw("constraint") then
-    name = toks[i] and toks[i].word
-    if not name then bad() end
-    i = i + 1
-  end
-  local function group()
-    local t = toks[i]
-    if not (t and t.group) then bad() end
-    i = i + 1
-    return t.group
-  end
+  local r = constraint_reader(sql, bad)
+  if #r.toks == 0 then bad() end
+  local name
+  if r.kw("constraint") then name = r.name() or bad() end
   local obj
-  if kw("primary") then
-    if not kw("key") then bad() end
-    obj = item("pk", { columns = names_in(group()) })
-  elseif kw("unique") then
-    obj = item("unique", { columns = names_in(group()) })
-  elseif kw("check") then
-    obj = item("check", { expr = group() })
-  elseif kw("foreign") then
-    if not kw("key") then bad() end
-    local cols = names_in(group())
-    if not kw("references") then bad() end
-    local ref = toks[i] and toks[i].word
-    if not ref then bad() end
-    if toks[i].quoted then ref = '"' .. ref .. '"' end
-    i = i + 1
-    if toks[i] and toks[i].group then ref = ref .. "(" .. group() .. ")" end
-    local rs, rt, rc = parse_reference(ref, what)
+  if r.kw("primary") then
+    if not r.kw("key") then bad() end
+    obj = item("pk", { columns = select(2, r.group()) })
+  elseif r.kw("unique") then
+    obj = item("unique", { columns = select(2, r.group()) })
+  elseif r.kw("check") then
+    obj = item("check", { expr = (r.group()) })
+  elseif r.kw("foreign") then
+    if not r.kw("key") then bad() end
+    local cols = select(2, r.group())
+    if not r.kw("references") then bad() end
+    local rs, rt, rc = parse_reference(r.reference(), what)
     obj = item("fk", { columns = cols, ref_schema = rs, ref_table = rt, ref_columns = rc })
-    while toks[i] do
-      if not kw("on") then bad() end
-      local key = kw("delete") and "on_delete" or kw("update") and "on_update" or bad()
-      local words = {}
-      while toks[i] and toks[i].word and not (toks[i].word:lower() == "on") do
-        words[#words + 1] = toks[i].word
-        i = i + 1
-      end
-      obj[key] = fk_action(table.concat(words, " "), what, key)
-    end
+    fk_actions(r, obj, what, bad)
   else
     bad()
   end
-  if toks[i] then bad() end
+  if r.toks[r.i] then bad() end
   obj.name = name
   return obj
 end
@@ -357,14 +349,14 @@ local TABLE_FIELDS = { schema = true, comment = true }
 
 -- The distinct column names (keys of colset) an expression mentions, in order.
 function M.columns_in(expr, colset)
-  local seen, list = {}, {}
-  local s = expr:gsub("'[^']*'", " ")
-  for q, w in s:gmatch('()([%a_][%w_$]*)') do
-    local prev = q > 1 and s:sub(q - 1, q - 1) or ""
-    if prev ~= "." and colset[w] and not seen[w] then seen[w] = true; list[#list + 1] = w end
-  end
-  for w in s:gmatch('"([^"]+)"') do
-    if colset[w] and not seen[w] then seen[w] = true; list[#list + 1] = w end
+  local seen, list, toks = {}, {}, S.tokens(expr)
+  for i, t in ipairs(toks) do
+    local name = t.k == "ident" and t.v or t.k == "word" and expr:sub(t.s, t.e)
+    local qualified = i > 1 and toks[i - 1].k == "."
+    if name and not qualified and colset[name] and not seen[name] then
+      seen[name] = true
+      list[#list + 1] = name
+    end
   end
   return list
 end
@@ -388,28 +380,154 @@ function Model:enum(name, values, opts)
   check_name(name, what, "enum name")
   opts = opts or {}
   check_keys(opts, { schema = true }, what)
-  if type(values) ~= "table" or #values == 0 then fail(2, "%s: needs a list of values", what) end
+  if type(values) ~= "table" or #values == 0 then fail("%s: needs a list of values", what) end
   local seen, list = {}, {}
   for i, v in ipairs(values) do
     check_string(v, what, "value")
-    if seen[v] then fail(2, "%s: value '%s' appears twice", what, v) end
+    if seen[v] then fail("%s: value '%s' appears twice", what, v) end
     seen[v] = true
     list[i] = v
   end
   if opts.schema then self:schema(opts.schema) end
   local key = key_of(opts.schema, name)
-  if self.enum_by_key[key] then fail(2, "%s: defined twice", what) end
+  if self.enum_by_key[key] then fail("%s: defined twice", what) end
   local e = { name = name, schema = opts.schema, values = list }
   self.enums[#self.enums + 1] = e
   self.enum_by_key[key] = e
   return e
 end
 
+local function check_column(it, i, t, what)
+  local cname = it[1]
+  if type(cname) ~= "string" then fail("%s: column #%d needs a name", what, i) end
+  local cwhat = ("%s: column %s"):format(what, cname)
+  check_name(cname, cwhat, "column name")
+  check_keys(it, COLUMN_FIELDS, cwhat)
+  if type(it[2]) ~= "string" or it[2] == "" then
+    fail("%s: needs a type (a string such as \"text\")", cwhat)
+  end
+  if t.col[cname] then fail("%s: defined twice", cwhat) end
+  for _, k in ipairs { "nullable", "primary_key", "unique", "index" } do
+    if it[k] ~= nil and type(it[k]) ~= "boolean" then
+      fail("%s: %s must be a boolean (got %s)", cwhat, k, type(it[k]))
+    end
+  end
+  if it.primary_key and it.nullable == true then
+    fail("%s: a primary key cannot be nullable", cwhat)
+  end
+  return cname, cwhat
+end
+
+-- The column table it (item i of table t) into t; the keys it declares into pending
+-- (its primary key column into pk_cols).
+local function add_column(t, it, i, what, pending, pk_cols)
+  local cname, cwhat = check_column(it, i, t, what)
+  local identity = it.identity
+  if identity == true then identity = "by default" end
+  if identity ~= nil and identity ~= "always" and identity ~= "by default" then
+    fail("%s: identity must be true, \"by default\" or \"always\"", cwhat)
+  end
+  local c = {
+    name = cname, type = it[2], nullable = it.nullable, default = default_sql(it.default, cwhat),
+    identity = identity, comment = it.comment,
+    generated = it.generated ~= nil and check_string(it.generated, cwhat, "generated") or nil,
+  }
+  if c.comment ~= nil then check_string(c.comment, cwhat, "comment") end
+  t.columns[#t.columns + 1] = c
+  t.col[cname] = c
+  if it.primary_key then pk_cols[#pk_cols + 1] = cname end
+  if it.unique then pending[#pending + 1] = item("unique", { columns = { cname } }) end
+  if it.index then pending[#pending + 1] = item("index", { columns = { cname } }) end
+  if it.check then
+    pending[#pending + 1] = item("check", { expr = check_string(it.check, cwhat, "check") })
+  end
+  if it.references then
+    local rs, rt, rc = parse_reference(it.references, cwhat)
+    pending[#pending + 1] = item("fk", {
+      columns = { cname }, ref_schema = rs, ref_table = rt, ref_columns = rc,
+      on_delete = fk_action(it.on_delete, cwhat, "on_delete"),
+      on_update = fk_action(it.on_update, cwhat, "on_update"),
+    })
+  elseif it.on_delete or it.on_update then
+    fail("%s: on_delete/on_update need references", cwhat)
+  end
+end
+
+-- t's primary key: the columns marked primary_key, or a primary key constraint.
+local function add_primary_key(t, pending, pk_cols, what, claim, known)
+  if #pk_cols > 0 then t.pk = { columns = pk_cols } end
+  for _, obj in ipairs(pending) do
+    if obj.kind == "pk" then
+      if t.pk and t.pk.name == nil and #pk_cols > 0 then
+        fail("%s: two primary keys (primary_key = true on columns and a primary key constraint)", what)
+      end
+      known(obj.columns, "primary key")
+      t.pk = { name = obj.name, columns = obj.columns }
+    end
+  end
+  if t.pk then
+    t.pk.unnamed = t.pk.name == nil or nil
+    t.pk.name = t.pk.name or M.default_name(t.name, "pkey")
+    claim(t.pk, "pk")
+    for _, c in ipairs(t.pk.columns) do t.col[c].primary_key = true end
+  end
+end
+
+-- The constraints and indexes of table t (pending: those its items declare), each
+-- named: the name PostgreSQL would give it when the model gives none.
+local function add_constraints(t, pending, pk_cols, what)
+  local name, colset, names = t.name, t.col, {}
+  local function claim(obj, kind)
+    if names[obj.name] then fail("%s: two constraints or indexes are named %s", what, obj.name) end
+    names[obj.name] = kind
+  end
+  local function known(cols, label)
+    for _, c in ipairs(cols) do
+      if not colset[c] then fail("%s: %s names no column '%s'", what, label, c) end
+    end
+  end
+  add_primary_key(t, pending, pk_cols, what, claim, known)
+  for _, obj in ipairs(pending) do
+    local kind = obj.kind
+    local unnamed = obj.name == nil or nil
+    if kind == "unique" then
+      known(obj.columns, "unique constraint")
+      local u = { name = obj.name or M.default_name(name, "key", obj.columns), columns = obj.columns,
+                  unnamed = unnamed }
+      claim(u, kind)
+      t.uniques[#t.uniques + 1] = u
+    elseif kind == "check" then
+      local cols = M.columns_in(obj.expr, colset)
+      local ck = { name = obj.name or M.default_name(name, "check", #cols == 1 and cols[1] or nil),
+                   expr = obj.expr, unnamed = unnamed }
+      claim(ck, kind)
+      t.checks[#t.checks + 1] = ck
+    elseif kind == "fk" then
+      known(obj.columns, "foreign key")
+      if obj.ref_columns and #obj.ref_columns ~= #obj.columns then
+        fail("%s: foreign key (%s) names %d referenced columns", what,
+             table.concat(obj.columns, ", "), #obj.ref_columns)
+      end
+      local fk = { name = obj.name or M.default_name(name, "fkey", obj.columns), columns = obj.columns,
+                   ref_schema = obj.ref_schema, ref_table = obj.ref_table,
+                   ref_columns = obj.ref_columns,
+                   on_delete = obj.on_delete, on_update = obj.on_update, unnamed = unnamed }
+      claim(fk, kind)
+      t.fks[#t.fks + 1] = fk
+    elseif kind == "index" then
+      local ix = { name = obj.name or M.default_name(name, "idx", obj.columns), columns = obj.columns,
+                   unique = obj.unique, where = obj.where, using = obj.using, unnamed = unnamed }
+      claim(ix, kind)
+      t.indexes[#t.indexes + 1] = ix
+    end
+  end
+end
+
 -- m:table(name, { columns..., constraints..., schema =, comment = } [, { schema =, comment = }])
 function Model:table(name, items, opts)
   local what = ("table %s"):format(tostring(name))
   check_name(name, what, "table name")
-  if type(items) ~= "table" then fail(2, "%s: needs a list of columns", what) end
+  if type(items) ~= "table" then fail("%s: needs a list of columns", what) end
   check_keys(items, TABLE_FIELDS, what)
   opts = opts or {}
   check_keys(opts, TABLE_FIELDS, what)
@@ -418,7 +536,7 @@ function Model:table(name, items, opts)
   if schema_name ~= nil then check_name(schema_name, what, "schema"); self:schema(schema_name) end
   if comment ~= nil then check_string(comment, what, "comment") end
   local key = key_of(schema_name, name)
-  if self.by_key[key] then fail(2, "%s: defined twice", what) end
+  if self.by_key[key] then fail("%s: defined twice", what) end
 
   local t = { name = name, schema = schema_name, comment = comment, columns = {}, col = {},
               uniques = {}, checks = {}, fks = {}, indexes = {} }
@@ -429,121 +547,14 @@ function Model:table(name, items, opts)
     elseif getmetatable(it) == Item then
       pending[#pending + 1] = it
     elseif type(it) == "table" then
-      local cname = it[1]
-      if type(cname) ~= "string" then fail(2, "%s: column #%d needs a name", what, i) end
-      local cwhat = ("%s: column %s"):format(what, cname)
-      check_name(cname, cwhat, "column name")
-      check_keys(it, COLUMN_FIELDS, cwhat)
-      if type(it[2]) ~= "string" or it[2] == "" then
-        fail(2, "%s: needs a type (a string such as \"text\")", cwhat)
-      end
-      if t.col[cname] then fail(2, "%s: defined twice", cwhat) end
-      for _, k in ipairs { "nullable", "primary_key", "unique", "index" } do
-        if it[k] ~= nil and type(it[k]) ~= "boolean" then
-          fail(2, "%s: %s must be a boolean (got %s)", cwhat, k, type(it[k]))
-        end
-      end
-      local identity = it.identity
-      if identity == true then identity = "by default" end
-      if identity ~= nil and identity ~= "always" and identity ~= "by default" then
-        fail(2, "%s: identity must be true, \"by default\" or \"always\"", cwhat)
-      end
-      if it.primary_key and it.nullable == true then
-        fail(2, "%s: a primary key cannot be nullable", cwhat)
-      end
-      local c = {
-        name = cname, type = it[2], nullable = it.nullable, default = default_sql(it.default, cwhat),
-        identity = identity, comment = it.comment,
-        generated = it.generated ~= nil and check_string(it.generated, cwhat, "generated") or nil,
-      }
-      if c.comment ~= nil then check_string(c.comment, cwhat, "comment") end
-      t.columns[#t.columns + 1] = c
-      t.col[cname] = c
-      if it.primary_key then pk_cols[#pk_cols + 1] = cname end
-      if it.unique then pending[#pending + 1] = item("unique", { columns = { cname } }) end
-      if it.index then pending[#pending + 1] = item("index", { columns = { cname } }) end
-      if it.check then
-        pending[#pending + 1] = item("check", { expr = check_string(it.check, cwhat, "check") })
-      end
-      if it.references then
-        local rs, rt, rc = parse_reference(it.references, cwhat)
-        pending[#pending + 1] = item("fk", {
-          columns = { cname }, ref_schema = rs, ref_table = rt, ref_columns = rc,
-          on_delete = fk_action(it.on_delete, cwhat, "on_delete"),
-          on_update = fk_action(it.on_update, cwhat, "on_update"),
-        })
-      elseif it.on_delete or it.on_update then
-        fail(2, "%s: on_delete/on_update need references", cwhat)
-      end
+      add_column(t, it, i, what, pending, pk_cols)
     else
-      fail(2, "%s: item #%d must be a column table, a constraint or a SQL string (got %s)",
+      fail("%s: item #%d must be a column table, a constraint or a SQL string (got %s)",
            what, i, type(it))
     end
   end
-  if #t.columns == 0 then fail(2, "%s: needs at least one column", what) end
-
-  if #pk_cols > 0 then t.pk = { columns = pk_cols } end
-  local colset = t.col
-  local names = {}
-  local function claim(obj, kind)
-    if names[obj.name] then fail(3, "%s: two constraints or indexes are named %s", what, obj.name) end
-    names[obj.name] = kind
-  end
-  local function known(cols, label)
-    for _, c in ipairs(cols) do
-      if not colset[c] then fail(3, "%s: %s names no column '%s'", what, label, c) end
-    end
-  end
-  for _, obj in ipairs(pending) do
-    if obj.kind == "pk" then
-      if t.pk and t.pk.name == nil and #pk_cols > 0 then
-        fail(2, "%s: two primary keys (primary_key = true on columns and a primary key constraint)", what)
-      end
-      known(obj.columns, "primary key")
-      t.pk = { name = obj.name, columns = obj.columns }
-    end
-  end
-  if t.pk then
-    t.pk.unnamed = t.pk.name == nil or nil
-    t.pk.name = t.pk.name or M.default_name(name, "pkey")
-    claim(t.pk, "pk")
-    for _, c in ipairs(t.pk.columns) do t.col[c].primary_key = true end
-  end
-  for _, obj in ipairs(pending) do
-    local kind = obj.kind
-    if kind == "unique" then
-      known(obj.columns, "unique constraint")
-      local u = { name = obj.name or M.default_name(name, "key", obj.columns), columns = obj.columns,
-                  unnamed = obj.name == nil or nil }
-      claim(u, kind)
-      t.uniques[#t.uniques + 1] = u
-    elseif kind == "check" then
-      local cols = M.columns_in(obj.expr, colset)
-      local ck = { name = obj.name or M.default_name(name, "check", #cols == 1 and cols[1] or nil),
-                   expr = obj.expr, unnamed = obj.name == nil or nil }
-      claim(ck, kind)
-      t.checks[#t.checks + 1] = ck
-    elseif kind == "fk" then
-      known(obj.columns, "foreign key")
-      if obj.ref_columns and #obj.ref_columns ~= #obj.columns then
-        fail(2, "%s: foreign key (%s) names %d referenced columns", what,
-             table.concat(obj.columns, ", "), #obj.ref_columns)
-      end
-      local fk = { name = obj.name or M.default_name(name, "fkey", obj.columns), columns = obj.columns,
-                   ref_schema = obj.ref_schema, ref_table = obj.ref_table,
-                   ref_columns = obj.ref_columns,
-                   on_delete = obj.on_delete, on_update = obj.on_update,
-                   unnamed = obj.name == nil or nil }
-      claim(fk, kind)
-      t.fks[#t.fks + 1] = fk
-    elseif kind == "index" then
-      local ix = { name = obj.name or M.default_name(name, "idx", obj.columns), columns = obj.columns,
-                   unique = obj.unique, where = obj.where, using = obj.using,
-                   unnamed = obj.name == nil or nil }
-      claim(ix, kind)
-      t.indexes[#t.indexes + 1] = ix
-    end
-  end
+  if #t.columns == 0 then fail("%s: needs at least one column", what) end
+  add_constraints(t, pending, pk_cols, what)
   self.tables[#self.tables + 1] = t
   self.by_key[key] = t
   return t
@@ -554,17 +565,17 @@ function Model:index(name, table_name, columns, opts)
   opts = opts or {}
   local schema_name = opts.schema
   local t = self.by_key[key_of(schema_name, table_name)]
-  if not t then fail(2, "index %s: no table %s in the models (define the table first)",
+  if not t then fail("index %s: no table %s in the models (define the table first)",
                      tostring(name), tostring(table_name)) end
   local o = {}
   for k, v in pairs(opts) do if k ~= "schema" then o[k] = v end end
   local obj = M.index(name, columns, o)
   for _, ix in ipairs(t.indexes) do
-    if ix.name == obj.name then fail(2, "index %s: defined twice", obj.name) end
+    if ix.name == obj.name then fail("index %s: defined twice", obj.name) end
   end
   for _, c in ipairs(obj.columns) do
     if not t.col[c] and not c:find("[%(%s]") then
-      fail(2, "index %s: table %s has no column '%s'", obj.name, table_name, c)
+      fail("index %s: table %s has no column '%s'", obj.name, table_name, c)
     end
   end
   t.indexes[#t.indexes + 1] = { name = obj.name, columns = obj.columns, unique = obj.unique,
