@@ -21,7 +21,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c \
+           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c \
            src/core.c
 CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 
@@ -34,6 +34,13 @@ all: $(B)/luamig $(B)/lib/luamig/core.so
 $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
+
+# A digest of the sources: the header cache (src/cache.c) and the lint's schema cache
+# trust only what this very build wrote.
+BUILD_SRC   = $(sort $(wildcard src/*.c src/*.h include/*.h lua/luamig/*.lua))
+LUAMIG_BUILD := $(shell cat /dev/null $(BUILD_SRC) </dev/null | sha256sum | cut -c1-16)
+$(B)/obj/cache.o: CPPFLAGS += -DLUAMIG_BUILD='"$(LUAMIG_BUILD)"'
+$(B)/obj/cache.o: $(BUILD_SRC)
 
 $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)

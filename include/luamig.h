@@ -365,6 +365,34 @@ void luamig_push_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * syntax error stops the run before anything is applied. */
 void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
 
+/* ---- cache.c: the header cache of a versions directory (as git's index) ---- */
+
+struct stat;
+typedef struct luamig_cache luamig_cache;
+/* Pushes dir's cache (its .luamig-cache) matched against the n sorted file
+ * names of the array at names: a file whose stat (size, mtime, ctime, inode,
+ * device) is the one cached is a hit. No cache, a foreign or corrupt one,
+ * matches nothing. */
+luamig_cache *luamig_cache_open(lua_State *L, const char *dir, int names, int n);
+/* Whether the cache can be read and written at all (dir could be opened). */
+bool luamig_cache_usable(const luamig_cache *c);
+/* Whether file i (from 0) is a hit: then luamig_cache_load adds its revision
+ * (header and SHA-256, as cached) to g without opening the file. */
+bool luamig_cache_hit(const luamig_cache *c, int i);
+void luamig_cache_load(lua_State *L, luamig_cache *c, int i, luamig_graph *g, const char *path);
+/* Whether a file whose stat before a read was st may be cached, asked right
+ * after the read: its ctime is before the clock tick file times come from, so
+ * any later change moves it. */
+bool luamig_cache_fresh(const struct stat *st);
+/* File i was read and scanned (not run) as revision rev, with stat st. */
+void luamig_cache_note(luamig_cache *c, int i, int rev, const struct stat *st);
+/* Writes the cache again when it changed (names: as for luamig_cache_open). */
+void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int names);
+/* Replaces dir/name (dir open as dirfd) with data atomically: a temp file in
+ * dir, renamed over it. Does nothing when dir cannot be written. */
+void luamig_cache_replace(lua_State *L, int dirfd, const char *dir, const char *name,
+                          const char *data, size_t len);
+
 /* Gives the userdata at the top the metatable mt (made once, close as its
  * __close and __gc) and makes its slot to-be-closed: the resource is released
  * on return or on any error. */

@@ -28,6 +28,7 @@ local function write_file(path, content)
   f:write(content)
   f:close()
 end
+h.read_file, h.write_file = read_file, write_file
 
 -- os.execute's triple as one integer: the exit status, or 128 + signal like sh.
 local function status(ok, how, n)
