@@ -21,7 +21,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c \
+           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c \
            src/core.c
 CLI_SRC  = src/cli.c src/cli_report.c src/json.c
 

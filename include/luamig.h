@@ -25,6 +25,7 @@
 #define LUAMIG_CONN_MT "luamig.conn"
 
 #define LUAMIG_HELD_WARNINGS 16
+#define LUAMIG_PREPARED 8            /* statements a connection keeps prepared (luamig_stmt.prepare) */
 
 typedef struct luamig_conn {
   PGconn *pg;                        /* NULL once closed */
@@ -35,7 +36,15 @@ typedef struct luamig_conn {
   bool direct;                       /* reached through direct_url: trusted to keep one session */
   char *warnings[LUAMIG_HELD_WARNINGS];
   int nwarnings, dropped_warnings;
+  char *prepared[LUAMIG_PREPARED];   /* the SQL prepared as luamig_G_0, luamig_G_1, ... */
+  int prepared_gen;                  /* G: a new one after luamig_conn_forget_prepared */
+  bool unflushed;                    /* commits made with synchronous_commit off (durable.c) */
 } luamig_conn;
+
+/* Prepares again, under new names, what a batch prepares from now on: after
+ * statements that may have dropped them (DISCARD ALL in a non-transactional
+ * revision). */
+void luamig_conn_forget_prepared(luamig_conn *c);
 
 /* Pushes the server WARNINGs held since the last call (an array, with a last
  * "(N more warnings)" when some did not fit) and forgets them; returns the count. */
@@ -85,6 +94,7 @@ typedef struct luamig_stmt {
   const char *sql;
   int nparams;
   const char *const *params;
+  bool prepare;                      /* luamig's own, sent often: parsed and planned once per connection */
 } luamig_stmt;
 
 /* Runs n statements in one round trip (libpq pipeline mode): in order, in one
@@ -512,7 +522,7 @@ typedef struct luamig_logrow {
   bool started;                      /* the start row of a non-transactional revision */
   double ms;                         /* < 0: unknown (an offline script), NULL in the log */
   const char *expect;                /* not NULL: the guard (see luamig_log_add) */
-  char dur[32], hi[16], lo[16];      /* the INSERT's parameters, set by luamig_log_add */
+  char dur[32], key[24];             /* the INSERT's parameters, set by luamig_log_add */
   const char *params[8];
 } luamig_logrow;
 
@@ -562,6 +572,9 @@ const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt)
 /* Session-level advisory lock keyed by the version table's qualified name
  * (its schema: the configured one, else the session's current_schema()): held
  * for a whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
+ * Taken in both modes, exclusive then shared, so the guard can ask whether the
+ * session still holds it by releasing and taking back one mode at a time
+ * (the other keeps every other run out meanwhile), not through pg_locks.
  * Sets vt->lock_key. Waits up to wait_s seconds, then raises naming the holder
  * (pid, application). */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
@@ -625,6 +638,7 @@ typedef struct luamig_run {
   double lock_wait;                  /* seconds to wait for the migration lock */
   int ops;                           /* slot of the op metatable (upgrade/downgrade) */
   bool direct;                       /* connected through the config's direct_url */
+  bool relaxed;                      /* the session commits with synchronous_commit off (durable.c) */
 } luamig_run;
 
 
@@ -670,6 +684,23 @@ void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur
                       const luamig_move *m);
 
 int luamig_open_runner(lua_State *L);
+
+/* ---- durable.c: a transaction per revision, one flush to disk per run ---- */
+
+/* Before the first of several steps: SET synchronous_commit = off, through
+ * the context (so --sql scripts carry it too). */
+void luamig_durable_relax(lua_State *L, luamig_run *r, luamig_opctx *ctx);
+/* Appends to st the SET that gives the session its own setting back (before
+ * a non-transactional revision, whose statements must each be flushed). */
+void luamig_durable_restore(luamig_run *r, luamig_stmt *st, int *n);
+/* Appends, in the last step's transaction before its COMMIT, the SET LOCAL
+ * that makes that COMMIT flush every one before it. */
+void luamig_durable_commit(const luamig_run *r, luamig_stmt *st, int *n);
+/* Every step committed, the last one flushed. */
+void luamig_durable_done(luamig_run *r);
+/* A synchronous commit on pg (after a ROLLBACK when a transaction is open),
+ * errors ignored: for a connection closing after a run that stopped early. */
+void luamig_durable_flush(PGconn *pg);
 
 /* ---- report.c: current, heads, history, show, branches, status, verify ---- */
 

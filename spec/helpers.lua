@@ -293,6 +293,15 @@ function h.silent_listener()
   error("the silent listener printed no port in 10 s")
 end
 
+-- Waits (bounded: tries times 0.1 s, default 100) until cond() is true.
+function h.eventually(cond, what, tries)
+  for _ = 1, tries or 100 do
+    if cond() then return end
+    h.sh("sleep 0.1")
+  end
+  error("timed out waiting for " .. what, 2)
+end
+
 -- Drops the databases made by new_database and removes every temp dir.
 -- Also runs when this module is collected (busted reloads it per spec file, and at exit).
 function h.cleanup()

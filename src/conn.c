@@ -102,9 +102,12 @@ void luamig_conn_close(luamig_conn *c) {
   if (c != NULL && c->pg != NULL) {
     PGconn *pg = c->pg;
     c->pg = NULL;                    /* closed first: never finished twice */
+    if (c->unflushed) luamig_durable_flush(pg);   /* a run that stopped early */
+    c->unflushed = false;
     PQfinish(pg);
   }
   if (c != NULL) free_warnings(c);
+  if (c != NULL) luamig_conn_forget_prepared(c);
 }
 
 /* ---- connecting: started early, finished when needed ----
@@ -476,6 +479,71 @@ int luamig_query(lua_State *L, luamig_conn *c, const char *sql,
  * rest after a failure. Every result is read and the connection is back out
  * of pipeline mode before anything is raised. */
 
+/* ---- prepared statements ----
+ *
+ * The statements luamig sends for every revision (the version-table move, the
+ * audit row with its guard) are the same text each time: a connection keeps
+ * them prepared, as luamig_G_0, luamig_G_1, ..., so the server parses each
+ * once and plans it once it has settled on a generic plan. A prepared
+ * statement outlives a rollback. A non-transactional revision may DISCARD
+ * them: the runner then starts a new generation G (luamig_conn_forget_prepared);
+ * a transactional one that runs DEALLOCATE ALL fails, and rolls back. */
+
+/* The slot of sql among c's prepared statements, or the free slot it takes
+ * (*parse set: a Parse must go first); -1 when every slot is taken. */
+static int prepared_slot(luamig_conn *c, const char *sql, bool *parse) {
+  *parse = false;
+  for (int i = 0; i < LUAMIG_PREPARED; i++)
+    if (c->prepared[i] && strcmp(c->prepared[i], sql) == 0) return i;
+  for (int i = 0; i < LUAMIG_PREPARED; i++) {
+    if (c->prepared[i]) continue;
+    c->prepared[i] = strdup(sql);
+    *parse = c->prepared[i] != NULL;
+    return *parse ? i : -1;
+  }
+  return -1;
+}
+
+static void forget_prepared(luamig_conn *c, int slot) {
+  free(c->prepared[slot]);
+  c->prepared[slot] = NULL;
+}
+
+void luamig_conn_forget_prepared(luamig_conn *c) {
+  for (int i = 0; i < LUAMIG_PREPARED; i++) forget_prepared(c, i);
+  c->prepared_gen++;
+}
+
+/* Sends statement st: by name when it is to be prepared (its Parse first the
+ * first time: its slot in *parsed, else -1), else as it is. */
+static bool send_stmt(luamig_conn *c, const luamig_stmt *st, int *parsed) {
+  char name[32];
+  bool parse = false;
+  int slot = st->prepare ? prepared_slot(c, st->sql, &parse) : -1;
+  *parsed = parse ? slot : -1;
+  if (slot < 0)
+    return PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, st->params, NULL, NULL, 0);
+  snprintf(name, sizeof name, "luamig_%d_%d", c->prepared_gen, slot);
+  if (parse && !PQsendPrepare(c->pg, name, st->sql, st->nparams, NULL)) {
+    forget_prepared(c, slot);
+    *parsed = -1;
+    return false;
+  }
+  return PQsendQueryPrepared(c->pg, name, st->nparams, st->params, NULL, NULL, 0);
+}
+
+/* Reads the result of the Parse of statement slot (when one was sent): keeps
+ * the slot when it succeeded; else returns its result (NULL: aborted). */
+static PGresult *read_parse(luamig_conn *c, int slot, bool *broke) {
+  PGresult *res = PQgetResult(c->pg), *end;
+  if (res == NULL) { *broke = true; forget_prepared(c, slot); return NULL; }
+  while ((end = PQgetResult(c->pg)) != NULL) PQclear(end);
+  if (PQresultStatus(res) == PGRES_COMMAND_OK) { PQclear(res); return NULL; }
+  forget_prepared(c, slot);
+  if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED) { PQclear(res); return NULL; }
+  return res;
+}
+
 /* Reads the results up to and including the Sync; false if the connection broke. */
 static bool drain_to_sync(PGconn *pg) {
   for (int nulls = 0; nulls < 2;) {
@@ -501,13 +569,18 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     push_error(L, c, h, st[0].sql);
     lua_error(L);
   }
-  int sent = 0;
-  while (sent < n && PQsendQueryParams(pg, st[sent].sql, st[sent].nparams, NULL,
-                                       st[sent].params, NULL, NULL, 0))
-    sent++;
+  int sent = 0, parsed[LUAMIG_PREPARED], nparsed = 0, parsed_at[LUAMIG_PREPARED];
+  for (int slot; sent < n && send_stmt(c, &st[sent], &slot); sent++)
+    if (slot >= 0) { parsed[nparsed] = slot; parsed_at[nparsed++] = sent; }
   bool ok = PQpipelineSync(pg) == 1, broke = false;
   int failed = sent < n ? sent : -1;   /* a statement libpq could not send */
-  for (int i = 0; i < sent && ok && !broke; i++) {
+  for (int i = 0, p = 0; i < sent && ok && !broke; i++) {
+    if (p < nparsed && parsed_at[p] == i) {   /* its Parse, sent first */
+      PGresult *pres = read_parse(c, parsed[p++], &broke);
+      if (pres != NULL && failed < 0) { failed = i; h->res = pres; }
+      else PQclear(pres);
+      if (broke) break;
+    }
     PGresult *res = PQgetResult(pg);
     if (res == NULL) { broke = true; break; }
     ExecStatusType status = PQresultStatus(res);
@@ -683,6 +756,7 @@ static void pushmeta(lua_State *L) {
 
 static luamig_conn *newconn(lua_State *L) {
   luamig_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);           /* no prepared statements, flushed */
   c->pg = NULL;                      /* closed until PQconnectStartParams returns */
   c->polling = PGRES_POLLING_FAILED;
   c->deadline = 0;

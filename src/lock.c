@@ -28,22 +28,24 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * lock, and the refusal is raised here), the session's dead-client check
  * (PostgreSQL 14+ then notices a killed run during a long statement and
  * rolls back at once, freeing its locks in a second), then the lock, if it
- * is free. The key is the server's hash of "luamig:" + schema + "." + table,
- * the schema the table is in (current_schema() when the config names none):
- * "public" written in the config and left to the search path take the same
- * lock, with no round trip more. Sets vt->lock_key; returns whether it was taken. */
+ * is free (exclusive, then shared: see luamig.h). The key is the server's
+ * hash of "luamig:" + schema + "." + table, the schema the table is in
+ * (current_schema() when the config names none): "public" written in the
+ * config and left to the search path take the same lock, with no round trip
+ * more. Sets vt->lock_key; returns whether it was taken. */
 static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   int top = lua_gettop(L);
   const char *pid = luamig_topology_pid(L, c);
   const char *lock_params[3] = { vt->name, pid, vt->schema };
   const luamig_stmt st[] = {
-    { LUAMIG_TOPOLOGY_SQL, 1, &pid },
+    { LUAMIG_TOPOLOGY_SQL, 1, &pid, false },
     { "SELECT set_config('client_connection_check_interval', '1000', false) "
       "WHERE current_setting('server_version_num')::int >= 140000 AND "
-      LUAMIG_TOPOLOGY_OK("$1"), 1, &pid },
-    { "SELECT k, CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN pg_try_advisory_lock(k) "
-      "ELSE false END AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
-      "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s", 3, lock_params },
+      LUAMIG_TOPOLOGY_OK("$1"), 1, &pid, false },
+    { "SELECT k, CASE WHEN NOT (" LUAMIG_TOPOLOGY_OK("$2") ") THEN false "
+      "WHEN pg_try_advisory_lock(k) THEN pg_try_advisory_lock_shared(k) ELSE false END "
+      "AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
+      "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s", 3, lock_params, false },
   };
   luamig_batch(L, c, 3, st, NULL, true, NULL);
   luamig_topology_check(L, c, -3);
@@ -70,7 +72,8 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
     if (left <= 0) break;
     long ms = left < 100 ? (long)left + 1 : 100;
     nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
-    locked = luamig_exec(L, c, "SELECT 1 WHERE pg_try_advisory_lock($1::bigint)", 1, &key) == 1;
+    locked = luamig_exec(L, c, "SELECT 1 WHERE CASE WHEN pg_try_advisory_lock($1::bigint) "
+                         "THEN pg_try_advisory_lock_shared($1::bigint) END", 1, &key) == 1;
   }
   if (locked) { lua_settop(L, top); return; }
 
@@ -101,6 +104,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
 
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
   const char *key = push_key(L, vt);
-  luamig_exec(L, c, "SELECT pg_advisory_unlock($1::bigint)", 1, &key);
+  luamig_exec(L, c, "SELECT pg_advisory_unlock_shared($1::bigint), pg_advisory_unlock($1::bigint)",
+              1, &key);
   lua_pop(L, 1);
 }
