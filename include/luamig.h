@@ -504,13 +504,25 @@ typedef struct luamig_vtable {
   const char *log_name;              /* the audit log beside it */
   bool probed, present, log_present; /* whether they exist, once asked */
   long long lock_key;                /* set by luamig_lock_acquire */
+  bool want_digest;                  /* read the log's digest with the rows (findings.c) */
+  bool digested;                     /* log_digest and log_started were read */
+  char log_digest[65];               /* see luamig_vtable_read */
+  long log_started;
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
 /* Pushes an array of the version_num rows; returns their count, or -1 (and an
- * empty array) when the table does not exist yet. */
+ * empty array) when the table does not exist yet. With want_digest and a log,
+ * reads in the same round trip the log's digest: the SHA-256 of "id checksum"
+ * lines (C order) of the revisions whose last row applies them, and how many
+ * revisions' last row is a -started one. */
 int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
+/* Appends to st the query whether the version table and the log exist (its
+ * SQL and parameters pushed), for a batch; luamig_vtable_probed reads its
+ * rows (the array at idx). */
+void luamig_vtable_probe_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n);
+void luamig_vtable_probed(lua_State *L, luamig_vtable *vt, int idx);
 
 /* A revision's row in the audit log: one per applied or reverted revision
  * (id, direction, file checksum, time, duration, user, luamig version). */

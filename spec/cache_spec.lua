@@ -29,19 +29,10 @@ end
 
 -- The revision files (names in versions/) a run of luamig args opened, read from strace.
 local function opened(dir, args)
-  local log = dir .. "/strace.log"
-  local words = {}
-  for i, a in ipairs(args) do words[i] = q(a) end
-  -- LeakSanitizer cannot run under ptrace: the ASan build checks leaks in the other specs
-  local code, out = h.sh(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 "
-    .. "strace -f -qq -e trace=open,openat -o %s %s %s"):format(
-    q(dir), q(log), q(h.bin), table.concat(words, " ")))
-  assert(code == 0, out)
   local names = {}
-  for name in read(log):gmatch('open[a-z]*%([^"]*"([^"]*%.lua)"') do
+  for name in h.strace(dir, args, "open,openat"):gmatch('open[a-z]*%([^"]*"([^"]*%.lua)"') do
     if name ~= "luamig.lua" then names[#names + 1] = name:match("[^/]*$") end
   end
-  os.remove(log)
   table.sort(names)
   return names
 end

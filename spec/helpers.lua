@@ -293,6 +293,22 @@ function h.silent_listener()
   error("the silent listener printed no port in 10 s")
 end
 
+-- Runs the CLI with args in dir under strace (its -e trace=calls, e.g. "open,openat"),
+-- with the variables of env; raises unless it succeeds; returns strace's log.
+function h.strace(dir, args, calls, env)
+  local log = fresh("strace")
+  local parts = { "env" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = q(k .. "=" .. v) end
+  parts[#parts + 1] = q(h.bin)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  -- LeakSanitizer cannot run under ptrace: the ASan build checks leaks in the other specs
+  must(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -e trace=%s -o %s %s")
+    :format(q(dir), calls, q(log), table.concat(parts, " ")))
+  local text = read_file(log)
+  os.remove(log)
+  return text
+end
+
 -- Waits (bounded: tries times 0.1 s, default 100) until cond() is true.
 function h.eventually(cond, what, tries)
   for _ = 1, tries or 100 do

@@ -47,5 +47,5 @@ void luamig_durable_flush(PGconn *pg) {
   if (PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE) return;
   if (PQtransactionStatus(pg) != PQTRANS_IDLE) PQclear(PQexec(pg, "ROLLBACK"));
   PQclear(PQexec(pg, "BEGIN; SET LOCAL synchronous_commit TO DEFAULT; "
-                     "SELECT pg_catalog.pg_current_xact_id(); COMMIT"));
+                     "SELECT pg_catalog.txid_current(); COMMIT"));
 }

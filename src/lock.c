@@ -37,7 +37,7 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   int top = lua_gettop(L);
   const char *pid = luamig_topology_pid(L, c);
   const char *lock_params[3] = { vt->name, pid, vt->schema };
-  const luamig_stmt st[] = {
+  luamig_stmt st[] = {
     { LUAMIG_TOPOLOGY_SQL, 1, &pid, false },
     { "SELECT set_config('client_connection_check_interval', '1000', false) "
       "WHERE current_setting('server_version_num')::int >= 140000 AND "
@@ -46,8 +46,13 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
       "WHEN pg_try_advisory_lock(k) THEN pg_try_advisory_lock_shared(k) ELSE false END "
       "AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
       "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s", 3, lock_params, false },
+    { NULL, 0, NULL, false },        /* whether the version table and the log exist */
   };
-  luamig_batch(L, c, 3, st, NULL, true, NULL);
+  int n = 3;
+  luamig_vtable_probe_add(L, vt, st, &n);
+  luamig_batch(L, c, n, st, NULL, true, NULL);
+  luamig_vtable_probed(L, vt, -1);
+  lua_pop(L, 1);
   luamig_topology_check(L, c, -3);
   lua_geti(L, -1, 1);
   lua_getfield(L, -1, "k");
@@ -65,7 +70,7 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
   double deadline = luamig_now_ms() + wait_s * 1000;
-  bool locked = first_try(L, c, vt);
+  bool locked = first_try(L, c, vt), first = locked;
   const char *key = push_key(L, vt);
   while (!locked) {
     double left = deadline - luamig_now_ms();
@@ -75,6 +80,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
     locked = luamig_exec(L, c, "SELECT 1 WHERE CASE WHEN pg_try_advisory_lock($1::bigint) "
                          "THEN pg_try_advisory_lock_shared($1::bigint) END", 1, &key) == 1;
   }
+  vt->probed = vt->probed && first;  /* another run may have made the tables meanwhile */
   if (locked) { lua_settop(L, top); return; }
 
   /* timed out: name who holds it (the key's high and low halves are classid and objid) */

@@ -19,19 +19,36 @@ static const char *push_qualified(lua_State *L, const luamig_vtable *vt, const c
 
 /* Whether the version table and its log exist, asked once per run in one
  * query (a plain CREATE TABLE IF NOT EXISTS would make the server print a
- * NOTICE); the answer is kept in vt and updated when luamig creates them. */
-static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
-  if (vt->probed) return;
-  const char *names[2] = { push_qualified(L, vt, vt->name), push_qualified(L, vt, vt->log_name) };
-  luamig_query(L, c, "SELECT to_regclass($1) IS NOT NULL AS versions, "
-               "to_regclass($2) IS NOT NULL AS log", 2, names);
-  lua_geti(L, -1, 1);
+ * NOTICE), in the lock's round trip when there is one; the answer is kept in
+ * vt and updated when luamig creates them. */
+void luamig_vtable_probe_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n) {
+  const char **names = lua_newuserdatauv(L, 2 * sizeof *names, 2);
+  names[0] = push_qualified(L, vt, vt->name);
+  lua_setiuservalue(L, -2, 1);       /* the names live as long as the array */
+  names[1] = push_qualified(L, vt, vt->log_name);
+  lua_setiuservalue(L, -2, 2);
+  st[(*n)++] = (luamig_stmt){ "SELECT to_regclass($1) IS NOT NULL AS versions, "
+                              "to_regclass($2) IS NOT NULL AS log", 2, names, false };
+}
+
+void luamig_vtable_probed(lua_State *L, luamig_vtable *vt, int idx) {
+  lua_geti(L, idx, 1);
   lua_getfield(L, -1, "versions");
   lua_getfield(L, -2, "log");
   vt->present = lua_toboolean(L, -2);
   vt->log_present = lua_toboolean(L, -1);
   vt->probed = true;
-  lua_pop(L, 6);
+  lua_pop(L, 3);
+}
+
+static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  if (vt->probed) return;
+  luamig_stmt st[1];
+  int n = 0;
+  luamig_vtable_probe_add(L, vt, st, &n);
+  luamig_batch(L, c, 1, st, NULL, true, NULL);
+  luamig_vtable_probed(L, vt, -1);
+  lua_pop(L, 2);
 }
 
 static int exec_protected(lua_State *L) {
@@ -85,15 +102,77 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   vt->present = true;
 }
 
-int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
-  probe(L, c, vt);
-  if (!vt->present) {
-    lua_newtable(L);
-    return -1;
+static int query_column(lua_State *L) {
+  luamig_query_column(L, lua_touserdata(L, 1), lua_tostring(L, 2), 0, NULL);
+  return 1;
+}
+
+/* The rows read without asking first whether the table exists: one round
+ * trip where there is no lock's to ride in; "does not exist" (42P01) is -1. */
+static int read_directly(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
+  lua_pushcfunction(L, query_column);
+  lua_pushlightuserdata(L, c);
+  lua_pushstring(L, sql);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    vt->present = true;
+    return (int)lua_rawlen(L, -1);
   }
+  if (strncmp(luaL_optstring(L, -1, ""), "42P01:", 6) != 0) lua_error(L);
+  lua_pop(L, 1);
+  vt->present = false;
+  lua_newtable(L);
+  return -1;
+}
+
+/* The digest of the log as luamig_push_findings checks it, and the rows,
+ * pushed as one array of strings. */
+static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
+  const char *log = push_qualified(L, vt, vt->log_name);
+  const char *digest = lua_pushfstring(L, "SELECT encode(sha256(convert_to(coalesce(string_agg("
+    "revision || ' ' || coalesce(checksum, '-'), E'\\n' ORDER BY revision COLLATE \"C\") "
+    "FILTER (WHERE direction IN ('upgrade', 'stamp', 'downgrade-started')), ''), 'UTF8')), "
+    "'hex') AS applied, count(*) FILTER (WHERE direction LIKE '%%-started') AS started "
+    "FROM (SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
+    "ORDER BY revision, id DESC) l", log);
+  luamig_stmt st[2] = { { sql, 0, NULL, false }, { digest, 0, NULL, false } };
+  luamig_batch(L, c, 2, st, NULL, true, NULL);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "applied");
+  lua_getfield(L, -2, "started");
+  snprintf(vt->log_digest, sizeof vt->log_digest, "%s", luaL_optstring(L, -2, ""));
+  vt->log_started = (long)lua_tointeger(L, -1);
+  vt->digested = true;
+  lua_pop(L, 4);
+  int n = (int)lua_rawlen(L, -1);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -2, i);
+    lua_getfield(L, -1, "version_num");
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  lua_replace(L, -4);                /* over the log's name */
+  lua_pop(L, 2);
+  return n;
+}
+
+int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   const char *name = push_qualified(L, vt, vt->name);
-  lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
-  int n = luamig_query_column(L, c, lua_tostring(L, -1), 0, NULL);
+  const char *sql = lua_pushfstring(L, "SELECT version_num FROM %s ORDER BY version_num", name);
+  int n;
+  if (!vt->probed && !vt->want_digest) {
+    n = read_directly(L, c, vt, sql);
+  } else {
+    probe(L, c, vt);
+    if (!vt->present) {
+      lua_newtable(L);
+      n = -1;
+    } else if (vt->want_digest && vt->log_present) {
+      n = read_with_digest(L, c, vt, sql);
+    } else {
+      n = luamig_query_column(L, c, sql, 0, NULL);
+    }
+  }
   lua_replace(L, -3);
   lua_pop(L, 1);
   return n;
