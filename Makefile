@@ -54,7 +54,7 @@ CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
-             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
+             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua lua/luamig/lint_cache.lua \
              lua/luamig/lint_style.lua
 
 $(B)/embed: scripts/embed.c

@@ -398,10 +398,17 @@ bool luamig_cache_fresh(const struct stat *st);
 void luamig_cache_note(luamig_cache *c, int i, int rev, const struct stat *st);
 /* Writes the cache again when it changed (names: as for luamig_cache_open). */
 void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int names);
-/* Replaces dir/name (dir open as dirfd) with data atomically: a temp file in
- * dir, renamed over it. Does nothing when dir cannot be written. */
-void luamig_cache_replace(lua_State *L, int dirfd, const char *dir, const char *name,
-                          const char *data, size_t len);
+/* Replaces dir/name with data atomically: a temp file in dir, renamed over
+ * it. Does nothing when dir cannot be written. */
+void luamig_cache_replace(lua_State *L, const char *dir, const char *name, const char *data,
+                          size_t len);
+/* Other caches in a versions directory (the lint's): pushes the body of
+ * dir/name when its checksum trailer holds (returns 1), else nil (0); writes
+ * the string at idx as dir/name, with its trailer, atomically. */
+int luamig_cache_read(lua_State *L, const char *dir, const char *name);
+void luamig_cache_write(lua_State *L, const char *dir, const char *name, int idx);
+/* "luamig VERSION BUILD": what a cache written by this build is marked with. */
+const char *luamig_build_id(void);
 
 /* Gives the userdata at the top the metatable mt (made once, close as its
  * __close and __gc) and makes its slot to-be-closed: the resource is released

@@ -30,7 +30,9 @@ end
 -- The revision files (names in versions/) a run of luamig args opened, read from strace.
 local function opened(dir, args)
   local names = {}
-  for name in h.strace(dir, args, "open,openat"):gmatch('open[a-z]*%([^"]*"([^"]*%.lua)"') do
+  local log, code = h.strace(dir, args, "open,openat")
+  assert.equal(0, code)
+  for name in log:gmatch('open[a-z]*%([^"]*"([^"]*%.lua)"') do
     if name ~= "luamig.lua" then names[#names + 1] = name:match("[^/]*$") end
   end
   table.sort(names)

@@ -294,7 +294,7 @@ function h.silent_listener()
 end
 
 -- Runs the CLI with args in dir under strace (its -e trace=calls, e.g. "open,openat"),
--- with the variables of env; raises unless it succeeds; returns strace's log.
+-- with the variables of env; returns strace's log and the exit code.
 function h.strace(dir, args, calls, env)
   local log = fresh("strace")
   local parts = { "env" }
@@ -302,11 +302,11 @@ function h.strace(dir, args, calls, env)
   parts[#parts + 1] = q(h.bin)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   -- LeakSanitizer cannot run under ptrace: the ASan build checks leaks in the other specs
-  must(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -e trace=%s -o %s %s")
-    :format(q(dir), calls, q(log), table.concat(parts, " ")))
+  local code = h.sh(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -e "
+    .. "trace=%s -o %s %s"):format(q(dir), calls, q(log), table.concat(parts, " ")))
   local text = read_file(log)
   os.remove(log)
-  return text
+  return text, code
 end
 
 -- Waits (bounded: tries times 0.1 s, default 100) until cond() is true.

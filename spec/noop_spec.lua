@@ -19,7 +19,9 @@ end
 -- trip, the start-up and the goodbye included) and the bytes it read, from strace.
 local function traffic(dir, url, args)
   local sends, bytes = 0, 0
-  for line in h.strace(dir, args, "sendto,recvfrom", { DATABASE_URL = url }):gmatch("[^\n]+") do
+  local log, code = h.strace(dir, args, "sendto,recvfrom", { DATABASE_URL = url })
+  assert.equal(0, code)
+  for line in log:gmatch("[^\n]+") do
     if line:find("sendto(", 1, true) then sends = sends + 1 end
     local got = line:match("^%d+%s+recvfrom%(.*%) = (%d+)$")
     if got then bytes = bytes + tonumber(got) end

@@ -206,30 +206,72 @@ static bool parse(lua_State *L, luamig_cache *c) {
   return k.p == k.end;
 }
 
-/* Reads dir's cache; leaves c without entries when there is none to trust. */
-static void load(lua_State *L, luamig_cache *c) {
-  int fd = openat(c->dirfd, CACHE_NAME, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0) return;
+/* ---- checked files: a body, then "end ", its SHA-256 and a newline ---- */
+
+#define TRAILER (4 + 64 + 1)
+
+/* Reads name in dirfd whole into a malloc'd buffer; returns the length of its
+ * body when its trailer holds (0 otherwise, and for no file). */
+static size_t read_checked(int dirfd, const char *name, char **text) {
+  *text = NULL;
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0) return 0;
   struct stat st;
   size_t len = 0;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
       (unsigned long long)st.st_size < CACHE_MAX) {
     size_t cap = (size_t)st.st_size + 1;
-    c->text = malloc(cap);
+    *text = malloc(cap);
     ssize_t got = 1;
-    while (c->text != NULL && len < cap && (got = read(fd, c->text + len, cap - len)) > 0)
+    while (*text != NULL && len < cap && (got = read(fd, *text + len, cap - len)) > 0)
       len += (size_t)got;
     if (got < 0 || len == cap) len = 0;   /* unreadable, or grew while read: not trusted */
   }
   close(fd);
-  /* the trailer: "end ", the SHA-256 of everything before it, a newline */
-  static const size_t trailer = 4 + 64 + 1;
-  if (c->text == NULL || len <= trailer) return;
-  char *end = c->text + len - trailer, sum[65];
-  luamig_sha256_hex(c->text, (size_t)(end - c->text), sum);
-  if (memcmp(end, "end ", 4) != 0 || memcmp(end + 4, sum, 64) != 0 || end[68] != '\n') return;
-  c->len = (size_t)(end - c->text);
-  if (!parse(L, c)) c->nentries = 0;
+  if (*text == NULL || len <= TRAILER) return 0;
+  char *end = *text + len - TRAILER, sum[65];
+  luamig_sha256_hex(*text, (size_t)(end - *text), sum);
+  if (memcmp(end, "end ", 4) != 0 || memcmp(end + 4, sum, 64) != 0 || end[68] != '\n') return 0;
+  return (size_t)(end - *text);
+}
+
+/* Writes the body at the top (popped) as dir/name with its trailer. */
+static void write_checked(lua_State *L, const char *dir, const char *name) {
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  char sum[65];
+  luamig_sha256_hex(text, len, sum);
+  lua_pushfstring(L, "end %s\n", sum);
+  lua_concat(L, 2);
+  text = lua_tolstring(L, -1, &len);
+  luamig_cache_replace(L, dir, name, text, len);
+  lua_pop(L, 1);
+}
+
+const char *luamig_build_id(void) {
+  return "luamig " LUAMIG_VERSION " " LUAMIG_BUILD;
+}
+
+int luamig_cache_read(lua_State *L, const char *dir, const char *name) {
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char *text = NULL;
+  size_t len = dirfd < 0 ? 0 : read_checked(dirfd, name, &text);
+  if (dirfd >= 0) close(dirfd);
+  if (len > 0) lua_pushlstring(L, text, len);   /* memory errors only: text may leak then */
+  else lua_pushnil(L);
+  free(text);
+  return len > 0;
+}
+
+void luamig_cache_write(lua_State *L, const char *dir, const char *name, int idx) {
+  lua_pushvalue(L, idx);
+  write_checked(L, dir, name);
+}
+
+/* Reads dir's cache; leaves c without entries when there is none to trust. */
+static void load(lua_State *L, luamig_cache *c) {
+  c->len = read_checked(c->dirfd, CACHE_NAME, &c->text);
+  if (c->len > 0 && !parse(L, c)) c->nentries = 0;
 }
 
 /* ---- the directory against it ---- */
@@ -343,10 +385,10 @@ static void add_entry(lua_State *L, luaL_Buffer *b, const char *name, const slot
   luaL_addchar(b, '\n');
 }
 
-void luamig_cache_replace(lua_State *L, int dirfd, const char *dir, const char *name,
-                          const char *data, size_t len) {
-  if (dirfd < 0) return;
-  const char *tmp = lua_pushfstring(L, "%s/%s.XXXXXX", dir, name);
+void luamig_cache_replace(lua_State *L, const char *dir, const char *name, const char *data,
+                          size_t len) {
+  const char *final = lua_pushfstring(L, "%s/%s", dir, name);
+  const char *tmp = lua_pushfstring(L, "%s.XXXXXX", final);
   char *path = (char *)lua_newuserdatauv(L, strlen(tmp) + 1, 0);
   memcpy(path, tmp, strlen(tmp) + 1);
   int fd = mkstemp(path);            /* in the directory itself, so rename is atomic */
@@ -356,9 +398,9 @@ void luamig_cache_replace(lua_State *L, int dirfd, const char *dir, const char *
     while (off < len && (w = write(fd, data + off, len - off)) > 0) off += (size_t)w;
     bool ok = off == len && fchmod(fd, 0644) == 0;
     ok = close(fd) == 0 && ok;
-    if (!ok || renameat(AT_FDCWD, path, dirfd, name) != 0) unlink(path);
+    if (!ok || rename(path, final) != 0) unlink(path);
   }
-  lua_pop(L, 2);                     /* a directory luamig may not write: no cache */
+  lua_pop(L, 3);                     /* a directory luamig may not write: no cache */
 }
 
 void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int names) {
@@ -380,13 +422,5 @@ void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int
     add_entry(L, &b, name, &c->files[i], &g->revs[c->files[i].rev]);
   }
   luaL_pushresult(&b);
-  size_t len;
-  const char *text = lua_tolstring(L, -1, &len);
-  char sum[65];
-  luamig_sha256_hex(text, len, sum);
-  lua_pushfstring(L, "end %s\n", sum);
-  lua_concat(L, 2);
-  text = lua_tolstring(L, -1, &len);
-  luamig_cache_replace(L, c->dirfd, c->dir, CACHE_NAME, text, len);
-  lua_pop(L, 1);
+  write_checked(L, c->dir, CACHE_NAME);
 }
