@@ -11,9 +11,9 @@
  * is one transaction, its version row inside, so the next run finds them
  * pending and applies them again. A non-transactional revision runs with the
  * session's setting, so none of its statements is lost after a later one. A
- * run that stops early flushes what it committed as its connection closes.
+ * run that stops early flushes what it committed as its connection closes
+ * (conn.c, as luamig_conn.unflushed says).
  */
-#include <libpq-fe.h>
 
 #include "luamig.h"
 
@@ -38,14 +38,4 @@ void luamig_durable_commit(const luamig_run *r, luamig_stmt *st, int *n) {
 
 void luamig_durable_done(luamig_run *r) {
   if (r->c != NULL) r->c->unflushed = false;
-}
-
-/* A transaction that takes an id commits with the session's own setting: its
- * flush takes every commit before it along. A failed revision's transaction
- * is rolled back first. Errors are ignored: the connection is going away. */
-void luamig_durable_flush(PGconn *pg) {
-  if (PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE) return;
-  if (PQtransactionStatus(pg) != PQTRANS_IDLE) PQclear(PQexec(pg, "ROLLBACK"));
-  PQclear(PQexec(pg, "BEGIN; SET LOCAL synchronous_commit TO DEFAULT; "
-                     "SELECT pg_catalog.txid_current(); COMMIT"));
 }
