@@ -406,13 +406,21 @@ void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
 
 /* ---- cache.c: the header cache of a versions directory (as git's index) ---- */
 
+/* The caches' directory inside a versions directory. */
+#define LUAMIG_CACHE_DIR ".luamig-cache"
+
 struct stat;
 typedef struct luamig_cache luamig_cache;
-/* Pushes dir's cache (its .luamig-cache) matched against the n sorted file
+/* Pushes dir's cache (.luamig-cache/headers; a foreign or corrupt one counts as
+ * none). luamig_cache_listed pushes the array of the *.lua names it lists and
+ * returns their count when the directory's stat is the one cached (no file
+ * added, removed or renamed since), else pushes nothing and returns -1.
+ * luamig_cache_match (the cache at the top) matches it against the n sorted
  * names of the array at names: a file whose stat (size, mtime, ctime, inode,
- * device) is the one cached is a hit. No cache, a foreign or corrupt one,
- * matches nothing. */
-luamig_cache *luamig_cache_open(lua_State *L, const char *dir, int names, int n);
+ * device) is the one cached is a hit. */
+luamig_cache *luamig_cache_open(lua_State *L, const char *dir);
+int luamig_cache_listed(lua_State *L, luamig_cache *c);
+void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n);
 /* Whether the cache can be read and written at all (dir could be opened). */
 bool luamig_cache_usable(const luamig_cache *c);
 /* Whether file i (from 0) is a hit: then luamig_cache_load adds its revision

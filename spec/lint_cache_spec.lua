@@ -1,5 +1,5 @@
 -- The lint of `upgrade +1` on a long history (issue #18 item 3): the lint's model of
--- the schema is kept (luamig.lint_cache, .luamig-cache-lint), so a deploy loads the
+-- the schema is kept (luamig.lint_cache, .luamig-cache/lint), so a deploy loads the
 -- revisions it applies, not every ancestor again; a changed ancestor is replayed.
 local h = require "helpers"
 
@@ -39,7 +39,7 @@ describe("the lint's kept model #cli", function()
     end
     local dir = h.project(files)
     h.run_ok({ "-q", "upgrade", "head" }, { cwd = dir, env = env })
-    assert.truthy(io.open(dir .. "/versions/.luamig-cache-lint"), "no model kept")
+    assert.truthy(io.open(dir .. "/versions/.luamig-cache/lint"), "no model kept")
     add(dir, 21, 'op.add_column("t01", { "a", "int" })', 'op.drop_column("t01", "a")')
     assert.same({ "r21.lua" }, opened(dir, { "-q", "upgrade", "+1" }, env))
     add(dir, 22, 'op.add_column("t02", { "a", "int" })', 'op.drop_column("t02", "a")')
@@ -79,7 +79,7 @@ describe("the lint's kept model #cli", function()
     local dir = h.project({ [path] = text })
     h.run_ok({ "-q", "upgrade", "head" }, { cwd = dir, env = env })
     add(dir, 2, 'op.drop_column("t", "c")', 'op.add_column("t", { "c", "int" })')
-    local cache = dir .. "/versions/.luamig-cache-lint"
+    local cache = dir .. "/versions/.luamig-cache/lint"
     local whole = h.read_file(cache)
     for _, broken in ipairs { whole:sub(1, #whole // 2), whole:gsub("s1:t", "s1:u", 1), "" } do
       h.write_file(cache, broken)

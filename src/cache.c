@@ -35,11 +35,13 @@
 #define LUAMIG_BUILD "dev"           /* the Makefile passes a digest of the sources */
 #endif
 
-#define CACHE_NAME ".luamig-cache"
+/* A directory of its own, so writing a cache (a rename) leaves the versions
+ * directory's stamp as it was: an unchanged stamp says no file came or went. */
+#define CACHE_NAME LUAMIG_CACHE_DIR "/headers"
 #define CACHE_MT "luamig.cache"
 #define CACHE_MAX (256u << 20)       /* a larger file is not ours: ignored */
 
-static const char magic[] = "luamig-cache 1 " LUAMIG_VERSION " " LUAMIG_BUILD "\n";
+static const char magic[] = "luamig-cache 2 " LUAMIG_VERSION " " LUAMIG_BUILD "\n";
 
 /* What a cached file is known by: its stat, as compared. */
 typedef struct fstamp {
@@ -52,6 +54,7 @@ typedef struct entry {
   fstamp st;
   char *header;                      /* the rest of its line: id, message, lists */
   bool tx;
+  bool listed;                       /* only its name: a file that is run, not scanned */
   char sum[65];
 } entry;
 
@@ -67,7 +70,10 @@ struct luamig_cache {
   const char *dir;                   /* anchored by the user value */
   char *text;                        /* the old cache, parsed in place */
   size_t len;                        /* of its entries, checked */
-  entry *entries; int nentries;
+  entry *entries; int nentries, nheaders;
+  fstamp dirst;                      /* the directory's, as cached: its list of names holds */
+  struct stat dir_now;               /* the directory's before it was listed */
+  bool dir_fresh;                    /* and no change since can keep its stamp */
   slot *files; int n;
   int hits;
   bool dirty;                        /* a file was read that the cache may keep */
@@ -182,7 +188,9 @@ static bool parse(lua_State *L, luamig_cache *c) {
   size_t mlen = sizeof magic - 1;
   if (c->len < mlen || memcmp(c->text, magic, mlen) != 0) return false;
   cursor k = { c->text + mlen, c->text + c->len, false };
-  long long n = num(&k);
+  long long n = num(&k), d[6];
+  for (int j = 0; j < 6; j++) d[j] = num(&k);   /* the directory's stamp */
+  c->dirst = (fstamp){ 0, d[0], d[1], d[2], d[3], (unsigned long long)d[4], (unsigned long long)d[5] };
   if (k.bad || n < 0 || n > (long long)(c->len / 16)) return false;
   c->entries = malloc((size_t)(n + 1) * sizeof *c->entries);
   if (c->entries == NULL) luaL_error(L, "out of memory");
@@ -193,15 +201,18 @@ static bool parse(lua_State *L, luamig_cache *c) {
     for (int j = 0; j < 8; j++) v[j] = num(&k);
     e->st = (fstamp){ v[0], v[1], v[2], v[3], v[4], (unsigned long long)v[5],
                       (unsigned long long)v[6] };
-    e->tx = v[7] != 0;
+    e->tx = v[7] == 1;
+    e->listed = v[7] == 2;
+    if (i > 0 && strcmp(c->entries[i - 1].name, e->name) >= 0) return false;  /* sorted, once */
+    c->nentries = (int)i + 1;
+    if (e->listed) continue;
+    c->nheaders++;
     const char *sum = str(&k);
     if (k.bad || strlen(sum) != 64) return false;
     memcpy(e->sum, sum, 65);
     e->header = k.p;
     header(L, &k, NULL);
     if (k.bad || k.p >= k.end || *k.p++ != '\n') return false;   /* one line each */
-    if (i > 0 && strcmp(c->entries[i - 1].name, e->name) >= 0) return false;  /* sorted, once */
-    c->nentries = (int)i + 1;
   }
   return k.p == k.end;
 }
@@ -235,8 +246,12 @@ static size_t read_checked(int dirfd, const char *name, char **text) {
   return (size_t)(end - *text);
 }
 
-/* Writes the body at the top (popped) as dir/name with its trailer. */
+/* Writes the body at the top (popped) as dir/name with its trailer (making
+ * the caches' directory first). */
 static void write_checked(lua_State *L, const char *dir, const char *name) {
+  const char *sub = lua_pushfstring(L, "%s/" LUAMIG_CACHE_DIR, dir);
+  if (mkdir(sub, 0755) != 0 && errno != EEXIST) { lua_pop(L, 2); return; }
+  lua_pop(L, 1);
   size_t len;
   const char *text = lua_tolstring(L, -1, &len);
   char sum[65];
@@ -271,13 +286,12 @@ void luamig_cache_write(lua_State *L, const char *dir, const char *name, int idx
 /* Reads dir's cache; leaves c without entries when there is none to trust. */
 static void load(lua_State *L, luamig_cache *c) {
   c->len = read_checked(c->dirfd, CACHE_NAME, &c->text);
-  if (c->len > 0 && !parse(L, c)) c->nentries = 0;
+  if (c->len > 0 && !parse(L, c)) c->nentries = c->nheaders = 0;
 }
 
 /* ---- the directory against it ---- */
 
-luamig_cache *luamig_cache_open(lua_State *L, const char *dir, int names, int n) {
-  names = lua_absindex(L, names);
+luamig_cache *luamig_cache_open(lua_State *L, const char *dir) {
   luamig_cache *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
   c->dirfd = -1;
@@ -286,16 +300,34 @@ luamig_cache *luamig_cache_open(lua_State *L, const char *dir, int names, int n)
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  lua_pushvalue(L, names);
-  lua_setiuservalue(L, -2, 1);       /* keeps the names (and dir's string) alive */
   c->dir = dir;
+  c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (c->dirfd < 0 || fstat(c->dirfd, &c->dir_now) != 0) return c;
+  load(L, c);
+  return c;
+}
+
+int luamig_cache_listed(lua_State *L, luamig_cache *c) {
+  fstamp now = stamp_of(&c->dir_now);
+  now.size = 0;                      /* a directory's size says nothing more */
+  if (c->dirfd < 0 || c->nentries == 0 || !same_stamp(&now, &c->dirst)) return -1;
+  lua_createtable(L, c->nentries, 0);
+  for (int i = 0; i < c->nentries; i++) {
+    lua_pushstring(L, c->entries[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return c->nentries;
+}
+
+void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n) {
+  names = lua_absindex(L, names);
+  c->dir_fresh = luamig_cache_fresh(&c->dir_now);   /* asked after the listing */
+  lua_pushvalue(L, names);
+  lua_setiuservalue(L, -2, 1);       /* (c at the top) keeps the names alive */
   c->files = calloc((size_t)n + 1, sizeof *c->files);
   if (c->files == NULL) luaL_error(L, "out of memory");
   c->n = n;
   for (int i = 0; i < n; i++) c->files[i].rev = -1;
-  c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (c->dirfd < 0) return c;
-  load(L, c);
   int at = 0;                        /* both lists are sorted: one walk */
   for (int i = 0; i < n && at < c->nentries; i++) {
     lua_rawgeti(L, names, i + 1);
@@ -303,13 +335,12 @@ luamig_cache *luamig_cache_open(lua_State *L, const char *dir, int names, int n)
     lua_pop(L, 1);
     int cmp = 1;
     while (at < c->nentries && (cmp = strcmp(c->entries[at].name, name)) < 0) at++;
-    if (cmp != 0) continue;
+    if (cmp != 0 || c->entries[at].listed) continue;
     struct stat st;
     if (fstatat(c->dirfd, name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
     fstamp now = stamp_of(&st);
     if (same_stamp(&now, &c->entries[at].st)) c->files[i].hit = &c->entries[at];
   }
-  return c;
 }
 
 bool luamig_cache_usable(const luamig_cache *c) {
@@ -327,7 +358,7 @@ void luamig_cache_load(lua_State *L, luamig_cache *c, int i, luamig_graph *g, co
   const char *id = str(&k);
   k.p = e->header;
   if (id == NULL || luamig_rev_id_problem(id, strlen(id)))
-    luaL_error(L, "%s: bad revision id in %s/" CACHE_NAME " (remove the file)", path, c->dir);
+    luaL_error(L, "%s: bad revision id in %s/" CACHE_NAME " (remove it)", path, c->dir);
   luamig_rev *r = luamig_graph_add(L, g, id, path);
   r->transactional = e->tx;
   memcpy(r->sum, e->sum, sizeof r->sum);
@@ -405,21 +436,30 @@ void luamig_cache_replace(lua_State *L, const char *dir, const char *name, const
 
 void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int names) {
   names = lua_absindex(L, names);
-  int count = 0;
-  for (int i = 0; i < c->n; i++) count += c->files[i].rev >= 0;
-  if (c->dirfd < 0 || (!c->dirty && count == c->nentries) || (count == 0 && c->text == NULL))
-    return;
+  /* the directory's stamp vouches for the list of names only if no change can hide */
+  fstamp dirst = { 0 };
+  if (c->dir_fresh) dirst = stamp_of(&c->dir_now);
+  dirst.size = 0;
+  bool same = !c->dirty && c->hits == c->nheaders && c->n == c->nentries &&
+              same_stamp(&dirst, &c->dirst);
+  if (c->dirfd < 0 || same || (c->n == 0 && c->text == NULL)) return;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, magic);
-  lua_pushfstring(L, "%d\n", count);
+  lua_pushfstring(L, "%d %I %I %I %I %I %I\n", c->n, (lua_Integer)dirst.msec,
+                  (lua_Integer)dirst.mnsec, (lua_Integer)dirst.csec, (lua_Integer)dirst.cnsec,
+                  (lua_Integer)dirst.ino, (lua_Integer)dirst.dev);
   luaL_addvalue(&b);
   for (int i = 0; i < c->n; i++) {
-    if (c->files[i].rev < 0) continue;
     lua_rawgeti(L, names, i + 1);
     const char *name = lua_tostring(L, -1);
     lua_pop(L, 1);                   /* the names table keeps it */
-    add_entry(L, &b, name, &c->files[i], &g->revs[c->files[i].rev]);
+    if (c->files[i].rev >= 0) {
+      add_entry(L, &b, name, &c->files[i], &g->revs[c->files[i].rev]);
+    } else {                         /* a file that is run when loaded: its name alone */
+      add_str(&b, name, ' ');
+      luaL_addstring(&b, "0 0 0 0 0 0 0 2\n");
+    }
   }
   luaL_pushresult(&b);
   write_checked(L, c->dir, CACHE_NAME);

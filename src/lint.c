@@ -69,7 +69,7 @@ static int call_analyze(lua_State *L) {
   return 2;
 }
 
-#define LINT_CACHE ".luamig-cache-lint"
+#define LINT_CACHE LUAMIG_CACHE_DIR "/lint"
 
 /* The first versions directory, where the lint keeps its model (pushed). */
 static const char *push_cache_dir(luamig_run *r) {

@@ -771,8 +771,13 @@ void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev) {
 static void load_dir(lua_State *L, luamig_graph *g, int gidx, int buf, const char *dir,
                      bool sums, luamig_conn *pump) {
   int top = lua_gettop(L);
-  int n = list_lua_files(L, dir), names = lua_gettop(L);
-  luamig_cache *cache = luamig_cache_open(L, dir, names, n);
+  luamig_cache *cache = luamig_cache_open(L, dir);
+  int n = luamig_cache_listed(L, cache);   /* the directory unchanged: its names as cached */
+  if (n < 0) n = list_lua_files(L, dir);
+  int names = lua_gettop(L);
+  lua_pushvalue(L, names - 1);
+  luamig_cache_match(L, cache, names, n);
+  lua_pop(L, 1);
   sums = sums || luamig_cache_usable(cache);   /* the cache keeps every file's sum */
   lua_createtable(L, n, 0);          /* the names to read */
   int nread = 0;

@@ -2,7 +2,7 @@
 -- `upgrade +1` on a long history does not load every revision below it again.
 --
 -- The lint replays the revisions below the ones it checks (its context) to learn what
--- the schema holds. A run keeps two models in .luamig-cache-lint, in the first
+-- the schema holds. A run keeps two models in .luamig-cache/lint, in the first
 -- versions directory: the one after its context and the one after all its revisions,
 -- each with the list of "id sha256" keys it was built from. A later run whose own
 -- list starts with one of those lists, all of them context now, starts from that
