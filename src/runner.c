@@ -389,6 +389,7 @@ static int migrate(lua_State *L, bool up) {
   }
   if (nsteps > 0 && !offline) set_timeouts(L, &r, ctx);
   if (nsteps > 1) luamig_durable_relax(L, &r, ctx);
+  if (offline) luamig_run_drain(&r, ctxidx);   /* the SET before the first step's comment */
   int *heads = luamig_scratch(L, r.g->n), *applied = luamig_scratch(L, r.g->n);
   for (int i = 0; i < ncur; i++) heads[cur[i]] = 1;
   luamig_mark_reach(L, r.g, cur, ncur, applied, true);
