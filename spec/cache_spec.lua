@@ -200,9 +200,10 @@ describe("the header cache #cli", function()
     os.remove(dir .. "/luamig.lua")
     write(dir .. "/.gitignore", "*.log")      -- a project's own, without a final newline
     h.run_ok({ "init" }, { cwd = dir })
-    assert.equal("*.log\n# luamig's header cache of each versions directory\n.luamig-cache*\n",
+    assert.equal("*.log\n# luamig's caches in each versions directory\n.luamig-cache*\n",
       read(dir .. "/.gitignore"))
-    h.run_ok({ "init" }, { cwd = dir })       -- once
+    os.remove(dir .. "/luamig.lua")          -- init refuses a project: start one again here
+    h.run_ok({ "init" }, { cwd = dir })       -- the line once
     assert.equal(3, select(2, read(dir .. "/.gitignore"):gsub("\n", "")))
     sh_ok("cd " .. q(dir) .. " && git init -q && touch versions/.luamig-cache")
     sh_ok("cd " .. q(dir) .. " && git check-ignore -q versions/.luamig-cache")

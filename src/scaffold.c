@@ -62,12 +62,14 @@ static bool write_new(lua_State *L, const char *path, const char *text) {
   return true;
 }
 
-static void make_dir(lua_State *L, const char *path) {
-  if (mkdir(path, 0755) != 0 && errno != EEXIST)
-    luaL_error(L, "cannot create directory %s: %s", path, strerror(errno));
+/* Creates directory path unless it exists; returns false when it existed. */
+static bool make_dir(lua_State *L, const char *path) {
+  if (mkdir(path, 0755) == 0) return true;
+  if (errno != EEXIST) luaL_error(L, "cannot create directory %s: %s", path, strerror(errno));
+  return false;
 }
 
-/* Makes git ignore the header caches (.luamig-cache in versions/): creates path
+/* Makes git ignore luamig's caches (.luamig-cache/ in versions/): creates path
  * or adds the pattern to it; false when it was there already. */
 static bool ignore_caches(lua_State *L, const char *path) {
   static const char pattern[] = ".luamig-cache*";
@@ -85,13 +87,15 @@ static bool ignore_caches(lua_State *L, const char *path) {
   }
   f = fopen(path, "a");
   if (f == NULL) luaL_error(L, "cannot write %s: %s", path, strerror(errno));
-  fprintf(f, "%s# luamig's header cache of each versions directory\n%s\n",
+  fprintf(f, "%s# luamig's caches in each versions directory\n%s\n",
           ends_in_newline ? "" : "\n", pattern);
   if (fclose(f) != 0) luaL_error(L, "cannot write %s: %s", path, strerror(errno));
   return true;
 }
 
-/* init: returns the list of files and directories it created. */
+/* init: returns the list of files and directories it created. A directory
+ * that has a luamig.lua is a project already: refused, as Alembic's init
+ * refuses a directory that is not empty. */
 static int cmd_init(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "dir");
@@ -100,10 +104,11 @@ static int cmd_init(lua_State *L) {
   lua_newtable(L);
   int out = lua_gettop(L), n = 0;
   const char *p = lua_pushfstring(L, "%s/luamig.lua", dir);
-  if (write_new(L, p, default_config)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
-  p = lua_pushfstring(L, "%s/versions", dir);
-  make_dir(L, p);
+  if (!write_new(L, p, default_config))
+    return luaL_error(L, "Directory %s already has a luamig.lua (%s): nothing created", dir, p);
   lua_rawseti(L, out, ++n);
+  p = lua_pushfstring(L, "%s/versions", dir);
+  if (make_dir(L, p)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   p = lua_pushfstring(L, "%s/revision.lua.tmpl", dir);
   if (write_new(L, p, default_template)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   p = lua_pushfstring(L, "%s/.gitignore", dir);
