@@ -21,7 +21,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c \
+           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c \
            src/core.c
 CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_lib.c src/json.c
 
@@ -35,6 +35,13 @@ $(B)/obj/%.o: src/%.c include/luamig.h src/cli.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
+# A digest of the sources: the header cache (src/cache.c) and the lint's schema cache
+# trust only what this very build wrote.
+BUILD_SRC   = $(sort $(wildcard src/*.c src/*.h include/*.h lua/luamig/*.lua))
+LUAMIG_BUILD := $(shell cat /dev/null $(BUILD_SRC) </dev/null | sha256sum | cut -c1-16)
+$(B)/obj/cache.o: CPPFLAGS += -DLUAMIG_BUILD='"$(LUAMIG_BUILD)"'
+$(B)/obj/cache.o: $(BUILD_SRC)
+
 $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(THREADS) -shared -o $@ $(OBJ) $(PQ_LIB) $(CRYPTO_LIB)
@@ -47,7 +54,7 @@ CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
 EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspect.lua \
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/autogen_table.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
-             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
+             lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua lua/luamig/lint_cache.lua \
              lua/luamig/lint_style.lua lua/luamig/opspec.lua \
              lua/luamig/sqltext.lua lua/luamig/types.lua
 

@@ -13,7 +13,8 @@
 -- them (without luamig's own extras, such as its audit-log row):
 --   DIR/sql/up_1tx.sql       everything, no BEGIN/COMMIT (run with psql -1)
 --   DIR/sql/up_perrev.sql    BEGIN; DDL; version row; COMMIT; per revision
---   DIR/sql/down_perrev.sql  the same for downgrade base, newest first
+--   DIR/sql/down_1tx.sql     downgrade base, newest first, no BEGIN/COMMIT (psql -1)
+--   DIR/sql/down_perrev.sql  the same, a transaction per revision
 local dir, n, branches = arg[1], tonumber(arg[2]), tonumber(arg[3] or "0")
 if not dir or not n or n < 11 or not branches then
   io.stderr:write("usage: lua5.4 bench/gen.lua DIR N [BRANCHES]   (N > 10)\n")
@@ -233,7 +234,7 @@ local function move(from, to)
   return ("UPDATE %s SET version_num = '%s' WHERE version_num = '%s';"):format(VT, to, from)
 end
 
-local one, per, back = { create_vt }, { create_vt }, {}
+local one, per, back, back1 = { create_vt }, { create_vt }, {}, {}
 for _, r in ipairs(revs) do
   local stmts = ddl(r, true) .. "\n" .. move(r.down, r.id)
   one[#one + 1] = stmts
@@ -241,8 +242,11 @@ for _, r in ipairs(revs) do
 end
 for k = #revs, 1, -1 do
   local r = revs[k]
-  back[#back + 1] = "BEGIN;\n" .. ddl(r, false) .. "\n" .. move(r.id, r.down) .. "\nCOMMIT;"
+  local stmts = ddl(r, false) .. "\n" .. move(r.id, r.down)
+  back1[#back1 + 1] = stmts
+  back[#back + 1] = "BEGIN;\n" .. stmts .. "\nCOMMIT;"
 end
 write(dir .. "/sql/up_1tx.sql", table.concat(one, "\n") .. "\n")
 write(dir .. "/sql/up_perrev.sql", table.concat(per, "\n") .. "\n")
+write(dir .. "/sql/down_1tx.sql", table.concat(back1, "\n") .. "\n")
 write(dir .. "/sql/down_perrev.sql", table.concat(back, "\n") .. "\n")

@@ -25,6 +25,7 @@
 #define LUAMIG_CONN_MT "luamig.conn"
 
 #define LUAMIG_HELD_WARNINGS 16
+#define LUAMIG_PREPARED 8            /* statements a connection keeps prepared (luamig_stmt.prepare) */
 
 typedef struct luamig_conn {
   PGconn *pg;                        /* NULL once closed */
@@ -35,7 +36,15 @@ typedef struct luamig_conn {
   bool direct;                       /* reached through direct_url: trusted to keep one session */
   char *warnings[LUAMIG_HELD_WARNINGS];
   int nwarnings, dropped_warnings;
+  char *prepared[LUAMIG_PREPARED];   /* the SQL prepared as luamig_G_0, luamig_G_1, ... */
+  int prepared_gen;                  /* G: a new one after luamig_conn_forget_prepared */
+  bool unflushed;                    /* commits made with synchronous_commit off (durable.c) */
 } luamig_conn;
+
+/* prepared.c: prepares again, under new names, what a batch prepares from now
+ * on: after statements that may have dropped them (DISCARD ALL in a
+ * non-transactional revision). */
+void luamig_conn_forget_prepared(luamig_conn *c);
 
 /* Pushes the server WARNINGs held since the last call (an array, with a last
  * "(N more warnings)" when some did not fit) and forgets them; returns the count. */
@@ -87,7 +96,15 @@ typedef struct luamig_stmt {
   const char *sql;
   int nparams;
   const char *const *params;
+  bool prepare;                      /* luamig's own, sent often: parsed and planned once per connection */
 } luamig_stmt;
+
+/* Sends st in a pipeline: by name when st->prepare (its Parse first the first
+ * time: its slot in *parsed, else -1), else as it is. luamig_prepared_parsed
+ * reads that Parse's result: NULL when it went through (or was skipped after
+ * an earlier failure), else the failure. */
+bool luamig_prepared_send(luamig_conn *c, const luamig_stmt *st, int *parsed);
+PGresult *luamig_prepared_parsed(luamig_conn *c, int slot, bool *broke);
 
 /* Runs n statements in one round trip (libpq pipeline mode): in order, in one
  * implicit transaction unless one is open. counts[i] (counts may be NULL)
@@ -518,6 +535,49 @@ void luamig_push_body(lua_State *L, luamig_graph *g, int gidx, int rev);
  * syntax error stops the run before anything is applied. */
 void luamig_check_body(lua_State *L, luamig_graph *g, int gidx, int rev);
 
+/* ---- cache.c: the header cache of a versions directory (as git's index) ---- */
+
+/* The caches' directory inside a versions directory. */
+#define LUAMIG_CACHE_DIR ".luamig-cache"
+
+struct stat;
+typedef struct luamig_cache luamig_cache;
+/* Pushes dir's cache (.luamig-cache/headers; a foreign or corrupt one counts as
+ * none). luamig_cache_listed pushes the array of the *.lua names it lists and
+ * returns their count when the directory's stat is the one cached (no file
+ * added, removed or renamed since), else pushes nothing and returns -1.
+ * luamig_cache_match (the cache at the top) matches it against the n sorted
+ * names of the array at names: a file whose stat (size, mtime, ctime, inode,
+ * device) is the one cached is a hit. */
+luamig_cache *luamig_cache_open(lua_State *L, const char *dir);
+int luamig_cache_listed(lua_State *L, luamig_cache *c);
+void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n);
+/* Whether the cache can be read and written at all (dir could be opened). */
+bool luamig_cache_usable(const luamig_cache *c);
+/* Whether file i (from 0) is a hit: then luamig_cache_load adds its revision
+ * (header and SHA-256, as cached) to g without opening the file. */
+bool luamig_cache_hit(const luamig_cache *c, int i);
+void luamig_cache_load(lua_State *L, luamig_cache *c, int i, luamig_graph *g, const char *path);
+/* Whether a file whose stat before a read was st may be cached, asked right
+ * after the read: its ctime is before the clock tick file times come from, so
+ * any later change moves it. */
+bool luamig_cache_fresh(const struct stat *st);
+/* File i was read and scanned (not run) as revision rev, with stat st. */
+void luamig_cache_note(luamig_cache *c, int i, int rev, const struct stat *st);
+/* Writes the cache again when it changed (names: as for luamig_cache_open). */
+void luamig_cache_save(lua_State *L, luamig_cache *c, const luamig_graph *g, int names);
+/* Replaces dir/name with data atomically: a temp file in dir, renamed over
+ * it. Does nothing when dir cannot be written. */
+void luamig_cache_replace(lua_State *L, const char *dir, const char *name, const char *data,
+                          size_t len);
+/* Other caches in a versions directory (the lint's): pushes the body of
+ * dir/name when its checksum trailer holds (returns 1), else nil (0); writes
+ * the string at idx as dir/name, with its trailer, atomically. */
+int luamig_cache_read(lua_State *L, const char *dir, const char *name);
+void luamig_cache_write(lua_State *L, const char *dir, const char *name, int idx);
+/* "luamig VERSION BUILD": what a cache written by this build is marked with. */
+const char *luamig_build_id(void);
+
 /* Gives the userdata at the top the metatable mt (made once, close as its
  * __close and __gc) and makes its slot to-be-closed: the resource is released
  * on return or on any error. */
@@ -622,13 +682,25 @@ typedef struct luamig_vtable {
   const char *log_name;              /* the audit log beside it */
   bool probed, present, log_present; /* whether they exist, once asked */
   long long lock_key;                /* set by luamig_lock_acquire */
+  bool want_digest;                  /* read the log's digest with the rows (findings.c) */
+  bool digested;                     /* log_digest and log_started were read */
+  char log_digest[65];               /* see luamig_vtable_read */
+  long log_started;
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
 void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt);
 /* Pushes an array of the version_num rows; returns their count, or -1 (and an
- * empty array) when the table does not exist yet. */
+ * empty array) when the table does not exist yet. With want_digest and a log,
+ * reads in the same round trip the log's digest: the SHA-256 of "id checksum"
+ * lines (C order) of the revisions whose last row applies them, and how many
+ * revisions' last row is a -started one. */
 int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
+/* Appends to st the query whether the version table and the log exist (its
+ * SQL and parameters pushed), for a batch; luamig_vtable_probed reads its
+ * rows (the array at idx). */
+void luamig_vtable_probe_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n);
+void luamig_vtable_probed(lua_State *L, luamig_vtable *vt, int idx);
 
 /* A revision's row in the audit log: one per applied or reverted revision
  * (id, direction, file checksum, time, duration, user, luamig version). */
@@ -640,7 +712,7 @@ typedef struct luamig_logrow {
   bool started;                      /* the start row of a non-transactional revision */
   double ms;                         /* < 0: unknown (an offline script), NULL in the log */
   const char *expect;                /* not NULL: the guard (see luamig_log_add) */
-  char dur[32], hi[16], lo[16];      /* the INSERT's parameters, set by luamig_log_add */
+  char dur[32], key[24];             /* the INSERT's parameters, set by luamig_log_add */
   const char *params[8];
 } luamig_logrow;
 
@@ -692,6 +764,9 @@ const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt)
 /* Session-level advisory lock keyed by the version table's qualified name
  * (its schema: the configured one, else the session's current_schema()): held
  * for a whole upgrade/downgrade/stamp so concurrent runs apply nothing twice.
+ * Taken in both modes, exclusive then shared, so the guard can ask whether the
+ * session still holds it by releasing and taking back one mode at a time
+ * (the other keeps every other run out meanwhile), not through pg_locks.
  * Sets vt->lock_key. Waits up to wait_s seconds, then raises naming the holder
  * (pid, application). */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
@@ -720,11 +795,13 @@ const char *luamig_sql_vt_change(lua_State *L, const luamig_vtable *vt, luamig_v
 /* The audit log: CREATE TABLE IF NOT EXISTS; its rows (revision, direction,
  * checksum), oldest first; one row ($1 revision, $2 direction, $3 checksum,
  * $4 duration_ms, $5 luamig_version), guarded: written only while the session
- * holds the lock whose key halves are $6 and $7 and the version table holds
- * the rows $8 (sorted, one per line), else its cast fails with the reason. */
+ * holds the lock whose key is $6 and the version table holds the rows $7
+ * (sorted, one per line), else its cast fails with the reason; the log's
+ * digest (columns applied, started). */
 const char *luamig_sql_log_create(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_select(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool guarded);
+const char *luamig_sql_log_digest(lua_State *L, const luamig_vtable *vt);
 /* The migration lock (lock.c). The session's dead-client check ($1: the pid
  * of luamig_topology_pid); the key, hashed by the server from $1 table and $3
  * schema, and the lock taken when $2 passes LUAMIG_TOPOLOGY_OK (columns k,
@@ -797,6 +874,7 @@ typedef struct luamig_run {
   double lock_wait;                  /* seconds to wait for the migration lock */
   int ops;                           /* slot of the op metatable (upgrade/downgrade) */
   bool direct;                       /* connected through the config's direct_url */
+  bool relaxed;                      /* the session commits with synchronous_commit off (durable.c) */
 } luamig_run;
 
 
@@ -854,6 +932,20 @@ void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur
 
 int luamig_open_runner(lua_State *L);
 int luamig_open_stamp(lua_State *L);
+
+/* ---- durable.c: a transaction per revision, one flush to disk per run ---- */
+
+/* Before the first of several steps: SET synchronous_commit = off, through
+ * the context (so --sql scripts carry it too). */
+void luamig_durable_relax(lua_State *L, luamig_run *r, luamig_opctx *ctx);
+/* Appends to st the SET that gives the session its own setting back (before
+ * a non-transactional revision, whose statements must each be flushed). */
+void luamig_durable_restore(luamig_run *r, luamig_stmt *st, int *n);
+/* Appends, in the last step's transaction before its COMMIT, the SET LOCAL
+ * that makes that COMMIT flush every one before it. */
+void luamig_durable_commit(const luamig_run *r, luamig_stmt *st, int *n);
+/* Every step committed, the last one flushed. */
+void luamig_durable_done(luamig_run *r);
 
 /* ---- report.c: current, heads, history, show, branches, status, verify ---- */
 

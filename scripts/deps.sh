@@ -36,6 +36,7 @@ TEST=("${DEMO[@]}"
   "unzip|command -v unzip"
   "pgbouncer|command -v pgbouncer"   # the pooler specs
   "openssl|command -v openssl"       # the SSL spec's certificate
+  "strace|command -v strace"         # the header cache specs: which files a run opens
 )
 TEST_OPTIONAL=(    # Debian 12: clang 14 and its libFuzzer
   "clang|command -v clang"

@@ -448,7 +448,9 @@ describe("luamig revision --autogenerate and check #cli", function()
   local function ls(dir)
     local _, out = h.sh("ls -A " .. h.shell_quote(dir .. "/versions"))
     local files = {}
-    for f in out:gmatch("[^\n]+") do files[#files + 1] = f end
+    for f in out:gmatch("[^\n]+") do   -- less luamig's header cache
+      if not f:match("^%.luamig%-cache") then files[#files + 1] = f end
+    end
     return files
   end
 

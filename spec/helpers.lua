@@ -28,6 +28,7 @@ local function write_file(path, content)
   f:write(content)
   f:close()
 end
+h.read_file, h.write_file = read_file, write_file
 
 -- os.execute's triple as one integer: the exit status, or 128 + signal like sh.
 local function status(ok, how, n)
@@ -290,6 +291,31 @@ function h.silent_listener()
   end
   stop()
   error("the silent listener printed no port in 10 s")
+end
+
+-- Runs the CLI with args in dir under strace (its -e trace=calls, e.g. "open,openat"),
+-- with the variables of env; returns strace's log and the exit code.
+function h.strace(dir, args, calls, env)
+  local log = fresh("strace")
+  local parts = { "env" }
+  for k, v in pairs(env or {}) do parts[#parts + 1] = q(k .. "=" .. v) end
+  parts[#parts + 1] = q(h.bin)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  -- LeakSanitizer cannot run under ptrace: the ASan build checks leaks in the other specs
+  local code = h.sh(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -e "
+    .. "trace=%s -o %s %s"):format(q(dir), calls, q(log), table.concat(parts, " ")))
+  local text = read_file(log)
+  os.remove(log)
+  return text, code
+end
+
+-- Waits (bounded: tries times 0.1 s, default 100) until cond() is true.
+function h.eventually(cond, what, tries)
+  for _ = 1, tries or 100 do
+    if cond() then return end
+    h.sh("sleep 0.1")
+  end
+  error("timed out waiting for " .. what, 2)
 end
 
 -- Drops the databases made by new_database and removes every temp dir.

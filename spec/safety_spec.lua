@@ -25,14 +25,7 @@ end
 local SLOW = [[op.execute("CREATE TABLE t_slow (id int)")
   op.execute("SELECT pg_sleep($1)", { tonumber(os.getenv("LUAMIG_TEST_SLEEP") or "0") })]]
 
--- Waits (bounded) until cond() is true.
-local function eventually(cond, what)
-  for _ = 1, 100 do
-    if cond() then return end
-    h.sh("sleep 0.1")
-  end
-  error("timed out waiting for " .. what)
-end
+local eventually = h.eventually
 
 describe("safety #cli", function()
   local db, env

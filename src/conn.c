@@ -59,13 +59,28 @@ int luamig_conn_warnings(lua_State *L, luamig_conn *c) {
 
 static luamig_conn *newconn(lua_State *L);
 
+/* After a run that stopped early with commits made with synchronous_commit off
+ * (durable.c): a transaction that takes an id commits with the session's own
+ * setting, and its flush takes every commit before it along. A failed
+ * revision's transaction is rolled back first. Errors are ignored: the
+ * connection is going away. */
+static void flush_commits(PGconn *pg) {
+  if (PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE) return;
+  if (PQtransactionStatus(pg) != PQTRANS_IDLE) PQclear(PQexec(pg, "ROLLBACK"));
+  PQclear(PQexec(pg, "BEGIN; SET LOCAL synchronous_commit TO DEFAULT; "
+                     "SELECT pg_catalog.txid_current(); COMMIT"));
+}
+
 void luamig_conn_close(luamig_conn *c) {
   if (c != NULL && c->pg != NULL) {
     PGconn *pg = c->pg;
     c->pg = NULL;                    /* closed first: never finished twice */
+    if (c->unflushed) flush_commits(pg);
+    c->unflushed = false;
     PQfinish(pg);
   }
   if (c != NULL) free_warnings(c);
+  if (c != NULL) luamig_conn_forget_prepared(c);
 }
 
 /* ---- connecting: started early, finished when needed ----
@@ -258,6 +273,7 @@ static void pushmeta(lua_State *L) {
 
 static luamig_conn *newconn(lua_State *L) {
   luamig_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);           /* no prepared statements, flushed */
   c->pg = NULL;                      /* closed until PQconnectStartParams returns */
   c->polling = PGRES_POLLING_FAILED;
   c->deadline = 0;

@@ -329,13 +329,18 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     push_error(L, c, h, st[0].sql);
     lua_error(L);
   }
-  int sent = 0;
-  while (sent < n && PQsendQueryParams(pg, st[sent].sql, st[sent].nparams, NULL,
-                                       st[sent].params, NULL, NULL, 0))
-    sent++;
+  int sent = 0, parsed[LUAMIG_PREPARED], nparsed = 0, parsed_at[LUAMIG_PREPARED];
+  for (int slot; sent < n && luamig_prepared_send(c, &st[sent], &slot); sent++)
+    if (slot >= 0) { parsed[nparsed] = slot; parsed_at[nparsed++] = sent; }
   bool ok = PQpipelineSync(pg) == 1, broke = false;
   int failed = sent < n ? sent : -1;   /* a statement libpq could not send */
-  for (int i = 0; i < sent && ok && !broke; i++) {
+  for (int i = 0, p = 0; i < sent && ok && !broke; i++) {
+    if (p < nparsed && parsed_at[p] == i) {   /* its Parse, sent first (prepared.c) */
+      PGresult *pres = luamig_prepared_parsed(c, parsed[p++], &broke);
+      if (pres != NULL && failed < 0) { failed = i; h->res = pres; }
+      else PQclear(pres);
+      if (broke) break;
+    }
     PGresult *res = PQgetResult(pg);
     if (res == NULL) { broke = true; break; }
     ExecStatusType status = PQresultStatus(res);

@@ -57,16 +57,26 @@ static int lint_pcall(lua_State *L) {
   return 1;
 }
 
-/* (revisions, opts) -> require("luamig.lint").analyze(revisions, opts) */
+/* (revisions, opts, stored, magic) -> findings, text:
+ * require("luamig.lint_cache").analyze(...), the lint from the model it kept */
 static int call_analyze(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "luamig.lint");
+  lua_pushliteral(L, "luamig.lint_cache");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "analyze");
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_call(L, 2, 1);
-  return 1;
+  for (int i = 1; i <= 4; i++) lua_pushvalue(L, i);
+  lua_call(L, 4, 2);
+  return 2;
+}
+
+#define LINT_CACHE LUAMIG_CACHE_DIR "/lint"
+
+/* The first versions directory, where the lint keeps its model (pushed). */
+static const char *push_cache_dir(luamig_run *r) {
+  lua_getfield(r->L, r->cfg, "versions");
+  lua_geti(r->L, -1, 1);
+  lua_remove(r->L, -2);
+  return lua_tostring(r->L, -1);
 }
 
 /* Pushes the findings for the revisions marked in mark, with their ancestors
@@ -82,6 +92,8 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     if (mark[i]) from[nfrom++] = i;
   int *ctx = luamig_scratch(L, g->n);
   luamig_mark_reach(L, g, from, nfrom, ctx, true);
+  const char *dir = push_cache_dir(r);   /* stays on the stack, under the call */
+  bool keyed = true;                 /* every revision's SHA-256 known: the model may be kept */
   lua_pushcfunction(L, call_analyze);
   lua_getiuservalue(L, r->graph, 1);  /* envs */
   int envs = lua_gettop(L);
@@ -91,9 +103,12 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     int i = g->order[k];
     if (!ctx[i]) continue;
     const luamig_rev *rv = &g->revs[i];
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushstring(L, rv->id);
     lua_setfield(L, -2, "id");
+    keyed = keyed && *rv->sum;
+    lua_pushfstring(L, "%s %s", rv->id, rv->sum);
+    lua_setfield(L, -2, "key");
     lua_pushstring(L, rv->path);
     lua_setfield(L, -2, "path");
     if (rv->message) { lua_pushstring(L, rv->message); lua_setfield(L, -2, "message"); }
@@ -120,14 +135,21 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
   lua_createtable(L, 0, 1);          /* lint --style: the style rules too */
   lua_pushboolean(L, luamig_opt_flag(L, r->opts, "style"));
   lua_setfield(L, -2, "style");
+  if (!keyed || !dir || !luamig_cache_read(L, dir, LINT_CACHE)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  lua_pushfstring(L, "%s lint 1\n", luamig_build_id());
   bool quiet = luamig_sandbox_quiet(L, true);   /* the run prints what the revision prints */
-  bool ok = lua_pcall(L, 2, 1, 0) == LUA_OK;
+  bool ok = lua_pcall(L, 4, 2, 0) == LUA_OK;
   luamig_sandbox_quiet(L, quiet);
   if (!ok && lua_istable(L, -1)) {   /* a revision file that does not load: the user's error */
     lua_getfield(L, -1, "load_error");
     lua_error(L);
   }
   if (!ok && !protect) lua_error(L);
+  if (ok && keyed && dir && lua_isstring(L, -1)) luamig_cache_write(L, dir, LINT_CACHE, -1);
+  if (ok) lua_pop(L, 1);             /* the text: the findings are on top */
   lua_replace(L, top + 1);           /* over the scratch */
   lua_settop(L, top + 1);
   return ok;
@@ -159,7 +181,7 @@ static void mark_range(luamig_run *r, const char *range, int *mark) {
  * which needs the database). Returns the findings (see luamig.lint). */
 static int cmd_lint(lua_State *L) {
   luamig_run r;
-  luamig_run_init(L, &r, luamig_opt_preset(L, "range") ? 0 : LUAMIG_RUN_CONNECT);
+  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | (luamig_opt_preset(L, "range") ? 0 : LUAMIG_RUN_CONNECT));
   luamig_graph *g = r.g;
   int *mark = luamig_scratch(L, g->n);
   lua_getfield(L, r.opts, "range");

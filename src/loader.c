@@ -379,23 +379,31 @@ static void grow_filebuf(lua_State *L, int buf, size_t size) {
   lua_replace(L, buf);
 }
 
-/* Whether fd is a regular file: a FIFO or a device named *.lua would be read
- * for ever (opened with O_NONBLOCK, so a FIFO's open does not wait either). */
-static bool is_regular(int fd) {
-  struct stat st;
-  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+/* Whether fd is a regular file (its stat into *st): a FIFO or a device named
+ * *.lua would be read for ever (opened with O_NONBLOCK, so a FIFO's open does
+ * not wait either). */
+static bool is_regular(int fd, struct stat *st) {
+  return fstat(fd, st) == 0 && S_ISREG(st->st_mode);
 }
+
+/* A file as read: its stat before the read, and whether the header cache may
+ * keep it (luamig_cache_fresh, asked right after the read). */
+typedef struct readstat {
+  struct stat st;
+  bool fresh;
+} readstat;
 
 /* Reads path whole into the buffer at buf (replaced by a larger one when
  * needed); returns the text, or NULL when it cannot be read (then Lua's own
  * loader reports why). The descriptor is closed before anything can raise. */
-static const char *read_file(lua_State *L, int buf, const char *path, size_t *len) {
+static const char *read_file(lua_State *L, int buf, const char *path, size_t *len,
+                             readstat *rs) {
   for (;;) {
     char *data = lua_touserdata(L, buf);
     size_t cap = lua_rawlen(L, buf), n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return NULL;
-    if (!is_regular(fd)) {
+    if (!is_regular(fd, &rs->st)) {
       close(fd);
       luaL_error(L, "%s: not a regular file (a FIFO, a device or a directory named *.lua); "
                  "luamig reads only regular files in the versions directories", path);
@@ -404,6 +412,7 @@ static const char *read_file(lua_State *L, int buf, const char *path, size_t *le
     while (n < cap && (got = read(fd, data + n, cap - n)) > 0) n += (size_t)got;
     close(fd);
     if (got < 0) return NULL;
+    rs->fresh = luamig_cache_fresh(&rs->st);
     if (n < cap) { *len = n; return data; }
     grow_filebuf(L, buf, cap * 2);   /* full: maybe more to come */
   }
@@ -528,6 +537,7 @@ typedef struct fetched {
   size_t len;
   bool ok;
   char sum[65];                      /* its SHA-256, when asked for ("" otherwise) */
+  readstat rs;
 } fetched;
 
 typedef struct prefetch {
@@ -545,10 +555,10 @@ typedef struct prefetch {
 
 /* Reads name (in dirfd) whole into a malloc'd buffer. */
 static fetched slurp(int dirfd, const char *name) {
-  fetched f = { NULL, 0, false, "" };
+  fetched f = { NULL, 0, false, "", { .fresh = false } };
   int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return f;
-  if (!is_regular(fd)) { close(fd); return f; }   /* read_file says why */
+  if (!is_regular(fd, &f.rs.st)) { close(fd); return f; }   /* read_file says why */
   size_t cap = 16384;
   f.data = malloc(cap);
   ssize_t got = 0;
@@ -562,6 +572,7 @@ static fetched slurp(int dirfd, const char *name) {
     }
   }
   close(fd);
+  f.rs.fresh = luamig_cache_fresh(&f.rs.st);
   f.ok = f.data != NULL && got == 0;
   if (!f.ok) { free(f.data); f.data = NULL; f.len = 0; }
   return f;
@@ -638,6 +649,7 @@ static prefetch *prefetch_start(lua_State *L, const char *dir, int idx, int n, b
   p->sums = sums;
   p->files = calloc((size_t)n + 1, sizeof *p->files);
   p->names = calloc((size_t)n + 1, sizeof *p->names);
+  if (n == 0) return p;              /* all from the header cache: no thread */
   p->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (p->files == NULL || p->names == NULL || p->dirfd < 0) return p;
   for (int i = 0; i < n; i++) {
@@ -655,7 +667,8 @@ static prefetch *prefetch_start(lua_State *L, const char *dir, int idx, int n, b
 /* File i (in order) into the buffer at buf, its SHA-256 into sum when the
  * reader took it; NULL when it was not read ahead or could not be read (the
  * caller reads it itself, or lets Lua say why). */
-static const char *take(lua_State *L, prefetch *p, int i, int buf, size_t *len, char sum[65]) {
+static const char *take(lua_State *L, prefetch *p, int i, int buf, size_t *len, char sum[65],
+                        readstat *rs) {
   if (!p->running) return NULL;
   pthread_mutex_lock(&p->mu);
   if (p->done <= i) {
@@ -674,18 +687,21 @@ static const char *take(lua_State *L, prefetch *p, int i, int buf, size_t *len, 
   free(f.data);
   *len = f.len;
   memcpy(sum, f.sum, sizeof f.sum);
+  *rs = f.rs;
   return data;
 }
 
 /* Adds the revision in path: text (len bytes, with its SHA-256 in sum when
- * sums) when it was read ahead, else read here. */
-static void load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const char *path,
-                      bool sums, const char *text, size_t len, char sum[65]) {
+ * sums) when it was read ahead, else read here. Returns whether the file is
+ * plain (its header scanned, not run): then the header cache may keep it. */
+static bool load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const char *path,
+                      bool sums, const char *text, size_t len, char sum[65], readstat *rs) {
   int top = lua_gettop(L);
-  if (text == NULL) text = read_file(L, buf, path, &len);
+  if (text == NULL) text = read_file(L, buf, path, &len, rs);
   if (sums && text && *sum == '\0') luamig_sha256_hex(text, len, sum);
   lua_createtable(L, 0, 4);
-  if (text && scan_header(L, text, len, lua_gettop(L))) {
+  bool plain = text && scan_header(L, text, len, lua_gettop(L));
+  if (plain) {
     add_revision(L, g, gidx, lua_gettop(L), path, false);
   } else {
     lua_pop(L, 1);
@@ -693,6 +709,7 @@ static void load_file(lua_State *L, luamig_graph *g, int gidx, int buf, const ch
   }
   memcpy(g->revs[g->n - 1].sum, sum, sizeof g->revs[g->n - 1].sum);
   lua_settop(L, top);
+  return plain;
 }
 
 /* Pushes nothing and returns false when envs[rev + 1] is loaded; else reads
@@ -703,7 +720,8 @@ static bool read_unloaded(lua_State *L, luamig_graph *g, int gidx, int rev,
   int loaded = lua_rawgeti(L, -1, rev + 1);
   lua_pop(L, 2);
   if (loaded != LUA_TNIL) return false;
-  *text = read_file(L, push_filebuf(L), g->revs[rev].path, len);
+  readstat rs;
+  *text = read_file(L, push_filebuf(L), g->revs[rev].path, len, &rs);
   return true;
 }
 
@@ -747,6 +765,50 @@ void luamig_load_body(lua_State *L, luamig_graph *g, int gidx, int rev) {
   lua_pop(L, 1);
 }
 
+/* Adds the revisions of dir's files, in file order: those the header cache
+ * vouches for from it, the others read (ahead, on the reader thread) and
+ * scanned or run; then writes the cache again if it changed. */
+static void load_dir(lua_State *L, luamig_graph *g, int gidx, int buf, const char *dir,
+                     bool sums, luamig_conn *pump) {
+  int top = lua_gettop(L);
+  luamig_cache *cache = luamig_cache_open(L, dir);
+  int n = luamig_cache_listed(L, cache);   /* the directory unchanged: its names as cached */
+  if (n < 0) n = list_lua_files(L, dir);
+  int names = lua_gettop(L);
+  lua_pushvalue(L, names - 1);
+  luamig_cache_match(L, cache, names, n);
+  lua_pop(L, 1);
+  sums = sums || luamig_cache_usable(cache);   /* the cache keeps every file's sum */
+  lua_createtable(L, n, 0);          /* the names to read */
+  int nread = 0;
+  for (int i = 0; i < n; i++) {
+    if (luamig_cache_hit(cache, i)) continue;
+    lua_rawgeti(L, names, i + 1);
+    lua_rawseti(L, -2, ++nread);
+  }
+  prefetch *ahead = prefetch_start(L, dir, -1, nread, sums);
+  int slot = lua_gettop(L);
+  for (int i = 0, k = 0; i < n; i++) {
+    lua_rawgeti(L, names, i + 1);
+    const char *path = lua_pushfstring(L, "%s/%s", dir, lua_tostring(L, -1));
+    if (luamig_cache_hit(cache, i)) {
+      luamig_cache_load(L, cache, i, g, path);
+    } else {
+      size_t len = 0;
+      char sum[65] = "";
+      readstat rs = { .fresh = false };
+      const char *text = take(L, ahead, k++, buf, &len, sum, &rs);
+      if (load_file(L, g, gidx, buf, path, sums, text, len, sum, &rs) && rs.fresh && *sum)
+        luamig_cache_note(cache, i, g->n - 1, &rs.st);
+    }
+    if (i % 32 == 31) luamig_conn_pump(pump);
+    lua_pop(L, 2);
+  }
+  lua_closeslot(L, slot);            /* joins the reader */
+  luamig_cache_save(L, cache, g, names);
+  lua_settop(L, top);
+}
+
 luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig_conn *pump) {
   cfg_idx = lua_absindex(L, cfg_idx);
   lua_getfield(L, cfg_idx, "revision_timeout");   /* the budget of each call into a revision */
@@ -762,22 +824,8 @@ luamig_graph *luamig_load_revisions(lua_State *L, int cfg_idx, bool sums, luamig
   int ndirs = (int)luaL_len(L, -1);
   for (int d = 1; d <= ndirs; d++) {
     lua_geti(L, -1, d);
-    const char *dir = lua_tostring(L, -1);
-    int n = list_lua_files(L, dir);
-    prefetch *ahead = prefetch_start(L, dir, -1, n, sums);
-    int slot = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-      lua_geti(L, -2, i);
-      const char *path = lua_pushfstring(L, "%s/%s", dir, lua_tostring(L, -1));
-      size_t len = 0;
-      char sum[65] = "";
-      const char *text = take(L, ahead, i - 1, buf, &len, sum);
-      load_file(L, g, gidx, buf, path, sums, text, len, sum);
-      if (i % 32 == 0) luamig_conn_pump(pump);
-      lua_pop(L, 2);
-    }
-    lua_closeslot(L, slot);          /* joins the reader */
-    lua_pop(L, 3);
+    load_dir(L, g, gidx, buf, lua_tostring(L, -1), sums, pump);
+    lua_pop(L, 1);
   }
   lua_pop(L, 2);
   luamig_graph_link(L, g);

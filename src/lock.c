@@ -28,20 +28,26 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * lock, and the refusal is raised here), the session's dead-client check
  * (PostgreSQL 14+ then notices a killed run during a long statement and
  * rolls back at once, freeing its locks in a second), then the lock, if it
- * is free. The key is the server's hash of "luamig:" + schema + "." + table,
- * the schema the table is in (current_schema() when the config names none):
- * "public" written in the config and left to the search path take the same
- * lock, with no round trip more. Sets vt->lock_key; returns whether it was taken. */
+ * is free (exclusive, then shared: see luamig.h). The key is the server's
+ * hash of "luamig:" + schema + "." + table, the schema the table is in
+ * (current_schema() when the config names none): "public" written in the
+ * config and left to the search path take the same lock, with no round trip
+ * more. Sets vt->lock_key; returns whether it was taken. */
 static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   int top = lua_gettop(L);
   const char *pid = luamig_topology_pid(L, c);
   const char *lock_params[3] = { vt->name, pid, vt->schema };
-  const luamig_stmt st[] = {
-    { LUAMIG_TOPOLOGY_SQL, 1, &pid },
-    { luamig_sql_check_interval, 1, &pid },
-    { luamig_sql_lock_first, 3, lock_params },
+  luamig_stmt st[] = {
+    { LUAMIG_TOPOLOGY_SQL, 1, &pid, false },
+    { luamig_sql_check_interval, 1, &pid, false },
+    { luamig_sql_lock_first, 3, lock_params, false },
+    { NULL, 0, NULL, false },        /* whether the version table and the log exist */
   };
-  luamig_batch(L, c, 3, st, NULL, true, NULL);
+  int n = 3;
+  luamig_vtable_probe_add(L, vt, st, &n);
+  luamig_batch(L, c, n, st, NULL, true, NULL);
+  luamig_vtable_probed(L, vt, -1);
+  lua_pop(L, 1);
   luamig_topology_check(L, c, -3);
   lua_geti(L, -1, 1);
   lua_getfield(L, -1, "k");
@@ -59,7 +65,7 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
   double deadline = luamig_now_ms() + wait_s * 1000;
-  bool locked = first_try(L, c, vt);
+  bool locked = first_try(L, c, vt), first = locked;
   const char *key = push_key(L, vt);
   while (!locked) {
     double left = deadline - luamig_now_ms();
@@ -68,6 +74,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
     nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
     locked = luamig_exec(L, c, luamig_sql_lock_try, 1, &key) == 1;
   }
+  vt->probed = vt->probed && first;  /* another run may have made the tables meanwhile */
   if (locked) { lua_settop(L, top); return; }
 
   /* timed out: name who holds it (the key's high and low halves are classid and objid) */

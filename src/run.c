@@ -39,6 +39,7 @@ void luamig_run_init(lua_State *L, luamig_run *r, int flags) {
   r->vt.schema = lua_tostring(L, -1);
   lua_getfield(L, r->cfg, "log_table");
   r->vt.log_name = lua_tostring(L, -1);
+  r->vt.want_digest = (flags & LUAMIG_RUN_SUMS) != 0;   /* the commands that check the log */
   lua_getfield(L, r->cfg, "lock_timeout");
   r->lock_timeout = lua_tostring(L, -1);
   lua_getfield(L, r->cfg, "statement_timeout");

@@ -40,9 +40,10 @@ static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
   luamig_stmt st[2];
   int n = 0, top = lua_gettop(L);
   if (r->lock_timeout)
-    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "lock_timeout", r->lock_timeout), 0, NULL };
+    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "lock_timeout", r->lock_timeout), 0, NULL, false };
   if (r->statement_timeout)
-    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "statement_timeout", r->statement_timeout), 0, NULL };
+    st[n++] = (luamig_stmt){ luamig_sql_setting(L, "statement_timeout", r->statement_timeout), 0,
+                             NULL, false };
   if (n > 0) luamig_emit_batch(L, ctx, n, st, NULL);
   lua_settop(L, top);
 }
@@ -50,7 +51,7 @@ static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
 /* Appends a revision's opening: BEGIN, then its version move m (whose row
  * counts follow BEGIN's in the batch's counts). */
 static void add_opening(lua_State *L, luamig_run *r, luamig_move *m, luamig_stmt *st, int *n) {
-  st[(*n)++] = (luamig_stmt){ "BEGIN", 0, NULL };
+  st[(*n)++] = (luamig_stmt){ "BEGIN", 0, NULL, false };
   luamig_vtable_move_add(L, &r->vt, m, st, n);
 }
 
@@ -87,8 +88,9 @@ static int run_attempt(lua_State *L) {
   if (!tx) {                         /* its start row: if the run stops inside, the next says so */
     luamig_logrow start = { .rev = rv->id, .up = a->s->up, .checksum = a->checksum,
                             .started = true };
-    luamig_stmt st[1];
+    luamig_stmt st[2];
     int n = 0;
+    luamig_durable_restore(r, st, &n);   /* each of its statements flushed */
     luamig_log_add(L, &r->vt, &start, st, &n);
     luamig_emit_batch(L, ctx, n, st, NULL);
     lua_pop(L, 1);
@@ -110,14 +112,17 @@ static int run_attempt(lua_State *L) {
     luamig_stmt *tail = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *tail, 0);
     long *counts = lua_newuserdatauv(L, (size_t)(3 + nnext) * sizeof *counts, 0);
     luamig_log_add(L, &r->vt, &log, tail, &n);
-    tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL };
+    luamig_durable_commit(r, tail, &n);   /* the last COMMIT flushes them all */
+    tail[n++] = (luamig_stmt){ "COMMIT", 0, NULL, false };
     if (a->next) add_opening(L, r, a->next, tail, &n);   /* at PRE_OPEN */
     a->final_sent = true;
     luamig_flush(L, ctx, n, tail, counts);
     if (a->next) memcpy(a->next_counts, counts + PRE_OPEN + 1, (size_t)nnext * sizeof *counts);
     lua_settop(L, top);
   } else {
+    if (ctx->conn) luamig_conn_forget_prepared(ctx->conn);   /* it may have run DISCARD ALL */
     luamig_vtable_move(L, ctx, &r->vt, a->m, &log);
+    if (r->step < r->nsteps) luamig_durable_relax(L, r, ctx);
   }
   ctx->defer = false;
   return 0;
@@ -457,7 +462,10 @@ static int migrate(lua_State *L, bool up) {
     else luamig_check_body(L, r.g, r.graph, steps[i].rev);
   }
   if (nsteps > 0 && !offline) set_timeouts(L, &r, lua_touserdata(L, ctxidx));
+  if (nsteps > 1) luamig_durable_relax(L, &r, lua_touserdata(L, ctxidx));
+  if (offline) luamig_run_drain(&r, ctxidx);   /* the SET before the first step's comment */
   run_steps(&r, ctxidx, cur, ncur, steps, nsteps);
+  luamig_durable_done(&r);
   if (!offline) luamig_lock_release(L, r.c, &r.vt);
   luamig_run_warnings(&r);
   return 1;

@@ -69,6 +69,30 @@ static bool make_dir(lua_State *L, const char *path) {
   return false;
 }
 
+/* Makes git ignore luamig's caches (.luamig-cache/ in versions/): creates path
+ * or adds the pattern to it; false when it was there already. */
+static bool ignore_caches(lua_State *L, const char *path) {
+  static const char pattern[] = ".luamig-cache*";
+  FILE *f = fopen(path, "r");
+  bool ends_in_newline = true;
+  if (f != NULL) {
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+      found = strncmp(line, pattern, sizeof pattern - 1) == 0;
+      ends_in_newline = strchr(line, '\n') != NULL;
+    }
+    fclose(f);
+    if (found) return false;
+  }
+  f = fopen(path, "a");
+  if (f == NULL) luaL_error(L, "cannot write %s: %s", path, strerror(errno));
+  fprintf(f, "%s# luamig's caches in each versions directory\n%s\n",
+          ends_in_newline ? "" : "\n", pattern);
+  if (fclose(f) != 0) luaL_error(L, "cannot write %s: %s", path, strerror(errno));
+  return true;
+}
+
 /* init: returns the list of files and directories it created. A directory
  * that has a luamig.lua is a project already: refused, as Alembic's init
  * refuses a directory that is not empty. */
@@ -87,6 +111,8 @@ static int cmd_init(lua_State *L) {
   if (make_dir(L, p)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   p = lua_pushfstring(L, "%s/revision.lua.tmpl", dir);
   if (write_new(L, p, default_template)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
+  p = lua_pushfstring(L, "%s/.gitignore", dir);
+  if (ignore_caches(L, p)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   return 1;
 }
 

@@ -152,7 +152,7 @@ void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt 
   for (int i = 0; i < nq; i++) {     /* the strings stay in the queue table, on the stack */
     lua_rawgeti(L, queue, 2 * i + 1);
     lua_rawgeti(L, queue, 2 * i + 2);
-    st[i] = (luamig_stmt){ lua_tostring(L, -2), 0, NULL };
+    st[i] = (luamig_stmt){ lua_tostring(L, -2), 0, NULL, false };
     where[i] = lua_tostring(L, -1);
     lua_pop(L, 2);
   }

@@ -85,7 +85,11 @@ const char *luamig_sql_log_select(lua_State *L, const luamig_vtable *vt) {
 
 /* The guard rides in the row (no statement more per revision): a failing
  * cast is the one way plain SQL can refuse, and the reason is the text it
- * could not read as an integer. */
+ * could not read as an integer. Whether the session holds the lock ($6): each
+ * of its two modes released and taken back in turn (CASE keeps the order),
+ * the other mode keeping every other run out meanwhile; a few lookups in the
+ * lock table, where reading pg_locks copied all of it (0.15 ms). $7: the rows
+ * the version table must hold. */
 const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool guarded) {
   const char *log = luamig_sql_vt_qualified(L, vt, vt->log_name);
   if (!guarded) {
@@ -96,13 +100,29 @@ const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool gu
   }
   const char *versions = luamig_sql_vt_qualified(L, vt, vt->name);
   lua_pushfstring(L, "INSERT INTO %s (revision, direction, checksum, duration_ms, luamig_version) "
-    "SELECT $1, $2, $3, $4, $5 WHERE (CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_locks "
-    "WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() AND granted "
-    "AND classid = $6::oid AND objid = $7::oid AND objsubid = 1) THEN '" LUAMIG_GUARD_LOCK "' "
+    "SELECT $1, $2, $3, $4, $5 WHERE (CASE "
+    "WHEN NOT pg_catalog.pg_advisory_unlock_shared($6::bigint) THEN '" LUAMIG_GUARD_LOCK "' "
+    "WHEN NOT pg_catalog.pg_try_advisory_lock_shared($6::bigint) THEN '" LUAMIG_GUARD_LOCK "' "
+    "WHEN NOT pg_catalog.pg_advisory_unlock($6::bigint) THEN '" LUAMIG_GUARD_LOCK "' "
+    "WHEN NOT pg_catalog.pg_try_advisory_lock($6::bigint) THEN '" LUAMIG_GUARD_LOCK "' "
     "WHEN (SELECT coalesce(string_agg(version_num, E'\\n' ORDER BY version_num COLLATE \"C\"), '') "
-    "FROM %s) <> $8 THEN '" LUAMIG_GUARD_ROWS "' END)::int IS NULL", log, versions);
+    "FROM %s) <> $7 THEN '" LUAMIG_GUARD_ROWS "' END)::int IS NULL", log, versions);
   lua_replace(L, -3);
   lua_pop(L, 1);
+  return lua_tostring(L, -1);
+}
+
+/* The log's digest as luamig_push_findings checks it (the SHA-256 of each
+ * applied revision's last row and checksum) and how many runs it says
+ * stopped inside a revision. */
+const char *luamig_sql_log_digest(lua_State *L, const luamig_vtable *vt) {
+  lua_pushfstring(L, "SELECT encode(sha256(convert_to(coalesce(string_agg("
+    "revision || ' ' || coalesce(checksum, '-'), E'\\n' ORDER BY revision COLLATE \"C\") "
+    "FILTER (WHERE direction IN ('upgrade', 'stamp', 'downgrade-started')), ''), 'UTF8')), "
+    "'hex') AS applied, count(*) FILTER (WHERE direction LIKE '%%-started') AS started "
+    "FROM (SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
+    "ORDER BY revision, id DESC) l", luamig_sql_vt_qualified(L, vt, vt->log_name));
+  lua_remove(L, -2);
   return lua_tostring(L, -1);
 }
 
@@ -113,13 +133,18 @@ const char luamig_sql_check_interval[] =
   "WHERE current_setting('server_version_num')::int >= 140000 AND " LUAMIG_TOPOLOGY_OK("$1");
 
 const char luamig_sql_lock_first[] =
-  "SELECT k, CASE WHEN " LUAMIG_TOPOLOGY_OK("$2") " THEN pg_try_advisory_lock(k) "
-  "ELSE false END AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
+  "SELECT k, CASE WHEN NOT (" LUAMIG_TOPOLOGY_OK("$2") ") THEN false "
+  "WHEN pg_try_advisory_lock(k) THEN pg_try_advisory_lock_shared(k) ELSE false END "
+  "AS locked FROM (SELECT pg_catalog.hashtextextended('luamig:' || "
   "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s";
 
-const char luamig_sql_lock_try[] = "SELECT 1 WHERE pg_try_advisory_lock($1::bigint)";
+/* The exclusive and the shared mode both: the guard asks whether this session
+ * holds the lock by releasing and retaking one mode at a time (src/runner.c). */
+const char luamig_sql_lock_try[] = "SELECT 1 WHERE CASE WHEN pg_try_advisory_lock($1::bigint) "
+                                   "THEN pg_try_advisory_lock_shared($1::bigint) END";
 
-const char luamig_sql_lock_release[] = "SELECT pg_advisory_unlock($1::bigint)";
+const char luamig_sql_lock_release[] =
+  "SELECT pg_advisory_unlock_shared($1::bigint), pg_advisory_unlock($1::bigint)";
 
 const char luamig_sql_lock_holder[] =
   "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app, "

@@ -10,19 +10,35 @@
 
 /* Whether the version table and its log exist, asked once per run in one
  * query (a plain CREATE TABLE IF NOT EXISTS would make the server print a
- * NOTICE); the answer is kept in vt and updated when luamig creates them. */
-static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
-  if (vt->probed) return;
-  const char *names[2] = { luamig_sql_vt_qualified(L, vt, vt->name),
-                           luamig_sql_vt_qualified(L, vt, vt->log_name) };
-  luamig_query(L, c, luamig_sql_vt_probe, 2, names);
-  lua_geti(L, -1, 1);
+ * NOTICE), in the lock's round trip when there is one; the answer is kept in
+ * vt and updated when luamig creates them. */
+void luamig_vtable_probe_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n) {
+  const char **names = lua_newuserdatauv(L, 2 * sizeof *names, 2);
+  names[0] = luamig_sql_vt_qualified(L, vt, vt->name);
+  lua_setiuservalue(L, -2, 1);       /* the names live as long as the array */
+  names[1] = luamig_sql_vt_qualified(L, vt, vt->log_name);
+  lua_setiuservalue(L, -2, 2);
+  st[(*n)++] = (luamig_stmt){ luamig_sql_vt_probe, 2, names, false };
+}
+
+void luamig_vtable_probed(lua_State *L, luamig_vtable *vt, int idx) {
+  lua_geti(L, idx, 1);
   lua_getfield(L, -1, "versions");
   lua_getfield(L, -2, "log");
   vt->present = lua_toboolean(L, -2);
   vt->log_present = lua_toboolean(L, -1);
   vt->probed = true;
-  lua_pop(L, 6);
+  lua_pop(L, 3);
+}
+
+static void probe(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  if (vt->probed) return;
+  luamig_stmt st[1];
+  int n = 0;
+  luamig_vtable_probe_add(L, vt, st, &n);
+  luamig_batch(L, c, 1, st, NULL, true, NULL);
+  luamig_vtable_probed(L, vt, -1);
+  lua_pop(L, 2);
 }
 
 static int exec_protected(lua_State *L) {
@@ -59,13 +75,72 @@ void luamig_vtable_ensure(lua_State *L, luamig_opctx *ctx, luamig_vtable *vt) {
   vt->present = true;
 }
 
-int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
-  probe(L, c, vt);
-  if (!vt->present) {
-    lua_newtable(L);
-    return -1;
+static int query_column(lua_State *L) {
+  luamig_query_column(L, lua_touserdata(L, 1), lua_tostring(L, 2), 0, NULL);
+  return 1;
+}
+
+/* The rows read without asking first whether the table exists: one round
+ * trip where there is no lock's to ride in; "does not exist" (42P01) is -1. */
+static int read_directly(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
+  lua_pushcfunction(L, query_column);
+  lua_pushlightuserdata(L, c);
+  lua_pushstring(L, sql);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    vt->present = true;
+    return (int)lua_rawlen(L, -1);
   }
-  int n = luamig_query_column(L, c, luamig_sql_vt_change(L, vt, LUAMIG_VT_SELECT), 0, NULL);
+  luamig_sqlerror e;
+  if (!luamig_sqlerror_of(L, lua_tostring(L, -1), &e) || strcmp(e.sqlstate, "42P01") != 0)
+    lua_error(L);
+  lua_pop(L, 1);
+  vt->present = false;
+  lua_newtable(L);
+  return -1;
+}
+
+/* The digest of the log as luamig_push_findings checks it, and the rows,
+ * pushed as one array of strings. */
+static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
+  const char *digest = luamig_sql_log_digest(L, vt);
+  luamig_stmt st[2] = { { sql, 0, NULL, false }, { digest, 0, NULL, false } };
+  luamig_batch(L, c, 2, st, NULL, true, NULL);
+  lua_geti(L, -1, 1);
+  lua_getfield(L, -1, "applied");
+  lua_getfield(L, -2, "started");
+  snprintf(vt->log_digest, sizeof vt->log_digest, "%s", luaL_optstring(L, -2, ""));
+  vt->log_started = (long)lua_tointeger(L, -1);
+  vt->digested = true;
+  lua_pop(L, 4);
+  int n = (int)lua_rawlen(L, -1);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_geti(L, -2, i);
+    lua_getfield(L, -1, "version_num");
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  lua_replace(L, -4);                /* over the digest's text */
+  lua_pop(L, 2);
+  return n;
+}
+
+int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  const char *sql = luamig_sql_vt_change(L, vt, LUAMIG_VT_SELECT);
+  int n;
+  if (!vt->probed && !vt->want_digest) {
+    n = read_directly(L, c, vt, sql);
+  } else {
+    probe(L, c, vt);
+    if (!vt->present) {
+      lua_newtable(L);
+      n = -1;
+    } else if (vt->want_digest && vt->log_present) {
+      n = read_with_digest(L, c, vt, sql);
+    } else {
+      n = luamig_query_column(L, c, sql, 0, NULL);
+    }
+  }
   lua_remove(L, -2);
   return n;
 }
@@ -76,13 +151,14 @@ void luamig_vtable_move_add(lua_State *L, const luamig_vtable *vt, luamig_move *
   if (m->nfrom == 1 && m->nto == 1) {   /* one head replaces another: an UPDATE, as Alembic */
     m->update[0] = m->to[0];
     m->update[1] = m->from[0];
-    st[(*n)++] = (luamig_stmt){ luamig_sql_vt_change(L, vt, LUAMIG_VT_UPDATE), 2, m->update };
+    st[(*n)++] = (luamig_stmt){ luamig_sql_vt_change(L, vt, LUAMIG_VT_UPDATE), 2, m->update,
+                                true };
     return;
   }
   const char *del = luamig_sql_vt_change(L, vt, LUAMIG_VT_DELETE);
   const char *ins = luamig_sql_vt_change(L, vt, LUAMIG_VT_INSERT);
-  for (int i = 0; i < m->nfrom; i++) st[(*n)++] = (luamig_stmt){ del, 1, &m->from[i] };
-  for (int i = 0; i < m->nto; i++) st[(*n)++] = (luamig_stmt){ ins, 1, &m->to[i] };
+  for (int i = 0; i < m->nfrom; i++) st[(*n)++] = (luamig_stmt){ del, 1, &m->from[i], true };
+  for (int i = 0; i < m->nto; i++) st[(*n)++] = (luamig_stmt){ ins, 1, &m->to[i], true };
 }
 
 void luamig_vtable_move_check(lua_State *L, const luamig_move *m, const long *counts) {
@@ -106,13 +182,13 @@ void luamig_log_add(lua_State *L, const luamig_vtable *vt, luamig_logrow *row,
   row->params[3] = row->started || row->ms < 0 ? NULL : row->dur;
   row->params[4] = LUAMIG_VERSION;
   if (row->expect != NULL) {
-    luamig_lock_halves(vt, row->hi, row->lo);
-    row->params[5] = row->hi;
-    row->params[6] = row->lo;
-    row->params[7] = row->expect;
+    snprintf(row->key, sizeof row->key, "%lld", vt->lock_key);
+    row->params[5] = row->key;
+    row->params[6] = row->expect;
   }
   bool guarded = row->expect != NULL;
-  st[(*n)++] = (luamig_stmt){ luamig_sql_log_insert(L, vt, guarded), guarded ? 8 : 5, row->params };
+  st[(*n)++] = (luamig_stmt){ luamig_sql_log_insert(L, vt, guarded), guarded ? 7 : 5, row->params,
+                              true };
 }
 
 void luamig_vtable_move(lua_State *L, luamig_opctx *ctx, const luamig_vtable *vt,

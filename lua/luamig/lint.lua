@@ -108,15 +108,21 @@ end
 -- with lint = false only build the schema model (they ran before the range). load()
 -- makes the environment when it is needed; it is dropped after (10,000 at once would
 -- not fit in the memory budget).
--- opts.style: the style rules too (lint --style).
+-- opts.style: the style rules too (lint --style). opts.schema: the model to start
+-- from (luamig.lint_cache); opts.on_schema(schema, where): called with the model
+-- before the first revision linted (where = "context") and at the end ("end").
 -- Returns the findings, each { rule, revision, file, line, message, lock, effect,
 -- recipe, allowed, reason, via, note }.
 function lint.analyze(revisions, opts)
   opts = opts or {}
   local known = specs.by_name          -- a call no op answers fails here as it would when run
-  local schema = rules.new_schema()
+  local schema = opts.schema or rules.new_schema()
   local findings = {}
+  local on_schema = opts.on_schema or function() end
+  local context_seen = false
   for _, rev in ipairs(revisions) do
+    if rev.lint ~= false and not context_seen then on_schema(schema, "context") end
+    context_seen = context_seen or rev.lint ~= false
     rev.env = rev.env or rev.load()
     local up = record(rev, "upgrade", known)
     if rev.lint == false then
@@ -171,6 +177,8 @@ function lint.analyze(revisions, opts)
     end
     if rev.load then rev.env = nil end
   end
+  if not context_seen then on_schema(schema, "context") end
+  on_schema(schema, "end")
   local order = {}
   for i, rev in ipairs(revisions) do order[rev.id] = i end
   for i, f in ipairs(findings) do f.seq = i end
