@@ -21,9 +21,9 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 CORE_SRC = src/conn.c src/redact.c src/sql.c src/sql_lex.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/ops.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/runner.c src/backup.c src/findings.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c \
+           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/testcmd.c \
            src/core.c
-CLI_SRC  = src/cli.c src/cli_report.c src/json.c
+CLI_SRC  = src/cli.c src/cli_report.c src/cli_test.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
@@ -48,7 +48,8 @@ EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspec
              lua/luamig/render.lua \
              lua/luamig/autogen.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
              lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua \
-             lua/luamig/lint_style.lua
+             lua/luamig/lint_style.lua lua/luamig/schemadiff.lua lua/luamig/scratch.lua \
+             lua/luamig/testrun.lua
 
 $(B)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)

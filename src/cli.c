@@ -23,7 +23,7 @@ typedef struct command {
   const char *summary;
 } command;
 
-luamig_cli_state luamig_cli = { false, false, false, false };
+luamig_cli_state luamig_cli = { false, false, false, false, 0 };
 
 const char *luamig_cli_paint(const char *code) { return luamig_cli.colour ? code : ""; }
 
@@ -64,6 +64,14 @@ void luamig_cli_at_most(lua_State *L, int n, const char *cmd) {
   if (luamig_cli_nargs(L) > n)
     luaL_error(L, "%s: unexpected argument '%s' (see 'luamig %s --help')", cmd,
                luamig_cli_arg(L, n + 1), cmd);
+}
+
+void luamig_cli_positional(lua_State *L, const char *cmd, const char *key) {
+  luamig_cli_at_most(L, 1, cmd);
+  if (luamig_cli_nargs(L) == 1) {
+    lua_pushstring(L, luamig_cli_arg(L, 1));
+    lua_setfield(L, 1, key);
+  }
 }
 
 bool luamig_cli_flag(lua_State *L, const char *name) {
@@ -121,11 +129,7 @@ static int cli_log(lua_State *L) {
 /* ---- commands ---- */
 
 static int migrate(lua_State *L, const char *cmd) {
-  luamig_cli_at_most(L, 1, cmd);
-  if (luamig_cli_nargs(L) == 1) {
-    lua_pushstring(L, luamig_cli_arg(L, 1));
-    lua_setfield(L, 1, "target");
-  }
+  luamig_cli_positional(L, cmd, "target");
   lua_pushcfunction(L, cli_log);
   lua_setfield(L, 1, "log");
   luamig_cli_call(L, cmd);
@@ -148,11 +152,7 @@ static int cmd_downgrade(lua_State *L) {
 }
 
 static int cmd_init(lua_State *L) {
-  luamig_cli_at_most(L, 1, "init");
-  if (luamig_cli_nargs(L) == 1) {
-    lua_pushstring(L, luamig_cli_arg(L, 1));
-    lua_setfield(L, 1, "dir");
-  }
+  luamig_cli_positional(L, "init", "dir");
   luamig_cli_call(L, "init");
   int n = (int)lua_rawlen(L, -1);
   for (int i = 1; i <= n; i++) {
@@ -197,11 +197,7 @@ static void push_lint_fn(lua_State *L, const char *fn) {
 /* lint [RANGE]: the findings with their locks and recipes; exit 0 when none is
  * left (allowed ones do not count), 2 otherwise. */
 static int cmd_lint(lua_State *L) {
-  luamig_cli_at_most(L, 1, "lint");
-  if (luamig_cli_nargs(L) == 1) {
-    lua_pushstring(L, luamig_cli_arg(L, 1));
-    lua_setfield(L, 1, "range");
-  }
+  luamig_cli_positional(L, "lint", "range");
   luamig_cli_call(L, "lint");
   int res = lua_gettop(L);
   push_lint_fn(L, "count");
@@ -346,6 +342,8 @@ static const command commands[] = {
     "Set the version table to TARGET without running revisions" },
   { "status", luamig_cli_status, "status",
     "Pending revisions; exit 0 at head, 3 when some are pending" },
+  { "test", luamig_cli_test, "test [RANGE] [--url URL | --scratch] [--json] [--lint strict|warn|off]",
+    "Prove every revision reversible and the models in sync, on a scratch database" },
   { "verify", luamig_cli_verify, "verify [--strict]",
     "Check applied revisions against their files (checksums in the audit log)" },
   { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE] [--revision-timeout DURATION]",
@@ -397,6 +395,10 @@ static const struct { const char *name, *text; } examples[] = {
   { "lint", "  luamig lint                      # the pending revisions\n"
             "  luamig lint base:head --verbose\n" },
   { "check", "  luamig check                     # CI: models and database agree?\n" },
+  { "test", "  luamig test                      # scratch database <db>_luamig_test_<pid>, dropped after\n"
+            "  luamig test --scratch            # CI: a throwaway server of its own (initdb, pg_ctl)\n"
+            "  luamig test 7c9e2d4f1b3a:head    # only the revisions after 7c9e2d4f1b3a\n"
+            "  luamig test --json | jq -c 'select(.status == \"fail\")'\n" },
 };
 
 static void print_help(const command *c) {
@@ -474,6 +476,7 @@ static const option options[] = {
   { NULL, "--allow-empty", "allow_empty", false },
   { NULL, "--models", "models", true },
   { NULL, "--print-url", "print_url", false },
+  { NULL, "--scratch", "scratch", false },
 };
 
 /* A relative target such as "-1" is an argument, not an option. */
@@ -626,7 +629,7 @@ int main(int argc, char **argv) {
       lua_pop(L, 2);
     }
     print_error("%s", msg);
-    status = 1;
+    status = luamig_cli.error_status ? luamig_cli.error_status : 1;
   } else {
     status = (int)lua_tointeger(L, -1);
   }

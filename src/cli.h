@@ -15,6 +15,7 @@ typedef struct luamig_cli_state {
   bool json;                         /* --json: one document on stdout, errors included */
   bool sql;                          /* --sql: stdout is a script */
   bool colour;                       /* a terminal, and NO_COLOR unset */
+  int error_status;                  /* the exit status of an error (0: 1, the default) */
 } luamig_cli_state;
 
 extern luamig_cli_state luamig_cli;
@@ -29,6 +30,8 @@ void luamig_cli_call(lua_State *L, const char *name);      /* core[name](opts), 
 int luamig_cli_nargs(lua_State *L);
 const char *luamig_cli_arg(lua_State *L, int i);
 void luamig_cli_at_most(lua_State *L, int n, const char *cmd);
+/* At most one positional argument, set as opts[key] when given. */
+void luamig_cli_positional(lua_State *L, const char *cmd, const char *key);
 bool luamig_cli_flag(lua_State *L, const char *name);
 const char *luamig_cli_field(lua_State *L, int t, const char *k);
 /* With --json prints { key = value at res } (the value itself when key is NULL). */
@@ -41,5 +44,6 @@ int luamig_cli_show(lua_State *L);
 int luamig_cli_branches(lua_State *L);
 int luamig_cli_status(lua_State *L);
 int luamig_cli_verify(lua_State *L);
+int luamig_cli_test(lua_State *L);   /* cli_test.c */
 
 #endif
