@@ -7,7 +7,7 @@
 # (`versions = "..."` in luamig.lua, or -c FILE's, default versions/) plus head, heads
 # and base.
 
-_luamig_commands="branches check current downgrade heads help history init lint merge revision show stamp status upgrade verify"
+_luamig_commands="branches check current downgrade heads help history init lint merge revision show stamp status test upgrade verify"
 
 # The versions directories of the project: from `versions = "dir"` or
 # `versions = { "a", "b" }` (on one line) in the config file ($1), relative to its
@@ -138,6 +138,9 @@ _luamig() {
       opts="--sql --lock-wait --revision-timeout"
       words="base $(_luamig_revisions "$cfg")" ;;
     status) ;;
+    test)
+      opts="--scratch --json --lint --revision-timeout --models"
+      words="base:head $(_luamig_revisions "$cfg")" ;;
     verify) opts="--strict" ;;
   esac
   if [[ $cur == -* ]]; then

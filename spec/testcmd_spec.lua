@@ -61,6 +61,7 @@ describe("luamig test #cli", function()
     assert.matches("scratch database " .. db:gsub("%p", "%%%0") .. "_luamig_test_%d+ on ", out)
     assert.matches("PASS stairway: 4 revisions: each downgrade undoes its upgrade", out, 1, true)
     assert.matches("6 passed, 0 failed, 0 skipped\n$", out)
+    assert.falsy(out:find("stairway [", 1, true), out)    -- progress lines only on a terminal
     assert.equal("0", leftovers())
   end)
 
@@ -181,10 +182,16 @@ return m]])))
     assert.falsy(block:find("gone", 1, true), block)
   end)
 
-  it("tests only the revisions of a range", function()
-    local code, out = test(example(), { "7c9e2d4f1b3a:head" })
+  it("tests only the revisions of a range, a progress line per revision on a terminal", function()
+    local dir = example()
+    -- script(1) gives the command a terminal
+    local code, out = h.sh(("cd %s && NO_COLOR=1 script -qec %s /dev/null </dev/null"):format(
+      h.shell_quote(dir), h.shell_quote(("%s test 7c9e2d4f1b3a:head --url %s"):format(
+        h.shell_quote(h.bin), h.shell_quote(url)))))
+    out = out:gsub("\r", "")
     assert.equal(0, code, out)
-    assert.matches("PASS stairway: 2 revisions", out, 1, true)
+    assert.matches("\n  stairway %[1/2%] a1b2c3d4e5f6, Create participants table\n"
+      .. "  stairway %[2/2%] 3f2a9c1b7e4d, Add description column to sessions\nPASS stairway: 2 revisions", out)
     assert.matches("PASS round trip: 7c9e2d4f1b3a -> head -> 7c9e2d4f1b3a", out, 1, true)
   end)
 
@@ -199,6 +206,17 @@ return m]])))
     assert.matches("FAIL graph: Multiple head revisions are present: ", out, 1, true)
     assert.matches("SKIP stairway: the revisions do not load (graph)", out, 1, true)
     assert.matches("0 passed, 1 failed, 5 skipped", out, 1, true)
+    -- the Lua API returns the same checks
+    local res = assert(require("luamig").test { config = dir .. "/luamig.lua", url = url })
+    assert.same({ 0, 1, 5 }, { res.passed, res.failed, res.skipped })
+    assert.equal("graph", res.checks[1].check)
+    assert.equal("fail", res.checks[1].status)
+  end)
+
+  it("documents itself in luamig help test", function()
+    local out = h.run_ok { "help", "test" }
+    assert.matches("usage: luamig test [RANGE] [--url URL | --scratch]", out, 1, true)
+    assert.matches("luamig test --scratch", out, 1, true)
   end)
 
   it("exits 2 when the run cannot start, and says why", function()

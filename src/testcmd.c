@@ -207,6 +207,34 @@ static int scratch_pid(lua_State *L) {
   return 1;
 }
 
+/* batch(conn, queries) -> { rows... }: each query { sql, parameters... } (as
+ * conn:query takes them), all in one round trip; the rows of each, in order.
+ * A snapshot's dozen catalog queries cost one wait for the server, not twelve. */
+static int scratch_batch(lua_State *L) {
+  luamig_conn *c = luamig_conn_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luamig_check_array(L, "batch", 2, "queries");
+  luamig_stmt *st = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *st, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    luaL_argcheck(L, lua_istable(L, -1), 2, "each query is { sql, parameters... }");
+    int q = lua_gettop(L), np = (int)lua_rawlen(L, q) - 1;
+    luaL_checkstack(L, np + 4, "batch");
+    lua_rawgeti(L, q, 1);
+    st[i].sql = luaL_checkstring(L, -1);   /* the query table keeps the string */
+    lua_pop(L, 1);
+    for (int k = 2; k <= np + 1; k++) lua_rawgeti(L, q, k);
+    st[i].nparams = np > 0 ? np : 0;
+    st[i].params = luamig_params(L, q + 1, st[i].nparams, "batch");   /* stays on the stack */
+  }
+  luaL_checkstack(L, n + 2, "batch");
+  lua_createtable(L, n, 0);
+  int out = lua_gettop(L);
+  luamig_batch(L, c, n, st, NULL, true, NULL);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, out, i);
+  return 1;
+}
+
 /* config(opts) -> the resolved config (luamig.lua, .env, the options). */
 static int scratch_config(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -235,6 +263,7 @@ static const luaL_Reg scratch_funcs[] = {
   { "interrupted", scratch_interrupted },
   { "pid", scratch_pid },
   { "config", scratch_config },
+  { "batch", scratch_batch },
   { NULL, NULL }
 };
 

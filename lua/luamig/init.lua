@@ -58,7 +58,7 @@ end
 
 for _, name in ipairs { "upgrade", "downgrade", "stamp", "current", "heads", "history",
                         "status", "show", "branches", "verify", "revision", "merge", "init",
-                        "lint", "autogenerate", "check" } do
+                        "lint", "autogenerate", "check", "test" } do
   luamig[name] = command(name)
 end
 

@@ -314,9 +314,9 @@ local function read_schemas(conn, db, opts)
 end
 
 -- Tables (by_oid: those kept, all_by_oid: the ignored ones too) and their columns.
-local function read_tables(conn, db, arg, ignore)
+local function read_tables(rows, db, ignore)
   local by_oid, all_by_oid = {}, {}
-  for _, r in ipairs(conn:query(I.queries.tables, arg)) do
+  for _, r in ipairs(rows.tables) do
     local key = r.schema .. "." .. r.name
     local t = { schema = r.schema, name = r.name, key = key, comment = r.comment, acl = r.acl,
                 persistence = r.persistence, options = r.options,
@@ -328,7 +328,7 @@ local function read_tables(conn, db, arg, ignore)
       by_oid[r.oid] = t
     end
   end
-  for _, r in ipairs(conn:query(I.queries.columns, arg)) do
+  for _, r in ipairs(rows.columns) do
     local t = all_by_oid[r.oid]
     if t then
       local c = { name = r.name, type = r.type, nullable = not r.notnull, comment = r.comment,
@@ -357,8 +357,8 @@ local function column_names(nums, t)
   return out
 end
 
-local function read_constraints(conn, arg, full, by_oid, all_by_oid)
-  for _, r in ipairs(conn:query(I.queries.constraints, arg, full)) do
+local function read_constraints(rows, by_oid, all_by_oid)
+  for _, r in ipairs(rows.constraints) do
     local t = by_oid[r.oid]
     if t then
       local cols = column_names(r.columns, t)
@@ -409,8 +409,8 @@ local function index_columns(r, t)
   return cols
 end
 
-local function read_indexes(conn, arg, full, by_oid)
-  for _, r in ipairs(conn:query(I.queries.indexes, arg, full)) do
+local function read_indexes(rows, by_oid)
+  for _, r in ipairs(rows.indexes) do
     local t = by_oid[r.oid]
     if t then
       t.indexes[r.name] = { name = r.name, columns = index_columns(r, t), unique = r.is_unique,
@@ -420,8 +420,8 @@ local function read_indexes(conn, arg, full, by_oid)
   end
 end
 
-local function read_enums(conn, db, arg)
-  for _, r in ipairs(conn:query(I.queries.enums, arg)) do
+local function read_enums(rows, db)
+  for _, r in ipairs(rows.enums) do
     local key = r.schema .. "." .. r.name
     local e = db.enums[key]
     if not e then
@@ -435,15 +435,14 @@ end
 -- What only a snapshot compares: triggers, sequences, views, functions, types (an
 -- enum's privileges and comment go to db.enums), extensions. Each keyed "schema.name"
 -- (a function "schema.name(args)"); sequences owned by an ignored table are left out.
-local function read_full(conn, db, arg, by_oid, ignore)
-  local q = I.queries
-  for _, r in ipairs(conn:query(q.triggers, arg)) do
+local function read_full(rows, db, by_oid, ignore)
+  for _, r in ipairs(rows.triggers) do
     local t = by_oid[r.oid]
     if t then t.triggers[r.name] = { name = r.name, def = r.def, enabled = r.enabled, comment = r.comment } end
   end
-  local function keyed(query, key_of, keep)
+  local function keyed(list, key_of, keep)
     local out = {}
-    for _, r in ipairs(conn:query(query, arg)) do
+    for _, r in ipairs(list) do
       if not keep or keep(r) then
         r.key = key_of(r)
         out[r.key] = r
@@ -452,12 +451,12 @@ local function read_full(conn, db, arg, by_oid, ignore)
     return out
   end
   local function plain(r) return r.schema .. "." .. r.name end
-  db.sequences = keyed(q.sequences, plain, function(r)
+  db.sequences = keyed(rows.sequences, plain, function(r)
     return not (r.owner_table and ignore[r.owner_schema .. "." .. r.owner_table])
   end)
-  db.views = keyed(q.views, plain)
-  db.functions = keyed(q.functions, function(r) return ("%s.%s(%s)"):format(r.schema, r.name, r.args) end)
-  db.types = keyed(q.types, plain)
+  db.views = keyed(rows.views, plain)
+  db.functions = keyed(rows.functions, function(r) return ("%s.%s(%s)"):format(r.schema, r.name, r.args) end)
+  db.types = keyed(rows.types, plain)
   for key, ty in pairs(db.types) do
     if ty.kind == "e" then
       local e = db.enums[key]
@@ -469,13 +468,43 @@ local function read_full(conn, db, arg, by_oid, ignore)
     if ty.attributes then ty.attributes = I.parse_array(ty.attributes) end
   end
   db.extensions = {}
-  for _, r in ipairs(conn:query(q.extensions)) do db.extensions[r.name] = r end
+  for _, r in ipairs(rows.extensions) do db.extensions[r.name] = r end
+end
+
+-- The queries after the schemas', by name: each { sql, parameters... }.
+local function object_queries(arg, full)
+  local q = I.queries
+  local list = { tables = { q.tables, arg }, columns = { q.columns, arg },
+                 constraints = { q.constraints, arg, full }, indexes = { q.indexes, arg, full },
+                 enums = { q.enums, arg } }
+  if full then
+    for _, k in ipairs { "triggers", "sequences", "views", "functions", "types" } do list[k] = { q[k], arg } end
+    list.extensions = { q.extensions }
+  end
+  return list
+end
+
+-- The rows of each query of list (name -> { sql, parameters... }), by name: in one round
+-- trip through batch(conn, queries) when given, else one query after another.
+local function fetch(conn, list, batch)
+  local names, rows = {}, {}
+  for k in pairs(list) do names[#names + 1] = k end
+  table.sort(names)
+  if batch then
+    local queries = {}
+    for i, k in ipairs(names) do queries[i] = list[k] end
+    for i, r in ipairs(batch(conn, queries)) do rows[names[i]] = r end
+  else
+    for _, k in ipairs(names) do rows[k] = conn:query(table.unpack(list[k])) end
+  end
+  return rows
 end
 
 -- opts.schemas: the schemas the models name (the current schema is always added);
 -- opts.full: every user schema, and all a snapshot compares (see the top);
 -- opts.ignore: { [schema .. "." .. table] = true } (the version and log tables),
--- where a nil schema part means the current schema.
+-- where a nil schema part means the current schema; opts.batch(conn, queries) -> the
+-- rows of each: the queries after the schemas' in one round trip.
 function I.read(conn, opts)
   local db = { schemas = {}, tables = {}, enums = {}, schema_info = {} }
   local arg = read_schemas(conn, db, opts)
@@ -484,11 +513,12 @@ function I.read(conn, opts)
     ignore[k:sub(1, 1) == "." and (db.current_schema .. k) or k] = true
   end
   local full = opts.full == true
-  local by_oid, all_by_oid = read_tables(conn, db, arg, ignore)
-  read_constraints(conn, arg, full, by_oid, all_by_oid)
-  read_indexes(conn, arg, full, by_oid)
-  read_enums(conn, db, arg)
-  if full then read_full(conn, db, arg, by_oid, ignore) end
+  local rows = fetch(conn, object_queries(arg, full), opts.batch)
+  local by_oid, all_by_oid = read_tables(rows, db, ignore)
+  read_constraints(rows, by_oid, all_by_oid)
+  read_indexes(rows, by_oid)
+  read_enums(rows, db)
+  if full then read_full(rows, db, by_oid, ignore) end
   return db
 end
 

@@ -2,7 +2,8 @@
 -- them, as lines a person reads ("column sessions.description: missing before,
 -- present after downgrade"), not a text diff of two dumps. A snapshot is one read of the
 -- catalog by the reader autogenerate uses (luamig.introspect, full), flattened by
--- luamig.normalize.catalog.
+-- luamig.normalize.catalog; its queries go in two round trips.
+local core = require "luamig.core"
 local I = require "luamig.introspect"
 local N = require "luamig.normalize"
 
@@ -11,7 +12,7 @@ local D = {}
 -- The snapshot of the database on conn; ignore as luamig.introspect.read takes it (the
 -- version table and its log, which every run writes).
 function D.snapshot(conn, ignore)
-  return N.catalog(I.read(conn, { full = true, ignore = ignore }))
+  return N.catalog(I.read(conn, { full = true, ignore = ignore, batch = core.scratch.batch }))
 end
 
 -- Objects in the order a reader expects: containers before what they contain.
