@@ -230,6 +230,17 @@ return m]])))
     code, _, err = h.run({ "test", "base:head", "extra" }, { cwd = dir })
     assert.equal(2, code)
     assert.matches("unexpected argument 'extra'", err, 1, true)
+    code, _, err = h.run({ "test", "--scratch" }, { cwd = dir, env = { PG_BINDIR = dir } })
+    assert.equal(2, code)
+    assert.matches("--scratch needs PostgreSQL's server programs (initdb, pg_ctl), not in " .. dir, err, 1, true)
+    -- a role that may not create databases is told about --scratch
+    local role = db .. "_role"
+    h.psql(db, ('CREATE ROLE "%s" LOGIN'):format(role))
+    code, _, err = h.run({ "test", "--url", url:gsub("user=[^&]*", "user=" .. role) }, { cwd = dir })
+    h.psql(db, ('DROP ROLE "%s"'):format(role))
+    assert.equal(2, code, err)
+    assert.matches("could not create the scratch database " .. db .. "_luamig_test_%d+: 42501: "
+      .. "permission denied to create database.*luamig test %-%-scratch", err)
   end)
 
   it("drops the scratch database when stopped by SIGTERM", function()

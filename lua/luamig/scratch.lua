@@ -14,17 +14,20 @@ local NAME_MAX = 63                  -- PostgreSQL's NAMEDATALEN - 1
 
 -- The directory of PostgreSQL's programs: $PG_BINDIR, else what pg_config says.
 local function bindir(dir)
-  local env = os.getenv("PG_BINDIR")
-  if env and env ~= "" then return env end
-  local out = dir .. "/pg_config.out"
-  local ok, status = pcall(sys.spawn, { "pg_config", "--bindir" }, out)
-  local f = io.open(out)
-  local found = f and f:read("l")
-  if f then f:close() end
-  if not ok or status ~= 0 or not found or found == "" then
-    error("--scratch needs PostgreSQL's server programs (initdb, pg_ctl): set PG_BINDIR, or put "
-          .. "pg_config on PATH (apt-get install postgresql)", 0)
+  local found = os.getenv("PG_BINDIR")
+  if not found or found == "" then
+    local out = dir .. "/pg_config.out"
+    local ok, status = pcall(sys.spawn, { "pg_config", "--bindir" }, out)
+    local f = io.open(out)
+    found = ok and status == 0 and f and f:read("l") or nil
+    if f then f:close() end
   end
+  local initdb = found and io.open(found .. "/initdb")
+  if not initdb then
+    error(("--scratch needs PostgreSQL's server programs (initdb, pg_ctl)%s: set PG_BINDIR, or put "
+           .. "pg_config on PATH (apt-get install postgresql)"):format(found and (", not in " .. found) or ""), 0)
+  end
+  initdb:close()
   return found
 end
 
@@ -70,11 +73,12 @@ local function start_cluster(self)
 end
 
 -- Opens where the scratch databases go: opts.scratch (a cluster of its own) or the
--- server of cfg.url. Raises when that server cannot be reached.
+-- server of cfg.direct_url or cfg.url. Raises when that server cannot be reached.
 function S.open(opts, cfg)
   local self = setmetatable({ created = {}, pid = sys.pid() }, S)
   local ok, err = pcall(function()
-    self.admin_url = opts.scratch and start_cluster(self) or cfg.url
+    -- direct_url: the server itself when url is a pooler, which knows no new database
+    self.admin_url = opts.scratch and start_cluster(self) or cfg.direct_url or cfg.url
     self.admin = core.connect(self.admin_url)
     local row = self.admin:query("SELECT current_database() AS db, "
       .. "current_setting('server_version_num')::int AS version")[1]
