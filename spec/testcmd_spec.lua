@@ -246,15 +246,15 @@ return m]])))
   it("drops the scratch database when stopped by SIGTERM", function()
     local dir = example {
       ["versions/d7e8f9a0b1c2_slow.lua"] = h.revision("d7e8f9a0b1c2", "3f2a9c1b7e4d",
-        'op.execute("SELECT pg_sleep(0.2)")', 'op.execute("SELECT pg_sleep(0.2)")'),
+        'op.execute("SELECT pg_sleep(0.1)")', 'op.execute("SELECT pg_sleep(0.1)")'),
     }
     local out, errf = dir .. "/out", dir .. "/err"
     local code = h.sh(("cd %s && { %s test --url %s >%s 2>%s & pid=$!; "
       .. "for i in $(seq 50); do grep -q '^scratch database' %s && break; sleep 0.1; done; "
-      .. "sleep 0.3; kill -TERM $pid; wait $pid; }"):format(h.shell_quote(dir), h.shell_quote(h.bin),
+      .. "sleep 0.2; kill -TERM $pid; wait $pid; }"):format(h.shell_quote(dir), h.shell_quote(h.bin),
       h.shell_quote(url), out, errf, out))
     assert.equal(143, code, read(out) .. read(errf))
-    assert.matches("interrupted; the scratch databases on .* were dropped", read(errf))
+    assert.matches("interrupted; the scratch databases on .* are dropped", read(errf))
     assert.equal("0", leftovers())
   end)
 end)

@@ -361,7 +361,8 @@ static const char global_usage[] =
   "                      session-mode pool, when URL goes through a pooler\n"
   "  -q, --quiet         no progress lines\n"
   "  --json              one JSON document on stdout (current, heads, history, status,\n"
-  "                      upgrade, downgrade, verify); errors as {\"error\": ...}\n"
+  "                      upgrade, downgrade, verify; test: one per check); errors as\n"
+  "                      {\"error\": ...}\n"
   "  -h, --help          this help; 'luamig COMMAND --help' for one command\n"
   "  --version           print the version\n";
 

@@ -98,6 +98,12 @@ function S:where()
   return core.redact(self.admin_url or "")
 end
 
+-- What close() does, for a last message.
+function S:gone()
+  if self.cluster then return ("the throwaway cluster in %s is removed"):format(self.cluster.dir) end
+  return ("the scratch databases on %s are dropped"):format(self:where())
+end
+
 -- A database name: <base>_luamig_test_<pid>[_suffix], the base cut to fit 63 bytes
 -- (luamig_test_<pid> in a cluster of our own).
 function S:name(suffix)

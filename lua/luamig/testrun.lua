@@ -46,8 +46,8 @@ function Run:migrate(cmd, target)
   return true, res
 end
 
-function Run:snapshot(conn)
-  return D.snapshot(conn or self.conn, self.ignore)
+function Run:snapshot()
+  return D.snapshot(self.conn, self.ignore)
 end
 
 function Run:progress(text)
@@ -156,7 +156,6 @@ function Run:check_graph()
   local heads = core.heads(self:command_opts(nil))
   local hp = heads_problem(heads, A.setting(self.cfg, self.opts, "heads"))
   if hp then table.insert(problems, 1, hp) end
-  self.history = hist
   if #problems > 0 then
     return result(name, "fail", problems[1], { differences = { table.unpack(problems, 2) } })
   end
@@ -324,9 +323,6 @@ end
 function Run:check_lint()
   local name, level = "lint", self.opts.lint or "warn"
   if level == "off" then return result(name, "skip", "--lint off") end
-  if level ~= "warn" and level ~= "strict" then
-    error(("--lint must be strict, warn or off, not '%s'"):format(level), 0)
-  end
   local L = require "luamig.lint"
   local findings = core.lint(self:command_opts(nil, { range = self.from .. ":" .. self.to, lint = level }))
   local lines = {}
@@ -382,6 +378,10 @@ function T.run(opts)
   if opts.scratch and opts.url then
     error("--url and --scratch exclude each other: --scratch starts a server of its own", 0)
   end
+  local level = opts.lint or "warn"
+  if level ~= "warn" and level ~= "strict" and level ~= "off" then
+    error(("--lint must be strict, warn or off, not '%s'"):format(tostring(level)), 0)
+  end
   local cfg = sys.config(opts)
   local from, to = parse_range(opts.range)
   local vs = cfg.version_table_schema
@@ -399,11 +399,9 @@ function T.run(opts)
   local ok, err = pcall(run.all, run, report)
   sys.trap(false)
   if run.conn then run.conn:close() end
-  local where = run.env and run.env:where()
+  local gone = run.env and run.env:gone()
   local problems = run.env and run.env:close() or {}
-  if sys.interrupted() then
-    error(("interrupted; the scratch databases on %s were dropped"):format(where or "the server"), 0)
-  end
+  if sys.interrupted() then error("interrupted" .. (gone and ("; " .. gone) or ""), 0) end
   if not ok then error(err, 0) end
   for _, p in ipairs(problems) do
     if opts.log then opts.log("warn", p, 0) end
