@@ -213,6 +213,29 @@ return m]])))
     assert.equal("fail", res.checks[1].status)
   end)
 
+  it("accepts the labelled heads luamig.lua declares; steps a merge back alone", function()
+    local files = {
+      ["versions/a.lua"] = h.revision("aaa", nil, 'op.create_table("a", { { "id", "int" } })',
+        'op.drop_table("a")', { branch_labels = { "main" } }),
+      ["versions/b.lua"] = h.revision("bbb", "aaa", 'op.create_table("b", { { "id", "int" } })', 'op.drop_table("b")'),
+      ["versions/x.lua"] = h.revision("xxx", nil, 'op.create_table("x", { { "id", "int" } })',
+        'op.drop_table("x")', { branch_labels = { "billing" } }),
+      ["versions/y.lua"] = h.revision("yyy", "xxx", 'op.create_table("y", { { "id", "int" } })', 'op.drop_table("y")'),
+    }
+    local dir = h.project(files, 'return { versions = "versions", heads = { "main", "billing" } }\n')
+    local code, out = test(dir)
+    assert.equal(0, code, out)
+    assert.matches("PASS graph: 4 revisions, 2 heads (bbb, yyy)", out, 1, true)
+    -- the second base cannot be undone alone: downgrading it to base takes the other branch
+    assert.matches("PASS stairway: 4 revisions: each downgrade undoes its upgrade; 1 not alone", out, 1, true)
+    files["versions/m.lua"] = h.revision("mmm", { "bbb", "yyy" }, 'op.create_table("m", { { "id", "int" } })', "")
+    code, out = test(h.project(files))
+    assert.equal(1, code, out)
+    assert.equal("FAIL stairway: revision mmm (mmm): its downgrade does not undo its upgrade\n"
+      .. "    versions/m.lua:8: downgrade()\n    table m: missing before, present after downgrade",
+      check_block(out, "stairway"))
+  end)
+
   it("documents itself in luamig help test", function()
     local out = h.run_ok { "help", "test" }
     assert.matches("usage: luamig test [RANGE] [--url URL | --scratch]", out, 1, true)
