@@ -138,7 +138,7 @@ static int scratch_tempdir(lua_State *L) {
   const struct passwd *pw = server_user(L);
   const char *base = getenv("TMPDIR");
   if (pw || base == NULL || *base == '\0' || strlen(base) > SOCKET_DIR_MAX - 20) base = "/tmp";
-  char *path = (char *)lua_pushfstring(L, "%s/luamig-test-XXXXXX", base);
+  char *path = (char *)lua_pushfstring(L, "%s/luamig-scratch-XXXXXX", base);
   if (mkdtemp(path) == NULL)
     return luaL_error(L, "cannot create a directory in %s: %s", base, strerror(errno));
   if (pw && chown(path, pw->pw_uid, pw->pw_gid) != 0) {

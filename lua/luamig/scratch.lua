@@ -66,9 +66,10 @@ local function start_cluster(self)
   conf:write(("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\n"
               .. "full_page_writes = off\nsynchronous_commit = off\n"):format(dir:gsub("'", "''")))
   conf:close()
+  -- marked first: a ^C lands at the next Lua instruction, and close() must stop it then too
+  self.cluster.running = true
   must({ bin .. "/pg_ctl", "start", "-w", "-D", data, "-l", dir .. "/server.log", "-o", "-p 5432" },
        dir .. "/pg_ctl.log", "starting the scratch server (pg_ctl start)")
-  self.cluster.running = true
   return sys.conninfo(nil, { host = dir, port = "5432", user = "postgres", dbname = "postgres" })
 end
 
@@ -119,12 +120,14 @@ end
 function S:create(suffix)
   local name = self:name(suffix)
   self:drop(name)
+  -- kept even when this fails: ^C raises when CREATE returns, inside the pcall, and close()
+  -- drops only what exists
+  self.created[name] = true
   local ok, err = pcall(self.admin.exec, self.admin, "CREATE DATABASE " .. core.quote_ident(name))
   if not ok then
     error(("could not create the scratch database %s: %s (a role without CREATEDB can run "
            .. "'luamig test --scratch', which starts a server of its own)"):format(name, err), 0)
   end
-  self.created[name] = true
   return name, sys.conninfo(self.admin_url, { dbname = name })
 end
 

@@ -401,11 +401,12 @@ function T.run(opts)
   if run.conn then run.conn:close() end
   local gone = run.env and run.env:gone()
   local problems = run.env and run.env:close() or {}
-  if sys.interrupted() then error("interrupted" .. (gone and ("; " .. gone) or ""), 0) end
-  if not ok then error(err, 0) end
   for _, p in ipairs(problems) do
     if opts.log then opts.log("warn", p, 0) end
   end
+  if #problems > 0 then gone = nil end
+  if sys.interrupted() then error("interrupted" .. (gone and ("; " .. gone) or ""), 0) end
+  if not ok then error(err, 0) end
   return out
 end
 
