@@ -60,6 +60,10 @@ function Run:fresh()
   if self.conn then self.conn:close() end
   self.dbname, self.url = self.env:create()
   self.conn = core.connect(self.url)
+  local vs = self.cfg.version_table_schema
+  if vs then                         -- luamig never makes it: the configured database has it
+    self.conn:exec("CREATE SCHEMA IF NOT EXISTS " .. core.quote_ident(vs))
+  end
   if self.from ~= "base" then
     local ok, err = self:migrate("upgrade", self.from)
     if not ok then error(("upgrade to %s (the start of the range) failed: %s"):format(self.from, err), 0) end
