@@ -495,7 +495,11 @@ static const char *parse_args(lua_State *L, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (only_args || a[0] != '-' || a[1] == '\0' || is_negative_number(a)) {
-      if (cmd == NULL) cmd = a;
+      if (cmd == NULL) {
+        cmd = a;
+        /* test keeps 1 for a failed check: its usage errors exit 2, as CI tells them apart */
+        if (strcmp(cmd, "test") == 0) luamig_cli.error_status = 2;
+      }
       else { lua_pushstring(L, a); lua_rawseti(L, 2, ++nargs); }
       continue;
     }

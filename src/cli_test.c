@@ -87,8 +87,7 @@ static int run_test(lua_State *L) {
 
 int luamig_cli_test(lua_State *L) {
   on_terminal = isatty(STDOUT_FILENO);
-  luamig_cli.error_status = 2;       /* usage, config, server: not a failed check */
-  luamig_cli_positional(L, "test", "range");
+  luamig_cli_positional(L, "test", "range");   /* errors exit 2 (set by the parser) */
   lua_pushcfunction(L, test_log);
   lua_setfield(L, 1, "log");
   lua_pushcfunction(L, test_report);

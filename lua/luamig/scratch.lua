@@ -31,6 +31,7 @@ local function bindir(dir)
   return found
 end
 
+-- The last n lines of a log, on one line.
 local function tail(path, n)
   local lines = {}
   local f = io.open(path)
@@ -40,7 +41,7 @@ local function tail(path, n)
     if #lines > n then table.remove(lines, 1) end
   end
   f:close()
-  return table.concat(lines, "\n")
+  return table.concat(lines, " / ")
 end
 
 -- Runs one of PostgreSQL's programs; raises with its log's last lines when it fails.
@@ -51,8 +52,8 @@ local function must(argv, log, what)
   end
 end
 
--- Starts a cluster in a new private directory; returns the directory, the programs'
--- directory and the URL of its postgres database.
+-- Starts a cluster in a new private directory (self.cluster: its directory, programs,
+-- whether it runs); returns the URL of its postgres database.
 local function start_cluster(self)
   local dir = sys.tempdir()
   self.cluster = { dir = dir }
@@ -64,7 +65,7 @@ local function start_cluster(self)
   local conf = assert(io.open(data .. "/postgresql.conf", "a"))
   -- no TCP (clusters never clash on ports); durability is worthless for a test
   conf:write(("\nlisten_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\n"
-              .. "full_page_writes = off\nsynchronous_commit = off\n"):format(dir:gsub("'", "''")))
+              .. "full_page_writes = off\nsynchronous_commit = off\n"):format((dir:gsub("'", "''"))))
   conf:close()
   -- marked first: a ^C lands at the next Lua instruction, and close() must stop it then too
   self.cluster.running = true
@@ -105,11 +106,10 @@ function S:gone()
   return ("the scratch databases on %s are dropped"):format(self:where())
 end
 
--- A database name: <base>_luamig_test_<pid>[_suffix], the base cut to fit 63 bytes
+-- The database's name: <base>_luamig_test_<pid>, the base cut to fit 63 bytes
 -- (luamig_test_<pid> in a cluster of our own).
-function S:name(suffix)
+function S:name()
   local tail_part = (self.base == "" and "" or "_") .. "luamig_test_" .. self.pid
-    .. (suffix and ("_" .. suffix) or "")
   local base = self.base:sub(1, NAME_MAX - #tail_part)
   while base ~= "" and not utf8.len(base) do base = base:sub(1, -2) end   -- a whole character
   return base .. tail_part
@@ -117,8 +117,8 @@ end
 
 -- Creates an empty database (dropped first when an earlier try left it); returns its
 -- name and URL.
-function S:create(suffix)
-  local name = self:name(suffix)
+function S:create()
+  local name = self:name()
   self:drop(name)
   -- kept even when this fails: ^C raises when CREATE returns, inside the pcall, and close()
   -- drops only what exists
