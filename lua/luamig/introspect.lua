@@ -1,10 +1,8 @@
 -- luamig.introspect: the live schema, read from pg_catalog with a fixed set of
 -- queries (one per kind of object: schemas, tables, columns, constraints, indexes,
--- enums), whatever the number of tables, restricted to the schemas asked for.
--- The one catalog reader: autogenerate compares the models with what it returns, and
--- `luamig test` (opts.full) compares two snapshots of a scratch database with it.
---
--- The result has the shape autogen compares:
+-- enums), whatever the number of tables, restricted to the schemas asked for. The one
+-- catalog reader: autogenerate compares the models with what it returns, `luamig test`
+-- (opts.full) two snapshots of a scratch database. The result has the shape autogen compares:
 --   { current_schema =, schemas = { [name] = true }, tables = { [key] = T }, enums = { [key] = E } }
 --   T = { schema, name, key, comment, acl, persistence, options, columns = { C... },
 --         col = { [name] = C }, pk = { name, columns }, uniques/checks/fks/indexes = { [name] = ... },
@@ -82,7 +80,7 @@ local IN_SCHEMAS = [[
 
 -- An object's comment: d.description, joined on d.objoid = <oid> for catalog <catalog>.
 local function comment_join(oid, catalog)
-  return ("LEFT JOIN pg_description d ON d.objoid = %s AND d.classoid = '%s'::regclass AND d.objsubid = 0")
+  return ("LEFT JOIN pg_description d ON d.objoid = %s AND d.classoid = '%s'::regclass AND d.objsubid = 0\n")
     :format(oid, catalog)
 end
 
@@ -90,7 +88,7 @@ end
 -- objects are the extension's, not the revisions').
 local function not_extension_member(oid, catalog)
   return ("NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '%s'::regclass "
-    .. "AND e.objid = %s AND e.deptype = 'e')"):format(catalog, oid)
+    .. "AND e.objid = %s AND e.deptype = 'e')\n"):format(catalog, oid)
 end
 
 -- $1: the schemas; $2 (the columns marked "full"): whether to print what only a
@@ -108,7 +106,6 @@ UNION ALL
 SELECT NULL, n.nspname, coalesce(n.nspacl, acldefault('n', n.nspowner))::text, d.description
 FROM pg_namespace n
   ]] .. comment_join("n.oid", "pg_namespace") .. [[
-
 WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema']],
 
   tables = [[
@@ -116,7 +113,7 @@ SELECT c.oid, n.nspname AS schema, c.relname AS name, d.description AS comment,
   coalesce(c.relacl, acldefault('r', c.relowner))::text AS acl, c.relpersistence AS persistence,
   c.reloptions::text AS options
 FROM pg_class c
-  ]] .. comment_join("c.oid", "pg_class") .. "\n" .. IN_SCHEMAS,
+  ]] .. comment_join("c.oid", "pg_class") .. IN_SCHEMAS,
 
   -- A default never mentions a column, so it is printed without opening its table
   -- (relid 0), several times faster; a generated column's expression needs the table.
@@ -197,8 +194,7 @@ FROM pg_type t
 WHERE n.nspname = ANY ($1::text[])
 ORDER BY n.nspname, t.typname, e.enumsortorder]],
 
-  -- ---- full only ----
-
+  -- full only: triggers, sequences, views, functions, types, extensions
   triggers = [[
 SELECT t.tgrelid AS oid, t.tgname AS name, pg_get_triggerdef(t.oid, true) AS def,
   t.tgenabled AS enabled, obj_description(t.oid, 'pg_trigger') AS comment
@@ -218,7 +214,6 @@ FROM pg_sequence s
   JOIN pg_class c ON c.oid = s.seqrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
   ]] .. comment_join("c.oid", "pg_class") .. [[
-
   LEFT JOIN LATERAL (
     SELECT tn.nspname AS schema, tc.relname AS table, a.attname AS column
     FROM pg_depend dep
@@ -229,7 +224,6 @@ FROM pg_sequence s
       AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')
     LIMIT 1) own ON true
 WHERE n.nspname = ANY ($1::text[]) AND ]] .. not_extension_member("c.oid", "pg_class") .. [[
-
 ORDER BY 1, 2]],
 
   views = [[
@@ -239,10 +233,8 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind,
 FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   ]] .. comment_join("c.oid", "pg_class") .. [[
-
 WHERE n.nspname = ANY ($1::text[]) AND c.relkind IN ('v', 'm')
   AND ]] .. not_extension_member("c.oid", "pg_class") .. [[
-
 ORDER BY 1, 2]],
 
   functions = [[
@@ -252,9 +244,7 @@ SELECT n.nspname AS schema, p.proname AS name, pg_get_function_identity_argument
 FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   ]] .. comment_join("p.oid", "pg_proc") .. [[
-
 WHERE n.nspname = ANY ($1::text[]) AND ]] .. not_extension_member("p.oid", "pg_proc") .. [[
-
 ORDER BY 1, 2, 3]],
 
   -- domains, composite types, and enums (their values come from the enums query)
@@ -262,22 +252,17 @@ ORDER BY 1, 2, 3]],
 SELECT n.nspname AS schema, t.typname AS name, t.typtype AS kind,
   CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS base,
   t.typnotnull AS notnull, t.typdefault AS default_expr,
-  CASE WHEN t.typtype = 'd' THEN
-    ARRAY(SELECT k.conname || ' ' || pg_get_constraintdef(k.oid, true) FROM pg_constraint k
-          WHERE k.contypid = t.oid ORDER BY k.conname)::text END AS checks,
-  CASE WHEN t.typtype = 'c' THEN
-    ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
-          WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-          ORDER BY a.attnum)::text END AS attributes,
+  (SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid, true), '; ' ORDER BY k.conname)
+   FROM pg_constraint k WHERE k.contypid = t.oid) AS checks,
+  (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+   FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS attributes,
   coalesce(t.typacl, acldefault('T', t.typowner))::text AS acl, d.description AS comment
 FROM pg_type t
   JOIN pg_namespace n ON n.oid = t.typnamespace
   LEFT JOIN pg_class rc ON rc.oid = t.typrelid
   ]] .. comment_join("t.oid", "pg_type") .. [[
-
 WHERE n.nspname = ANY ($1::text[]) AND (t.typtype IN ('d', 'e') OR rc.relkind = 'c')
   AND ]] .. not_extension_member("t.oid", "pg_type") .. [[
-
 ORDER BY 1, 2]],
 
   extensions = [[
@@ -459,13 +444,9 @@ local function read_full(rows, db, by_oid, ignore)
   db.types = keyed(rows.types, plain)
   for key, ty in pairs(db.types) do
     if ty.kind == "e" then
-      local e = db.enums[key]
-      if e then e.acl, e.comment = ty.acl, ty.comment end
+      if db.enums[key] then db.enums[key].acl, db.enums[key].comment = ty.acl, ty.comment end
       db.types[key] = nil
-    elseif ty.checks then
-      ty.checks = I.parse_array(ty.checks)
     end
-    if ty.attributes then ty.attributes = I.parse_array(ty.attributes) end
   end
   db.extensions = {}
   for _, r in ipairs(rows.extensions) do db.extensions[r.name] = r end

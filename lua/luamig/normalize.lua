@@ -432,8 +432,7 @@ function N.catalog(db)
   for _, ty in pairs(db.types or {}) do
     add(TYPE_KINDS[ty.kind] or "type", shown(ty.schema, ty.name), {
       ["base type"] = ty.base, ["not null"] = ty.kind == "d" and (ty.notnull and "yes" or "no") or nil,
-      default = ty.default_expr, checks = ty.checks and table.concat(ty.checks, "; "),
-      attributes = ty.attributes and table.concat(ty.attributes, ", "),
+      default = ty.default_expr, checks = ty.checks, attributes = ty.attributes,
       privileges = privileges(ty.acl), comment = ty.comment })
   end
   return out
