@@ -240,8 +240,9 @@ return m]])))
 
   it("documents itself in luamig help test", function()
     local out = h.run_ok { "help", "test" }
-    assert.matches("usage: luamig test [RANGE] [--url URL | --scratch]", out, 1, true)
-    assert.matches("luamig test --scratch", out, 1, true)
+    assert.matches("usage: luamig test [--scratch] [--lint strict|warn|off]", out, 1, true)
+    assert.matches("\n  %-%-scratch +start a throwaway server of its own", out)
+    assert.matches("luamig test --scratch            # CI", out, 1, true)
   end)
 
   it("exits 2 when the run cannot start, and says why", function()

@@ -9,14 +9,11 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "luamig.h"
 #include "cli.h"
 
 #define GREEN "\033[32m"
-
-static bool on_terminal;             /* progress lines only where a person watches */
 
 /* text on one line, as every line the command prints about a revision */
 static void print_oneline(lua_State *L, const char *text) {
@@ -34,7 +31,7 @@ static int test_log(lua_State *L) {
   } else if (strcmp(event, "info") == 0 && !luamig_cli.quiet && !luamig_cli.json) {
     print_oneline(L, text);
     putchar('\n');
-  } else if (strcmp(event, "progress") == 0 && on_terminal && !luamig_cli.quiet && !luamig_cli.json) {
+  } else if (strcmp(event, "progress") == 0 && luamig_cli.tty && !luamig_cli.quiet && !luamig_cli.json) {
     printf("%s  ", luamig_cli_paint(DIM));
     print_oneline(L, text);
     printf("%s\n", luamig_cli_paint(RESET));
@@ -85,9 +82,9 @@ static int run_test(lua_State *L) {
   return 1;
 }
 
-int luamig_cli_test(lua_State *L) {
-  on_terminal = isatty(STDOUT_FILENO);
-  luamig_cli_positional(L, "test", "range");   /* errors exit 2 (set by the parser) */
+/* The handler (cli_table.c): opts.range from the arguments; errors exit 2, set by cli.c. */
+int luamig_cli_run_test(lua_State *L, const luamig_cli_command *c) {
+  (void)c;
   lua_pushcfunction(L, test_log);
   lua_setfield(L, 1, "log");
   lua_pushcfunction(L, test_report);
