@@ -21,9 +21,9 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/graph.c src/revmap.c src/target.c src/loader.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c \
+           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c src/testcmd.c \
            src/core.c
-CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_lib.c src/json.c
+CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_test.c src/cli_lib.c src/json.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
@@ -56,7 +56,8 @@ EMBED_LUA  = lua/luamig/schema.lua lua/luamig/normalize.lua lua/luamig/introspec
              lua/luamig/autogen.lua lua/luamig/autogen_table.lua lua/luamig/lint.lua lua/luamig/lint_actions.lua lua/luamig/lint_rules.lua \
              lua/luamig/lint_sql.lua lua/luamig/lint_inverse.lua lua/luamig/lint_cache.lua \
              lua/luamig/lint_style.lua lua/luamig/opspec.lua \
-             lua/luamig/sqltext.lua lua/luamig/types.lua
+             lua/luamig/sqltext.lua lua/luamig/types.lua \
+             lua/luamig/schemadiff.lua lua/luamig/scratch.lua lua/luamig/testrun.lua
 
 $(B)/embed: scripts/embed.c
 	@mkdir -p $(dir $@)

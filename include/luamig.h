@@ -973,6 +973,12 @@ const char *luamig_push_json(lua_State *L, int idx);
 
 int luamig_open_autogen(lua_State *L);
 
+/* ---- testcmd.c: luamig test (the checks are lua/luamig/testrun.lua) ---- */
+
+/* Pushes { test = core.test, scratch = { conninfo, spawn, tempdir, trap, interrupted,
+ * pid, config, batch } }: what the checks need from libpq and the system. */
+int luamig_open_test(lua_State *L);
+
 /* build/gen/embedded_lua.c (written by scripts/embed.c), linked into the command only:
  * registers the Lua modules autogenerate needs (luamig.schema, luamig.autogen,
  * ...) in package.preload, so the command needs no Lua files on disk. */

@@ -42,6 +42,8 @@ local function status(ok, how, n)
   return n or (ok and 0 or 1)
 end
 
+h.read_file, h.write_file = read_file, write_file
+
 -- Runs cmd with sh; returns its exit code and its stdout and stderr together.
 function h.sh(cmd)
   local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1", "r"))

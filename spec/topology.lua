@@ -52,7 +52,9 @@ end
 
 -- Waits (10 s at most) until the standby has replayed all the primary wrote so far.
 function t.caught_up(standby)
-  local lsn = h.psql("postgres", "SELECT pg_current_wal_lsn()")
+  -- the insert position: with synchronous_commit = off the write position can still be
+  -- behind the commit just made, and the standby "catch up" before it arrives
+  local lsn = h.psql("postgres", "SELECT pg_current_wal_insert_lsn()")
   for _ = 1, 100 do
     if h.psql(t.url(standby, "postgres"), ("SELECT pg_last_wal_replay_lsn() >= '%s'"):format(lsn)) == "t" then
       return

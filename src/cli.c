@@ -173,6 +173,7 @@ static int cli_main(lua_State *L) {
   lua_newtable(L);                   /* 2: positional args */
   const char *name = command_name(argc, argv);
   const luamig_cli_command *c = name ? luamig_cli_find(name) : NULL;
+  if (c && c->needs & CLI_ERRORS_2) luamig_cli.error_status = 2;   /* a wrong option too */
   if (name && c == NULL) {
     const char *best = luamig_cli_nearest_command(name);
     if (best) return luaL_error(L, "unknown command '%s'; did you mean '%s'?", name, best);
@@ -259,7 +260,7 @@ int main(int argc, char **argv) {
       lua_pop(L, 2);
     }
     print_error("%s", msg);
-    status = 1;
+    status = luamig_cli.error_status ? luamig_cli.error_status : 1;
   } else {
     status = (int)lua_tointeger(L, -1);
   }

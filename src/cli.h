@@ -19,6 +19,7 @@ typedef struct luamig_cli_state {
   bool sql;                          /* --sql: stdout is a script */
   bool tty;                          /* stdout is a terminal: the [i/N] counter */
   bool colour;                       /* ... and NO_COLOR unset */
+  int error_status;                  /* the exit status of an error (0: 1, the default) */
 } luamig_cli_state;
 
 extern luamig_cli_state luamig_cli;
@@ -37,6 +38,7 @@ enum {
   CLI_LOCK = 8,                      /* takes the migration lock (--direct-url) */
   CLI_LOG = 16,                      /* progress lines through the core's log */
   CLI_HIDDEN = 32,                   /* for scripts: not in help nor completion */
+  CLI_ERRORS_2 = 64,                 /* its errors exit 2: 1 is one of its results (test) */
 };
 
 /* One option: -v/--verbose sets opts.verbose = true; --message MESSAGE sets
@@ -115,6 +117,9 @@ int luamig_cli_print_check(lua_State *L, int res);
 int luamig_cli_run_revision(lua_State *L, const luamig_cli_command *c);
 int luamig_cli_run_history(lua_State *L, const luamig_cli_command *c);
 int luamig_cli_run_config(lua_State *L, const luamig_cli_command *c);
+
+/* ---- cli_test.c: luamig test, a line (or JSON object) per check ---- */
+int luamig_cli_run_test(lua_State *L, const luamig_cli_command *c);
 
 /* ---- cli_report.c: the read-only commands ---- */
 int luamig_cli_print_current(lua_State *L, int res);

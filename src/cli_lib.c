@@ -10,7 +10,7 @@
 #include "luamig.h"
 #include "cli.h"
 
-luamig_cli_state luamig_cli = { false, false, false, false, false };
+luamig_cli_state luamig_cli = { false, false, false, false, false, 0 };
 
 const char *luamig_cli_paint(const char *code) { return luamig_cli.colour ? code : ""; }
 

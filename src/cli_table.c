@@ -70,6 +70,12 @@ static const luamig_cli_option *const revision_opts[] = {
   &o_models, NULL };
 static const luamig_cli_option *const stamp_opts[] = {
   OWN(FLAG(0, "purge", "purge", "empty the version table first")), &o_sql, &o_lock_wait, NULL };
+static const luamig_cli_option *const test_opts[] = {
+  OWN(FLAG(0, "scratch", "scratch",
+           "start a throwaway server of its own (initdb, pg_ctl) instead of CREATE DATABASE")),
+  OWN(VALUE(0, "lint", "lint", "strict|warn|off",
+            "the lint check: findings fail, are listed (default), or it is skipped")),
+  &o_models, NULL };
 static const luamig_cli_option *const upgrade_opts[] = {
   &o_sql,
   OWN(VALUE(0, "lint", "lint", "strict|warn|off",
@@ -161,6 +167,13 @@ const luamig_cli_command luamig_cli_commands[] = {
   { "status", NULL, "status", luamig_cli_print_status, READS | CLI_DB, no_opts, NO_ARGS,
     "Pending revisions; exit 0 at head, 3 when some are pending",
     "  luamig status || test $? -eq 3   # CI: 3 means pending revisions\n" },
+  { "test", luamig_cli_run_test, "test", NULL, MIGRATES | CLI_ERRORS_2, test_opts,
+    { "[RANGE]", "range", 1, "base:head" },
+    "Prove every revision reversible and the models in sync",
+    "  luamig test                      # in <db>_luamig_test_<pid>, dropped after\n"
+    "  luamig test --scratch            # CI: on a throwaway server (initdb, pg_ctl)\n"
+    "  luamig test 7c9e2d4f1b3a:head    # only the revisions after 7c9e2d4f1b3a\n"
+    "  luamig test --json | jq -c 'select(.status == \"fail\")'\n" },
   { "upgrade", NULL, "upgrade", luamig_cli_print_upgrade, MIGRATES, upgrade_opts,
     { "[TARGET]", "target", 1, "head heads" },
     "Apply revisions: head (default), heads, +N, REV+N, LABEL@head",

@@ -27,6 +27,7 @@ int luaopen_luamig_core(lua_State *L) {
     luamig_open_scaffold,            /* init, revision */
     luamig_open_autogen,             /* autogenerate, check */
     luamig_open_lint,                /* lint */
+    luamig_open_test,                /* test, scratch */
   };
   lua_newtable(L);
   int mod = lua_gettop(L);

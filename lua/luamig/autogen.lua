@@ -374,15 +374,16 @@ function A.diff(conn, md, ignore)
   return result, db
 end
 
--- The models setting: from the options, the resolved config, else the config file.
-local function models_setting(cfg, opts)
-  if opts.models then return opts.models end
-  if cfg.models then return cfg.models end
+-- A setting the C core does not resolve (models, heads): from the options, the
+-- resolved config, else the config file.
+function A.setting(cfg, opts, key)
+  if opts[key] ~= nil then return opts[key] end
+  if cfg[key] ~= nil then return cfg[key] end
   if cfg.config then
     local env = setmetatable({}, { __index = _G })
     local chunk = assert(loadfile(cfg.config, "t", env))
     local ok, t = pcall(chunk)
-    if ok and type(t) == "table" then return t.models end
+    if ok and type(t) == "table" then return t[key] end
   end
   return nil
 end
@@ -391,7 +392,7 @@ end
 -- Returns { changes = { "added column 'sessions.description'", ... },
 --           upgrade_body =, downgrade_body =, models = path }.
 function A.run(conn, cfg, opts)
-  local spec = models_setting(cfg, opts)
+  local spec = A.setting(cfg, opts, "models")
   if not spec then
     error("no models to compare: set models = \"app.models\" (a Lua module beside luamig.lua, "
           .. "or a file path) in " .. (cfg.config or "luamig.lua"), 0)

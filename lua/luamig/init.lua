@@ -61,7 +61,7 @@ end
 -- lists them, and spec/cli_table_spec.lua checks this list has each), and autogenerate.
 for _, name in ipairs { "upgrade", "downgrade", "stamp", "current", "heads", "history",
                         "status", "show", "branches", "verify", "revision", "merge", "init",
-                        "lint", "autogenerate", "check" } do
+                        "lint", "autogenerate", "check", "test" } do
   luamig[name] = command(name)
 end
 

@@ -231,4 +231,104 @@ N.index_element = memo(function(s)
   return e
 end)
 
+-- ---- a catalog snapshot, flat ----
+
+-- Privileges: the aclitems sorted ("{b=r/o,a=arw/o}" -> "a=arw/o, b=r/o"), "none" when
+-- empty. The reader gives an object without a GRANT of its own its default privileges,
+-- so GRANT then REVOKE compares equal to never granting.
+local function privileges(acl)
+  if acl == nil then return nil end
+  local I = require "luamig.introspect"
+  local items = I.parse_array(acl)
+  table.sort(items)
+  return #items > 0 and table.concat(items, ", ") or "none"
+end
+
+local CONSTRAINT_KINDS = { { "pk", "primary key" }, { "uniques", "unique constraint" },
+  { "checks", "check constraint" }, { "fks", "foreign key" }, { "excludes", "exclusion constraint" } }
+local VIEW_KINDS = { v = "view", m = "materialized view" }
+local FUNCTION_KINDS = { f = "function", p = "procedure", a = "aggregate", w = "window function" }
+local TYPE_KINDS = { d = "domain", c = "composite type" }
+
+-- A table's entries; what it holds names it as parent, so a diff can leave them out
+-- when the whole table is missing.
+local function table_entries(add, t, name)
+  local parent = "table " .. name
+  add("table", name, { comment = t.comment, privileges = privileges(t.acl),
+                       unlogged = t.persistence == "u" and "yes" or nil, options = t.options })
+  for _, c in ipairs(t.columns) do
+    add("column", name .. "." .. c.name, {
+      type = c.type, ["not null"] = c.nullable and "no" or "yes",
+      default = c.autoinc and ("nextval('" .. c.sequence .. "'::regclass)") or c.default,
+      identity = c.identity, generated = c.generated, comment = c.comment,
+      privileges = c.acl and c.acl ~= "{}" and privileges(c.acl) or nil, collation = c.collation },
+      parent)
+  end
+  for _, kind in ipairs(CONSTRAINT_KINDS) do
+    local set = kind[1] == "pk" and { t.pk } or t[kind[1]]
+    for _, con in pairs(set) do
+      add(kind[2], con.name .. " on " .. name, { definition = con.def, comment = con.comment }, parent)
+    end
+  end
+  for _, ix in pairs(t.indexes) do
+    add("index", ix.name .. " on " .. name, { definition = ix.def, comment = ix.comment }, parent)
+  end
+  for _, tg in pairs(t.triggers or {}) do
+    add("trigger", tg.name .. " on " .. name, { definition = tg.def, comment = tg.comment,
+                                               enabled = tg.enabled ~= "O" and tg.enabled or nil }, parent)
+  end
+end
+
+-- Every object of a snapshot (luamig.introspect's read with full = true) as
+-- { ["column sessions.description"] = { kind =, name =, fields = { type = ..., ... },
+-- parent = "table sessions" } }: names without the current schema, every property as
+-- text (nil: none); parent: the table a column, constraint, index, trigger or owned
+-- sequence belongs to. Two reads of the same schema give equal entries, whatever order
+-- the catalog returned rows in.
+function N.catalog(db)
+  local out = {}
+  local function add(kind, name, fields, parent)
+    out[kind .. " " .. name] = { kind = kind, name = name, fields = fields, parent = parent }
+  end
+  local function shown(schema, name)
+    return schema == db.current_schema and name or (schema .. "." .. name)
+  end
+  for s, info in pairs(db.schema_info or {}) do
+    add("schema", s, { privileges = privileges(info.acl), comment = info.comment })
+  end
+  for name, e in pairs(db.extensions or {}) do
+    add("extension", name, { schema = e.schema, version = e.version })
+  end
+  for _, t in pairs(db.tables) do table_entries(add, t, shown(t.schema, t.name)) end
+  for _, e in pairs(db.enums) do
+    local quoted = {}
+    for i, v in ipairs(e.values) do quoted[i] = "'" .. v:gsub("'", "''") .. "'" end
+    add("enum", shown(e.schema, e.name), { values = table.concat(quoted, ", "),
+                                           privileges = privileges(e.acl), comment = e.comment })
+  end
+  for _, s in pairs(db.sequences or {}) do
+    local owner = s.owner_table and shown(s.owner_schema, s.owner_table)
+    add("sequence", shown(s.schema, s.name), {
+      type = s.type, start = tostring(s.start), increment = tostring(s.increment),
+      minimum = tostring(s.min), maximum = tostring(s.max), cache = tostring(s.cache),
+      cycle = s.cycle and "yes" or "no", privileges = privileges(s.acl), comment = s.comment,
+      ["owned by"] = owner and (owner .. "." .. s.owner_column) }, owner and ("table " .. owner))
+  end
+  for _, v in pairs(db.views or {}) do
+    add(VIEW_KINDS[v.kind], shown(v.schema, v.name), { definition = v.def, options = v.options,
+                                                       privileges = privileges(v.acl), comment = v.comment })
+  end
+  for _, f in pairs(db.functions or {}) do
+    add(FUNCTION_KINDS[f.kind] or "function", shown(f.schema, f.name) .. "(" .. f.args .. ")",
+        { definition = f.def, privileges = privileges(f.acl), comment = f.comment })
+  end
+  for _, ty in pairs(db.types or {}) do
+    add(TYPE_KINDS[ty.kind] or "type", shown(ty.schema, ty.name), {
+      ["base type"] = ty.base, ["not null"] = ty.kind == "d" and (ty.notnull and "yes" or "no") or nil,
+      default = ty.default_expr, checks = ty.checks, attributes = ty.attributes,
+      privileges = privileges(ty.acl), comment = ty.comment })
+  end
+  return out
+end
+
 return N
