@@ -72,7 +72,8 @@ _luamig() {
         cfg=${COMP_WORDS[i + 1]}; ((i++)) ;;
       --config=*) cfg=${w#--config=} ;;
       --url | -m | --message | --rev-id | --head | -r | --rev-range | --branch-label | \
-        --depends-on | --version-path | --lock-wait | --revision-timeout | --models | --backup) ((i++)) ;;
+        --depends-on | --version-path | --lock-wait | --revision-timeout | --models | --backup | \
+        --targets | --match | --jobs) ((i++)) ;;
       -*) ;;
       *) [[ -z $cmd ]] && cmd=$w ;;
     esac
@@ -85,6 +86,10 @@ _luamig() {
       _luamig_reply -f -- "$cur"
       compopt -o filenames 2>/dev/null
       return 0 ;;
+    --targets)
+      _luamig_reply -f -- "$cur"
+      compopt -o filenames 2>/dev/null
+      return 0 ;;
     --version-path)
       _luamig_reply -d -- "$cur"
       compopt -o filenames 2>/dev/null
@@ -92,7 +97,7 @@ _luamig() {
     --head | --depends-on)
       _luamig_reply -W "$(_luamig_revisions "$cfg") head base" -- "$cur"
       return 0 ;;
-    --url | -m | --message | --rev-id | -r | --rev-range | --branch-label | --lock-wait | --revision-timeout | --models | --backup)
+    --url | -m | --message | --rev-id | -r | --rev-range | --branch-label | --lock-wait | --revision-timeout | --models | --backup | --match | --jobs)
       return 0 ;;
   esac
 
@@ -107,8 +112,11 @@ _luamig() {
   fi
 
   local opts="" words=""
+  # many databases at once (upgrade, downgrade, current, status, verify)
+  local fleet="--targets --all-databases --all-schemas --match --jobs --continue-on-error"
   case $cmd in
-    branches | current | heads) opts="-v --verbose" ;;
+    current) opts="-v --verbose $fleet" ;;
+    branches | heads) opts="-v --verbose" ;;
     history) opts="-v --verbose -i --indicate-current -r --rev-range" ;;
     help) words=$_luamig_commands ;;
     init)
@@ -132,13 +140,13 @@ _luamig() {
       opts="--purge --sql"
       words="head heads base $(_luamig_revisions "$cfg")" ;;
     upgrade)
-      opts="--sql --lock-wait --revision-timeout --lint --backup"
+      opts="--sql --lock-wait --revision-timeout --lint --backup $fleet"
       words="head heads $(_luamig_revisions "$cfg")" ;;
     downgrade)
-      opts="--sql --lock-wait --revision-timeout"
+      opts="--sql --lock-wait --revision-timeout $fleet"
       words="base $(_luamig_revisions "$cfg")" ;;
-    status) ;;
-    verify) opts="--strict" ;;
+    status) opts=$fleet ;;
+    verify) opts="--strict $fleet" ;;
   esac
   if [[ $cur == -* ]]; then
     _luamig_reply -W "$opts $global" -- "$cur"

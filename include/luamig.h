@@ -114,6 +114,9 @@ void luamig_owned_free(void **slot);
  * read it or might find a part of a password outside the password; returns
  * whether it was shown. A NULL url pushes "". */
 bool luamig_push_redacted(lua_State *L, const char *url);
+/* Appends key='value' and a space: one setting of a key=value connection
+ * string, the value quoted as libpq reads it (\ and ' escaped). */
+void luamig_add_setting(luaL_Buffer *b, const char *key, const char *value);
 /* Whether libpq reads s as settings (a URL, key=value pairs), not as a database name. */
 bool luamig_is_conninfo(const char *s);
 
@@ -254,7 +257,8 @@ typedef struct luamig_opctx {
 } luamig_opctx;
 
 /* Pushes a new context (user value 1: script table, user value 2: the conn,
- * user value 3: the DDL waiting while defer is set). */
+ * user value 3: the DDL waiting while defer is set, user value 4: the run it
+ * serves, see luamig_opctx_bind_run). */
 luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
 /* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
 void luamig_ops_push(lua_State *L, int ctx_idx);
@@ -284,6 +288,15 @@ long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const cha
  * index built is valid. */
 void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
 void luamig_index_check(lua_State *L, luamig_opctx *ctx, const char *what, int arg);
+
+/* ops_backfill.c: op.backfill (a data op: upvalue 1 is the context). A run
+ * binds its context once (the log function opts.log, the audit log of vt) and
+ * names each revision as it starts it, for the backfill's progress and final
+ * count; an unbound context (core.new_context) reports nowhere. */
+struct luamig_vtable;
+int luamig_op_backfill(lua_State *L);
+void luamig_opctx_bind_run(lua_State *L, int ctxidx, int opts, const struct luamig_vtable *vt);
+void luamig_opctx_bind_revision(lua_State *L, int ctxidx, const char *rev);
 
 /* ---- graph.c: the revision DAG (pure: no connection) ---- */
 
@@ -664,6 +677,9 @@ int luamig_open_lint(lua_State *L);
 /* Pushes the JSON text of the value at idx (arrays for sequences, objects
  * with sorted keys); returns it. */
 const char *luamig_push_json(lua_State *L, int idx);
+/* Pushes the Lua value of the JSON text s (null: nil); false (nothing pushed)
+ * when it is not one JSON value. */
+bool luamig_json_decode(lua_State *L, const char *s, size_t len);
 
 /* ---- autogen.c: revision --autogenerate and check (the work is lua/luamig/autogen.lua) ---- */
 

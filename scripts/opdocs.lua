@@ -223,6 +223,22 @@ op.bulk_insert("order_statuses", {
   { code = "paid", label = "Paid", position = 2 },
   { code = "shipped", position = 3 },
 })]] },
+    { sig = "op.backfill(table, { set =, where =, key =, batch =, sleep =, schema = }) -> rows updated",
+      doc = [[
+An `UPDATE` of a big table that never holds the application up, in a `transactional = false`
+revision (refused in any other). `set` is the SET list (`"col = expr"`), `where` the rows still to
+do (the filter that makes a rerun resume), `key` a unique column (default `id`, the primary key),
+`batch` the rows per batch (default 1000), `sleep` a pause between batches (`"50ms"`). It walks the
+table in key order, each batch one statement and one short transaction under `lock_timeout`; a
+batch that times out on a row lock, or loses a deadlock, is tried again after a pause (up to 10
+times). A run that is killed resumes where `where` still matches. On a terminal it shows rows done
+of the estimate (`pg_class.reltuples`), the rate and the ETA; the count goes to the audit log as
+`backfill TABLE: N rows`. Offline, the same batch statement runs in a `DO` block that commits after
+each batch (run the script outside a transaction block, as `psql -f` does). Returns the rows updated
+(0 offline).]],
+      example = [[
+op.backfill("users", { set = "full_name = first_name || ' ' || last_name",
+                       where = "full_name IS NULL", batch = 5000, sleep = "50ms" })]] },
   } },
   { title = "The safety lint", ops = {
     { sig = "op.safe(rule, why)",

@@ -98,7 +98,13 @@ static int cli_log(lua_State *L) {
     return 0;
   }
   if (luamig_cli.quiet || luamig_cli.json) return 0;
+  if (strcmp(event, "progress") == 0) {   /* a terminal's line, drawn again in place */
+    luamig_cli_progress(text);
+    return 0;
+  }
+  luamig_cli_progress_end();
   if (strcmp(event, "start") == 0) {
+    luamig_cli_progress_head(text);
     if (luamig_cli.colour && nsteps > 1)
       printf("%s[%lld/%lld]%s ", luamig_cli_paint(DIM), (long long)step, (long long)nsteps,
              luamig_cli_paint(RESET));
@@ -107,10 +113,12 @@ static int cli_log(lua_State *L) {
   } else if (strcmp(event, "done") == 0) {
     printf("%s%.1f ms%s\n", luamig_cli_paint(DIM), ms, luamig_cli_paint(RESET));
     line_open = false;
+    luamig_cli_progress_head(NULL);
   } else if (strcmp(event, "fail") == 0) {
     /* ends the progress line; with --sql there is none, and the error says it on stderr */
     if (line_open) printf("%sFAILED%s\n", luamig_cli_paint(RED), luamig_cli_paint(RESET));
     line_open = false;
+    luamig_cli_progress_head(NULL);
   } else {
     printf("%s\n", text);
   }
@@ -319,14 +327,18 @@ static int cmd_config(lua_State *L) {
 
 static int cmd_help(lua_State *L);
 
+/* The options of a fleet run (fleet.c), on the commands that take them. */
+#define FLEET_USAGE "\n         [--targets FILE | --all-databases | --all-schemas] [--match PATTERN]" \
+                    "\n         [--jobs N] [--continue-on-error]"
+
 /* Alphabetical, like git's commands[]: help and "did you mean" read it. */
 static const command commands[] = {
   { "branches", luamig_cli_branches, "branches [-v]", "Show the branch points" },
   { "check", cmd_check, "check [--models MODULE]",
     "Compare the models with the database; exit 1 when they differ" },
   { "config", cmd_config, "config --print-url", NULL },        /* hidden: for scripts */
-  { "current", luamig_cli_current, "current [-v]", "Show the revision(s) the database is at" },
-  { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]",
+  { "current", luamig_cli_current, "current [-v]" FLEET_USAGE, "Show the revision(s) the database is at" },
+  { "downgrade", cmd_downgrade, "downgrade TARGET [--sql FROM:TO]" FLEET_USAGE,
     "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base" },
   { "heads", luamig_cli_heads, "heads [-v]", "Show the head revision(s) of the scripts" },
   { "help", cmd_help, "help [COMMAND]", "Show help for luamig or one command" },
@@ -344,11 +356,12 @@ static const command commands[] = {
   { "show", luamig_cli_show, "show REV", "Show one revision: header, parents, children, path, doc" },
   { "stamp", cmd_stamp, "stamp [--purge] [--sql] TARGET",
     "Set the version table to TARGET without running revisions" },
-  { "status", luamig_cli_status, "status",
+  { "status", luamig_cli_status, "status" FLEET_USAGE,
     "Pending revisions; exit 0 at head, 3 when some are pending" },
-  { "verify", luamig_cli_verify, "verify [--strict]",
+  { "verify", luamig_cli_verify, "verify [--strict]" FLEET_USAGE,
     "Check applied revisions against their files (checksums in the audit log)" },
-  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n         [--backup FILE] [--revision-timeout DURATION]",
+  { "upgrade", cmd_upgrade, "upgrade [TARGET] [--sql [FROM:]TO] [--lint strict|warn|off]\n"
+    "         [--backup FILE] [--revision-timeout DURATION]" FLEET_USAGE,
     "Apply revisions up to TARGET: head (default), heads, +N, REV, REV+N, LABEL@head" },
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -380,7 +393,13 @@ static const struct { const char *name, *text; } examples[] = {
                "  luamig upgrade 3f2a              # a revision, by unique prefix\n"
                "  luamig upgrade heads             # every branch\n"
                "  luamig upgrade head --sql > up.sql\n"
-               "  luamig upgrade --backup before.sql --lint strict\n" },
+               "  luamig upgrade --backup before.sql --lint strict\n"
+               "  luamig upgrade --all-databases --match 'tenant_%' --jobs 8\n"
+               "  luamig upgrade --all-schemas --match 'tenant_%'   # search_path and version table per schema\n"
+               "  luamig upgrade --targets tenants.txt --continue-on-error   # one URL a line\n"
+               "\nMany databases: --targets FILE, --all-databases (templates excluded) or --all-schemas\n"
+               "(--match: a LIKE pattern), or targets = {...} / schemas = {...} in luamig.lua; --jobs N\n"
+               "at once (default 4); a failure stops new starts unless --continue-on-error.\n" },
   { "downgrade", "  luamig downgrade -1              # undo the newest revision\n"
                  "  luamig downgrade a1b2c3d4e5f6\n"
                  "  luamig downgrade billing@base     # one branch only\n"
@@ -474,6 +493,13 @@ static const option options[] = {
   { NULL, "--allow-empty", "allow_empty", false },
   { NULL, "--models", "models", true },
   { NULL, "--print-url", "print_url", false },
+  { NULL, "--targets", "targets_file", true },        /* fleet runs (fleet.c) */
+  { NULL, "--all-databases", "all_databases", false },
+  { NULL, "--all-schemas", "all_schemas", false },
+  { NULL, "--match", "match", true },
+  { NULL, "--jobs", "jobs", true },
+  { NULL, "--continue-on-error", "continue_on_error", false },
+  { NULL, "--fleet-child", "fleet_child", false },    /* hidden: a fleet run's own children */
 };
 
 /* A relative target such as "-1" is an argument, not an option. */
@@ -563,7 +589,8 @@ static int cli_main(lua_State *L) {
     print_help(c);
     return 0;
   }
-  int status = c->handler(L);
+  int status = luamig_fleet_maybe(L, c->name, argc, argv);   /* -1: not a fleet run */
+  if (status < 0) status = c->handler(L);
   lua_pushinteger(L, status);
   return 1;
 }

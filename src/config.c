@@ -190,7 +190,7 @@ void luamig_config_load(lua_State *L, int opts_idx) {
   static const char *const keys[] = { "url", "direct_url", "versions", "version_table",
                                       "version_table_schema", "log_table", "lock_wait",
                                       "lock_timeout", "statement_timeout", "lock_retries",
-                                      "revision_timeout", NULL };
+                                      "revision_timeout", "targets", "schemas", NULL };
   for (int i = 0; keys[i]; i++) inherit(L, cfg, opts_idx, keys[i]);
 
   lua_getfield(L, opts_idx, "config");
@@ -222,8 +222,9 @@ void luamig_config_load(lua_State *L, int opts_idx) {
     luaL_error(L, "config: 'url' must be a string");
   }
   lua_pop(L, 1);
-  int dt = lua_getfield(L, cfg, "direct_url");
-  if (dt != LUA_TNIL && dt != LUA_TSTRING) luaL_error(L, "config: 'direct_url' must be a string");
+  int dt = lua_getfield(L, cfg, "direct_url");   /* false: none (a fleet's child, its own target) */
+  if (dt != LUA_TNIL && dt != LUA_TSTRING && !(dt == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+    luaL_error(L, "config: 'direct_url' must be a string");
   lua_pop(L, 1);
 
   /* versions: a directory or a list of them, relative to the config's directory */

@@ -60,7 +60,7 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
     conn_idx = lua_absindex(L, conn_idx);
     c = luamig_conn_check(L, conn_idx);
   }
-  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 3);
+  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 4);
   ctx->conn = c;
   ctx->transactional = true;
   ctx->defer = false;
@@ -522,6 +522,7 @@ static int op_bulk_insert(lua_State *L) {
 
 void luamig_ops_push(lua_State *L, int ctx_idx) {
   static const luaL_Reg data_ops[] = {
+    { "backfill", luamig_op_backfill },          /* ops_backfill.c */
     { "bulk_insert", op_bulk_insert },
     { "execute", op_execute },
     { "query", op_query },

@@ -436,6 +436,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   else luamig_run_log(r, "start", line, 0);
 
   ctx->transactional = rv->transactional;
+  luamig_opctx_bind_revision(L, ctxidx, rv->id);
   luamig_load_body(L, g, r->graph, s->rev);
   lua_getiuservalue(L, r->graph, 1);
   lua_rawgeti(L, -1, s->rev + 1);    /* the revision's environment */
@@ -514,6 +515,7 @@ static int open_context(luamig_run *r, bool offline) {
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
   luamig_opctx_new(L, connidx);
+  luamig_opctx_bind_run(L, -1, r->opts, &r->vt);
   return lua_gettop(L);
 }
 

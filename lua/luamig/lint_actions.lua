@@ -148,6 +148,8 @@ end
 -- PostgreSQL cannot drop an enum value: nothing for downgrade() to undo.
 function from_op.add_enum_value() return { { kind = "add_enum_value" } } end
 function from_op.bulk_insert() return { { kind = "other", dml = true } } end
+-- op.backfill: rows in batches, each its own transaction; a data change with nothing to undo
+function from_op.backfill() return { { kind = "other", dml = true } } end
 from_op.execute = sql_actions
 from_op.query = sql_actions
 
