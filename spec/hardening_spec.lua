@@ -496,4 +496,40 @@ describe("hardening under valgrind", function()
     end
     assert.equal("m40", h.psql(db, "SELECT version_num FROM luamig_version"))
   end)
+
+  -- Each hostile input of the items above, once under valgrind: a refusal or an
+  -- error path must free what it allocated as well as the happy path does.
+  it("the refusals of hostile revision files and bad input", function()
+    if not has_valgrind then
+      print("SKIPPED: valgrind is not installed")
+      return
+    end
+    local cases = {
+      { "os.exit", { "upgrade" }, h.revision("a", nil, "os.exit(0)") },
+      { "print", { "upgrade", "--sql" }, h.revision("a", nil, 'print("hi") io.write("x")') },
+      { "endless loop", { "--revision-timeout", "200ms", "upgrade" },
+        h.revision("a", nil, "while true do end") },
+      { "hostile message", { "upgrade", "--sql" },
+        h.revision("a", nil, nil, nil, { message = "Create t\nDROP TABLE precious; --" }) },
+      { "reserved id", { "heads" }, h.revision("head", nil) },
+      { "error value", { "upgrade" }, h.revision("a", nil, "error(setmetatable({}, {}))") },
+      { "huge bulk_insert", { "upgrade", "--sql" },
+        h.revision("a", nil, 'local c = {} for i = 1, 70000 do c[i] = "c" .. i end '
+          .. 'op.bulk_insert("t", { c })') },
+      { "COMMIT in op.execute", { "upgrade" }, h.revision("a", nil, 'op.execute("COMMIT")') },
+      { "revision without -m", { "revision", "--rev-id", "b" }, h.revision("a", nil) },
+      { "bad --lock-wait", { "--lock-wait", "nan", "upgrade" }, h.revision("a", nil) },
+    }
+    local bin = h.root .. "/build/luamig"
+    for _, case in ipairs(cases) do
+      local dir = h.project({ ["versions/a.lua"] = case[3] })
+      local args = { "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                     "--error-exitcode=99", bin }
+      for _, a in ipairs(case[2]) do args[#args + 1] = a end
+      local code, _, err = h.run(args, { cwd = dir, bin = "valgrind", timeout = 120,
+                                         env = { DATABASE_URL = h.url(db) } })
+      assert.is_true(code == 0 or code == 1, case[1] .. ": exit " .. tostring(code) .. "\n" .. err)
+      assert.not_matches("==%d+==", err, case[1] .. ": valgrind reported\n" .. err)
+    end
+  end)
 end)
