@@ -216,6 +216,17 @@ describe("fleet #cli", function()
       WHERE tablename = 'luamig_version' AND schemaname LIKE 'tenant\_%']]))
     assert.equal("r3", h.psql(schema_db, "SELECT version_num FROM tenant_13.luamig_version"))
     assert.equal("", h.psql(schema_db, "SELECT to_regclass('public.luamig_version')"))
+    -- verify reads each schema's own audit log
+    code, out, err = fleet({ "verify", "--strict", "--all-schemas", "--match", "tenant\\_%", "--url", url })
+    assert.equal(0, code, out .. err)
+    assert.matches("TARGET%s+FINDINGS%s+TIME%s+STATUS", out)
+    assert.matches(NSCHEMA .. " targets: " .. NSCHEMA .. " ok", out)
+    h.psql(schema_db, "UPDATE tenant_02.luamig_version SET version_num = 'r2'")   -- by hand
+    code, out = fleet({ "verify", "--strict", "--all-schemas", "--match", "tenant\\_%", "--url", url })
+    assert.equal(1, code, out)
+    assert.matches("tenant_02%s+1%s+%d+ ms%s+findings", out)
+    assert.matches((NSCHEMA - 1) .. " ok, 1 findings", out)
+    h.psql(schema_db, "UPDATE tenant_02.luamig_version SET version_num = 'r3'")
     -- the config can name them, from a table of tenants it reads itself
     h.psql(schema_db, "CREATE TABLE public.tenants (name text); INSERT INTO public.tenants "
       .. "SELECT 'tenant_' || to_char(g, 'FM00') FROM generate_series(1, 5) g")
@@ -255,6 +266,19 @@ describe("fleet #cli", function()
     h.psql(schema_db, "DROP TABLE tenant_07.b")
     code, out = fleet({ "upgrade", "--all-schemas", "--match", "tenant\\_%", "--url", url })
     assert.equal(0, code, out)
+  end)
+
+  it("a run that dies by a signal fails its target alone, naming the signal", function()
+    local kill = h.project({
+      ["versions/k1.lua"] = h.revision("k1", nil,
+        'if os.getenv("LUAMIG_FLEET_SCHEMA") == "tenant_03" then os.execute("kill -9 $PPID") end', ""),
+    }, 'return { versions = "versions", version_table = "luamig_kill" }')
+    local code, out, err = h.run({ "upgrade", "--all-schemas", "--match", "tenant\\_0%", "--url",
+                                   h.url(schema_db), "--continue-on-error" }, { cwd = kill })
+    assert.equal(1, code, out)
+    assert.matches("tenant_03 .* failed", out)
+    assert.matches("8 ok, 1 failed", out)
+    assert.matches("luamig: error: tenant_03: luamig was killed by signal 9", err)
   end)
 
   it("draws a progress line on a terminal, and only there", function()

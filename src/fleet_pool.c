@@ -59,8 +59,14 @@ static char **child_argv(lua_State *L, int argc, char **argv) {
   return av;
 }
 
+/* Appends the string at the top to env (at *k) and to the table below it, which keeps it. */
+static void add_env(lua_State *L, char **env, int *k) {
+  env[(*k)++] = (char *)lua_tostring(L, -1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
 /* The child's environment: the parent's, less any LUAMIG_FLEET_*, plus the
- * target's. Pushes it and its strings (one table) as two values. */
+ * target's. Pushes it (its strings are its user value). */
 static char **child_env(lua_State *L, const char *url, const char *schema) {
   int n = 0;
   while (environ[n]) n++;
@@ -68,13 +74,16 @@ static char **child_env(lua_State *L, const char *url, const char *schema) {
   int k = 0;
   for (int i = 0; i < n; i++)
     if (strncmp(environ[i], "LUAMIG_FLEET_", 13) != 0) env[k++] = environ[i];
-  lua_createtable(L, 3, 0);          /* anchors the strings, as the userdata's user value */
-  const char *add[3] = { lua_pushfstring(L, "%s=%s", FLEET_URL_ENV, url),
-                         schema ? lua_pushfstring(L, "%s=%s", FLEET_SCHEMA_ENV, schema) : NULL,
-                         lua_pushfstring(L, "%s=%d", FLEET_PARENT_ENV, (int)getpid()) };
-  for (int i = 0; i < 3; i++) if (add[i]) env[k++] = (char *)add[i];
+  lua_createtable(L, 3, 0);
+  lua_pushfstring(L, "%s=%s", FLEET_URL_ENV, url);
+  add_env(L, env, &k);
+  if (schema) {
+    lua_pushfstring(L, "%s=%s", FLEET_SCHEMA_ENV, schema);
+    add_env(L, env, &k);
+  }
+  lua_pushfstring(L, "%s=%d", FLEET_PARENT_ENV, (int)getpid());
+  add_env(L, env, &k);
   env[k] = NULL;
-  for (int i = schema ? 3 : 2; i >= 1; i--) lua_rawseti(L, -1 - i, i);
   lua_setiuservalue(L, -2, 1);
   return env;
 }
@@ -153,21 +162,25 @@ static const char *push_joined(lua_State *L, int idx) {
   return lua_tostring(L, -1);
 }
 
-/* Its result, or a failure made from its exit and its stderr when it printed
- * no JSON object (killed, or dead before it could). */
+/* Its result: its JSON object, or a failure made from its exit and its stderr
+ * when it printed none (killed, or dead before it could), or ended in a way
+ * a luamig run never does (a signal, a status other than 0 or 1: a sanitizer's). */
 static void push_result(lua_State *L, const char *out, const char *err, int status) {
-  if (luamig_json_decode(L, out, strlen(out))) {
-    if (lua_istable(L, -1)) {
-      if (lua_getfield(L, -1, "status") == LUA_TNIL) {   /* an error before the command ran */
-        lua_pushliteral(L, "failed");
-        lua_setfield(L, -3, "status");
-      }
-      lua_pop(L, 1);
-      return;
+  bool odd = WIFSIGNALED(status) || WEXITSTATUS(status) > 1;
+  bool report = luamig_json_decode(L, out, strlen(out));
+  if (report && !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    report = false;
+  }
+  if (report && !odd) {
+    if (lua_getfield(L, -1, "status") == LUA_TNIL) {   /* an error before the command ran */
+      lua_pushliteral(L, "failed");
+      lua_setfield(L, -3, "status");
     }
     lua_pop(L, 1);
+    return;
   }
-  lua_createtable(L, 0, 2);
+  if (!report) lua_createtable(L, 0, 2);
   lua_pushliteral(L, "failed");
   lua_setfield(L, -2, "status");
   if (WIFSIGNALED(status)) lua_pushfstring(L, "luamig was killed by signal %d", WTERMSIG(status));
@@ -189,11 +202,14 @@ static void set_label(pool *p, int i) {
   lua_pop(p->L, 1);
 }
 
-/* The child in c has closed both pipes: waits for it, stores its result. */
+/* The child in c has closed both pipes: when it has exited, stores its result
+ * (a child that closed them early is waited for without blocking the others). */
 static void reap(pool *p, child *c) {
   lua_State *L = p->L;
   int status = 0;
-  while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR) {}
+  pid_t got;
+  while ((got = waitpid(c->pid, &status, WNOHANG)) < 0 && errno == EINTR) {}
+  if (got == 0) return;
   double ms = luamig_now_ms() - c->t0;
   lua_rawgeti(L, p->outs, c->target);
   lua_rawgeti(L, -1, 1);
@@ -239,7 +255,7 @@ static void step(pool *p) {
         fds[n] = (struct pollfd){ p->kids[k].fd[w], POLLIN, 0 };
         who[n++] = k * 2 + w;
       }
-  if (n > 0 && poll(fds, (nfds_t)n, 250) < 0 && errno != EINTR)
+  if (poll(n > 0 ? fds : NULL, (nfds_t)n, n > 0 ? 250 : 20) < 0 && errno != EINTR)
     luaL_error(p->L, "fleet: poll: %s", strerror(errno));
   for (int i = 0; i < n; i++)
     if (fds[i].revents) drain(p, &p->kids[who[i] / 2], who[i] % 2);
