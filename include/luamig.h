@@ -625,7 +625,9 @@ void luamig_run_init(lua_State *L, luamig_run *r, int flags);
  * to be closed on return or error. */
 void luamig_run_connect(luamig_run *r);
 /* Progress to opts.log(event, text, ms, step, nsteps); events: "start",
- * "done", "fail", "info", "warn", "sql" (offline script lines). */
+ * "done", "fail", "info", "warn", "sql" (offline script lines), "heads" (the
+ * version rows before a live upgrade or downgrade and after each revision:
+ * "a, b" or "a\nb"; "" for none), "progress" (op.backfill's, for a terminal). */
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms);
 bool luamig_opt_flag(lua_State *L, int opts, const char *name);
 /* The same before luamig_run_init: whether the options (argument 1, a table

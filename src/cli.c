@@ -98,6 +98,7 @@ static int cli_log(lua_State *L) {
     return 0;
   }
   if (luamig_cli.quiet || luamig_cli.json) return 0;
+  if (strcmp(event, "heads") == 0) return 0;   /* for a fleet's report (fleet_child.c) */
   if (strcmp(event, "progress") == 0) {   /* a terminal's line, drawn again in place */
     luamig_cli_progress(text);
     return 0;

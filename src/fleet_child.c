@@ -21,11 +21,33 @@
 
 /* ---- the child ---- */
 
-/* The run's log: "warn" events gathered (upvalue 1), "done" ones counted
- * (upvalue 2's field applied: revisions that ran, a failed run's too). */
+/* Pushes the version rows of a "heads" event ("a, b" or "a\nb") as "a, b",
+ * "<base>" for none. */
+static const char *push_heads(lua_State *L, const char *text) {
+  if (*text == '\0') return lua_pushliteral(L, "<base>");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (; *text; text++)
+    if (*text == '\n') luaL_addstring(&b, ", ");
+    else luaL_addchar(&b, *text);
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* The run's log (upvalue 1: the warnings, 2: the report): "warn" events
+ * gathered, "done" ones counted (applied: revisions that ran, a failed run's
+ * too), "heads" ones kept as from (the first) and to (the last). */
 static int child_log(lua_State *L) {
   const char *event = luaL_checkstring(L, 1);
-  if (strcmp(event, "warn") == 0) {
+  if (strcmp(event, "heads") == 0) {
+    push_heads(L, luaL_checkstring(L, 2));
+    if (lua_getfield(L, lua_upvalueindex(2), "from") == LUA_TNIL) {
+      lua_pushvalue(L, -2);
+      lua_setfield(L, lua_upvalueindex(2), "from");
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, lua_upvalueindex(2), "to");
+  } else if (strcmp(event, "warn") == 0) {
     lua_pushvalue(L, 2);
     lua_rawseti(L, lua_upvalueindex(1), (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)) + 1);
   } else if (strcmp(event, "done") == 0) {
@@ -59,14 +81,6 @@ static const char *push_ids(lua_State *L, int idx, bool heads_only) {
   return lua_tostring(L, -1);
 }
 
-/* core.current(opts) as "a, b". */
-static const char *push_current(lua_State *L) {
-  luamig_cli_call(L, "current");
-  push_ids(L, -1, false);
-  lua_remove(L, -2);
-  return lua_tostring(L, -1);
-}
-
 static int count_findings(lua_State *L, int res) {
   static const char *const lists[] = { "changed", "missing", "ahead", "behind", "stale",
                                        "invalid_indexes", NULL };
@@ -88,14 +102,12 @@ static int child_run(lua_State *L) {
   const int rep = 3;
   lua_settop(L, 4);
   bool migrate = strcmp(cmd, "upgrade") == 0 || strcmp(cmd, "downgrade") == 0;
-  if (migrate) {
+  if (migrate) {                     /* from and to come with its "heads" events */
     luamig_cli_at_most(L, 1, cmd);
     if (luamig_cli_nargs(L) == 1) {
       lua_pushstring(L, luamig_cli_arg(L, 1));
       lua_setfield(L, 1, "target");
     }
-    push_current(L);
-    lua_setfield(L, rep, "from");
   } else {
     luamig_cli_at_most(L, 0, cmd);
   }
@@ -103,10 +115,8 @@ static int child_run(lua_State *L) {
   int res = lua_gettop(L);
   const char *status = "ok";
   int count = 0;
-  if (migrate) {                     /* asked again: another run may have moved it meanwhile */
+  if (migrate) {
     count = (int)lua_rawlen(L, res);
-    push_current(L);
-    lua_setfield(L, rep, "to");
   } else if (strcmp(cmd, "status") == 0) {
     lua_getfield(L, res, "current");
     push_ids(L, -1, false);
@@ -132,13 +142,6 @@ static int child_run(lua_State *L) {
   lua_setfield(L, rep, "result");
   lua_pushstring(L, status);
   lua_setfield(L, rep, "status");
-  return 0;
-}
-
-/* After a failed upgrade or downgrade: where the target is now (best effort). */
-static int after_failure(lua_State *L) {
-  push_current(L);
-  lua_setfield(L, 3, "to");
   return 0;
 }
 
@@ -181,15 +184,6 @@ int luamig_fleet_child(lua_State *L, const char *cmd) {
     lua_pushinteger(L, lua_tointeger(L, -1));   /* nil (none ran): 0 */
     lua_setfield(L, rep, "count");
     lua_pop(L, 1);
-    bool started = lua_getfield(L, rep, "from") != LUA_TNIL;
-    lua_pop(L, 1);
-    if (started) {                   /* an upgrade or downgrade that ran: where it stopped */
-      lua_pushcfunction(L, after_failure);
-      lua_pushvalue(L, 1);
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, rep);
-      if (lua_pcall(L, 3, 0, 0) != LUA_OK) lua_pop(L, 1);
-    }
   }
   lua_pushnil(L);
   lua_setfield(L, rep, "applied");

@@ -1,7 +1,8 @@
 /*
  * runner.c: the commands shared by the CLI and the Lua API. Each takes one
  * options table and returns Lua values; it prints nothing. Progress goes to
- * opts.log(event, text, ms) when given ("start", "done", "fail", "info").
+ * opts.log(event, text, ms) when given ("start", "done", "fail", "info"; and
+ * "heads", the version rows before and after each revision, for a fleet's report).
  *
  * A run: config -> graph -> connection -> lock -> current heads -> plan ->
  * one transaction per revision (its statements and its version-table row
@@ -488,6 +489,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   double ms = luamig_now_ms() - a.t0;
   if (ctx->conn == NULL) drain_script(r, ctxidx);
   else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
+  if (ctx->conn != NULL) luamig_run_log(r, "heads", m->expect, 0);
   log_warnings(r);
 
   /* result entry, appended to the results table just below the scratch */
@@ -565,6 +567,8 @@ static int migrate(lua_State *L, bool up) {
     drain_script(&r, ctxidx);
   } else {
     ncur = luamig_read_current(&r, cur, &present);
+    luamig_run_log(&r, "heads", push_ids(L, r.g, cur, ncur), 0);
+    lua_pop(L, 1);
     luamig_warn_findings(&r, luamig_push_findings(&r, cur, ncur, 0));   /* before the log is made */
     lua_pop(L, 1);
     if (!present && up) luamig_vtable_ensure(L, ctx, &r.vt);
