@@ -194,7 +194,7 @@ describe("op.backfill on 1,000,000 rows", function()
     end
     assert.equal(0, (h.sh("kill -9 " .. pid)))
     for _ = 1, 100 do               -- the server drops the killed session
-      if h.psql(db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'WITH batch AS%'") == "0" then break end
+      if h.psql(db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'WITH luamig_batch AS%'") == "0" then break end
       h.sh("sleep 0.1")
     end
     local left = tonumber(h.psql(db, "SELECT count(*) FROM big WHERE v IS NULL"))

@@ -323,6 +323,21 @@ describe("fleet #cli", function()
     for _, line in pairs(got) do assert.matches('"from":"r4"', line) end
   end)
 
+  it("takes its targets from luamig.lua: URLs, named ones, or a function", function()
+    local a, b = h.new_database(), h.new_database()
+    local cfg = h.project(revisions(false), ([[return { versions = "versions",
+      targets = function() return { %q, { url = %q, name = "second" } } end }]]):format(h.url(a), h.url(b)))
+    local code, out, err = h.run({ "upgrade", "--jobs", "1" }, { cwd = cfg })
+    assert.equal(0, code, err)
+    assert.matches("2 targets: 2 ok", out)
+    assert.matches("second%s+<base>%s+r3%s+3", out)
+    assert.equal("r3", h.psql(a, "SELECT version_num FROM luamig_version"))
+    -- --url names one database: the configured targets step aside
+    code, out, err = h.run({ "current", "--url", h.url(b) }, { cwd = cfg })
+    assert.equal(0, code, err)
+    assert.equal("r3 (head)\n", out)
+  end)
+
   it("refuses what a fleet run cannot do, in one line", function()
     local cases = {
       { { "upgrade", "--match", "x%" }, "%-%-match goes with %-%-all%-databases or %-%-all%-schemas" },

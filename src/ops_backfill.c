@@ -150,7 +150,8 @@ static void read_args(lua_State *L, const char *what, backfill *bf) {
 /* Pushes the statement of one batch: the next `batch` rows after the key
  * `after` (NULL: from the start; "$1" live, a variable in the DO block) that
  * WHERE matches, updated where WHERE still matches (a row the application
- * changed meanwhile is left as it made it). The rows are picked in key order
+ * changed meanwhile is left as it made it). Its own names start with luamig_,
+ * out of the way of the names in SET and WHERE. The rows are picked in key order
  * and updated through `= ANY (ARRAY(...))`, which the planner answers with
  * index lookups, never a scan of the table. Answers picked (0: the end),
  * last (the cursor) and done (rows updated). */
@@ -158,10 +159,11 @@ static const char *push_batch_sql(lua_State *L, const backfill *bf, const char *
   const char *bound = after ? lua_pushfstring(L, "%s > %s AND ", bf->key, after)
                             : lua_pushfstring(L, "%s IS NOT NULL AND ", bf->key);
   const char *sql = lua_pushfstring(L,
-    "WITH batch AS MATERIALIZED (SELECT %s AS k FROM %s WHERE %s(%s) ORDER BY %s LIMIT %I), "
-    "done AS (UPDATE %s SET %s WHERE %s = ANY (ARRAY(SELECT k FROM batch)) AND (%s) RETURNING 1) "
-    "SELECT (SELECT count(*) FROM batch) AS picked, "
-    "(SELECT k FROM batch ORDER BY k DESC LIMIT 1) AS last, (SELECT count(*) FROM done) AS done",
+    "WITH luamig_batch AS MATERIALIZED (SELECT %s AS luamig_k FROM %s WHERE %s(%s) ORDER BY %s "
+    "LIMIT %I), luamig_done AS (UPDATE %s SET %s WHERE %s = ANY (ARRAY(SELECT luamig_k FROM "
+    "luamig_batch)) AND (%s) RETURNING 1) SELECT (SELECT count(*) FROM luamig_batch) AS picked, "
+    "(SELECT luamig_k FROM luamig_batch ORDER BY luamig_k DESC LIMIT 1) AS last, "
+    "(SELECT count(*) FROM luamig_done) AS done",
     bf->key, bf->table, bound, bf->where, bf->key, bf->batch,
     bf->table, bf->set, bf->key, bf->where);
   lua_remove(L, -2);
