@@ -20,7 +20,7 @@
 #define LUAMIG_MAX_IDENT 63          /* PostgreSQL's NAMEDATALEN - 1 */
 #define LUAMIG_REV_MAX 32            /* version_num varchar(32) */
 
-/* ---- conn.c: libpq connections, statements, errors with SQLSTATE ---- */
+/* ---- conn.c, conn_exec.c: libpq connections, statements, errors with SQLSTATE ---- */
 
 #define LUAMIG_CONN_MT "luamig.conn"
 
@@ -56,6 +56,8 @@ void luamig_conn_pump(luamig_conn *c);
 void luamig_conn_finish(lua_State *L, luamig_conn *c, const char *url);
 luamig_conn *luamig_conn_check(lua_State *L, int idx);
 void luamig_conn_close(luamig_conn *c);
+
+/* conn_exec.c: statements and their errors. */
 
 /* Runs one statement with text parameters (NULL entries are SQL NULL).
  * Returns the number of rows it affected. Raises on a server error with
@@ -95,15 +97,11 @@ typedef struct luamig_stmt {
  * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes);
+/* Appends s on one line: whitespace runs become one space, the ends are
+ * trimmed; past max bytes (0: no limit) it stops at a character boundary with "...". */
+void luamig_add_collapsed(luaL_Buffer *b, const char *s, size_t max);
 
-/* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
- * number, string) to text parameters. Numbers and booleans are replaced by their
- * text in those slots, so every string stays anchored there; pushes the array (a
- * userdata) and returns it. Raises on other types: an argument error when what is
- * NULL, else "what: parameter N ...". */
-const char **luamig_params(lua_State *L, int first, int n, const char *what);
-
-/* Pushes a userdata owning C memory: set *slot to it, and release(*slot)
+/* owned.c: pushes a userdata owning C memory: set *slot to it, and release(*slot)
  * runs once, by luamig_owned_free or when the userdata is collected (after an
  * error too). For what libpq or malloc hands over while Lua may raise. */
 void **luamig_push_owned(lua_State *L, void (*release)(void *));
@@ -122,7 +120,7 @@ bool luamig_is_conninfo(const char *s);
 
 int luamig_open_conn(lua_State *L);  /* registers the metatable; pushes module functions */
 
-/* ---- sql.c: identifier quoting and statement text (pure: no connection) ---- */
+/* ---- quote.c: identifiers and literals (pure: no connection) ---- */
 
 /* Appends s (len bytes) quoted by PostgreSQL's rules ("" doubled, wrapped in "):
  * the one function every identifier goes through. Raises when s is empty, holds
@@ -138,16 +136,18 @@ void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
 /* Appends s as a SQL string literal: for statements that take no parameters
  * (COMMENT, enum labels) and offline scripts. */
 void luamig_quote_literal(luaL_Buffer *b, const char *s);
-/* sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
- * nested comments), and what luamig asks of it. */
-/* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
- * skipping quoted text and comments: the offline form of a parameterized statement. */
-void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
-                       int nparams, const char *const *params);
 /* Pushes s (len bytes) on one line: each control character (newline, CR, tab,
  * escape, NUL, DEL) becomes a space. For every text that goes into a SQL comment
  * or a one-line message. */
 const char *luamig_push_oneline(lua_State *L, const char *s, size_t len);
+
+/* ---- sql_lex.c: the scanner of SQL text (quotes, dollar quotes, E'' strings,
+ * nested comments), and what luamig asks of it ---- */
+
+/* Appends sql with $1..$n replaced by params as literals (NULL entries: NULL),
+ * skipping quoted text and comments: the offline form of a parameterized statement. */
+void luamig_sql_inline(lua_State *L, luaL_Buffer *b, const char *sql,
+                       int nparams, const char *const *params);
 /* Whether sql ends inside a comment (a ";" appended would be swallowed). */
 bool luamig_sql_ends_in_comment(const char *sql);
 /* Why SQL text meant as one expression (a default, a WHERE) would not stay
@@ -159,8 +159,35 @@ int luamig_sql_count_statements(const char *sql);
  * ROLLBACK [TO], SAVEPOINT, RELEASE, END, ABORT, START/PREPARE TRANSACTION) or
  * calls pg_advisory_unlock*: its keywords, written into buf; NULL when none. */
 const char *luamig_sql_txn_control(const char *sql, char *buf, size_t size);
+
+/* ---- args.c: an op's Lua arguments, checked ---- */
+
 /* Raises "<position>what: <formatted message>" (position of the Lua caller). */
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...);
+/* The string at the top, checked to be a string without NUL bytes (label names it). */
+const char *luamig_top_string(lua_State *L, const char *what, const char *label);
+/* The string at stack slot idx, checked as an identifier; returns it. */
+const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
+/* Raises unless the table at idx (or nil) has only the allowed keys. */
+void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
+/* Pushes opts[key] (nil when opts is not a table); returns its type. */
+int luamig_push_opt(lua_State *L, int opts, const char *key);
+/* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
+int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key);
+/* Pushes opts[key] and returns true when it is a string (raising with expected
+ * when it is neither that nor nil); pushes nothing when it is absent. */
+bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
+                            const char *expected);
+/* Raises unless the table at idx holds only keys 1..n; returns n. */
+lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
+/* Converts the n Lua values from stack index first (nil -> SQL NULL, boolean,
+ * number, string) to text parameters. Numbers and booleans are replaced by their
+ * text in those slots, so every string stays anchored there; pushes the array (a
+ * userdata) and returns it. Raises on other types: an argument error when what is
+ * NULL, else "what: parameter N ...". */
+const char **luamig_params(lua_State *L, int first, int n, const char *what);
+
+/* ---- sql.c and sql_*.c: statement text (pure: no connection) ---- */
 
 /* One DDL builder per op: reads the op's Lua arguments from stack index arg on
  * (exactly as op.<name> receives them), validates them, and appends the statement
@@ -210,8 +237,6 @@ const char *luamig_fk_action(const char *name);
 /* The builders' helpers (sql.c). b is at the top of the stack; a "top" helper
  * takes the value just above it and pops it. */
 void luamig_sql_next(luaL_Buffer *b);              /* ends one statement, starts the next */
-/* The string at stack slot idx, checked as an identifier; returns it. */
-const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label);
 void luamig_add_top_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label);
 /* prefix, then the string at the top verbatim (SQL text: raises on a NUL byte). */
 void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
@@ -219,18 +244,6 @@ void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const c
 /* prefix, then the string at the top as a literal. */
 void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                             const char *prefix);
-/* Raises unless the table at idx (or nil) has only the allowed keys. */
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed);
-/* Pushes opts[key] (nil when opts is not a table); returns its type. */
-int luamig_push_opt(lua_State *L, int opts, const char *key);
-/* A boolean option: -1 when absent, else 0 or 1; raises for other types. */
-int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key);
-/* Pushes opts[key] and returns true when it is a string (raising with expected
- * when it is neither that nor nil); pushes nothing when it is absent. */
-bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
-                            const char *expected);
-/* Raises unless the table at idx holds only keys 1..n; returns n. */
-lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label);
 /* DROP <kind> [IF EXISTS] [schema.]name [CASCADE], the name at arg and the
  * options ({schema= when qualified, if_exists=, cascade=}) after it: op.drop_table
  * and op.drop_enum (qualified), op.drop_schema and op.drop_extension (not). */
@@ -243,7 +256,7 @@ void luamig_add_relation(lua_State *L, luaL_Buffer *b, const char *what, int nam
 void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int idx,
                            const char *label);
 
-/* ---- ops.c: the op.* API given to revisions ---- */
+/* ---- sink.c: where statements go (a connection, or the --sql script) ---- */
 
 #define LUAMIG_OPCTX_MT "luamig.opctx"
 
@@ -260,9 +273,6 @@ typedef struct luamig_opctx {
  * user value 3: the DDL waiting while defer is set, user value 4: the run it
  * serves, see luamig_opctx_bind_run). */
 luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
-/* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
-void luamig_ops_push(lua_State *L, int ctx_idx);
-/* Sends one statement to the context's sink; params as in luamig_exec. */
 /* Drops what waits in the context and stops deferring. */
 void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx);
 /* Sends the DDL waiting in the context, then tail (counts gets the tail's
@@ -274,13 +284,23 @@ void luamig_flush(lua_State *L, luamig_opctx *ctx, int ntail, const luamig_stmt 
  * counts are then 0). */
 void luamig_emit_batch(lua_State *L, luamig_opctx *ctx, int n, const luamig_stmt *st,
                        long *counts);
+/* Sends one statement to the context's sink; params as in luamig_exec. */
 long luamig_emit(lua_State *L, luamig_opctx *ctx, const char *sql,
                  int nparams, const char *const *params);
-int luamig_open_ops(lua_State *L);
+/* Queues sql while the context defers (what: the op, for its errors, with the
+ * revision's position), to go with the next luamig_flush. */
+void luamig_queue_add(lua_State *L, luamig_opctx *ctx, const char *sql, const char *what);
 /* What an op sends for an answer (query: pushes the rows), after the DDL waiting
  * in the context; a failure is raised as "file:line: what: <error>". */
 long luamig_op_send(lua_State *L, luamig_opctx *ctx, const char *what, const char *sql,
                     int nparams, const char *const *params, bool query);
+int luamig_open_sink(lua_State *L);  /* new_context, script */
+
+/* ---- ops.c: the op.* API given to revisions ---- */
+
+/* Pushes a fresh op table whose functions are bound to the context at ctx_idx. */
+void luamig_ops_push(lua_State *L, int ctx_idx);
+int luamig_open_ops(lua_State *L);
 
 /* ops_index.c: around a live op.create_index(name, table, cols, opts) with
  * concurrently = true (its arguments from stack slot arg): prepare drops an
@@ -350,6 +370,8 @@ int luamig_graph_lookup(const luamig_graph *g, const char *key);
 /* Resolves down_revision/depends_on, children, heads, bases; raises on a
  * missing parent or a cycle (naming it). */
 void luamig_graph_link(lua_State *L, luamig_graph *g);
+/* n + 1 zeroed ints, anchored on the stack: marks and lists over the revisions. */
+int *luamig_scratch(lua_State *L, int n);
 
 /* ---- loader.c: revision files -> graph entries, each in its own environment ---- */
 
@@ -591,7 +613,7 @@ bool luamig_parse_duration(const char *s, double *ms);
  * Raises "path:N: expected KEY=value" on a malformed line. */
 int luamig_dotenv_parse(lua_State *L, const char *path);
 
-/* ---- runner.c: upgrade, downgrade, stamp; the run shared with report.c ---- */
+/* ---- run.c: what every command shares (runner.c, stamp.c, report.c, lint.c, ...) ---- */
 
 /* One command's state: its options, config, graph and connection live on
  * the Lua stack (slots below); the pointers stay valid while they do. */
@@ -633,11 +655,20 @@ bool luamig_opt_flag(lua_State *L, int opts, const char *name);
 /* The same before luamig_run_init: whether the options (argument 1, a table
  * or nil) set name to a true value. */
 bool luamig_opt_preset(lua_State *L, const char *name);
-int *luamig_scratch(lua_State *L, int n);   /* n + 1 zeroed ints, anchored on the stack */
 /* Reads the version table into cur (indices); raises on an id no file has. */
 int luamig_read_current(luamig_run *r, int *cur, bool *present);
 /* Pushes { revision, down_revision, message, path, head, base, branchpoint, mergepoint }. */
 void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i);
+/* Pushes "a, b" of the ids in list ("" for none); returns it. */
+const char *luamig_push_ids(lua_State *L, const luamig_graph *g, const int *list, int n);
+/* Server WARNINGs held during the run go to the log as "warn" events. */
+void luamig_run_warnings(luamig_run *r);
+/* Connects and takes the lock, or (offline: opts.sql) prepares a script;
+ * pushes the op context and returns its stack index. */
+int luamig_run_open(luamig_run *r, bool offline);
+/* Offline: hands the statements gathered in the context at ctxidx to the log
+ * as "sql" events, and empties its script. */
+void luamig_run_drain(luamig_run *r, int ctxidx);
 /* backup.c: --backup FILE, pg_dump of the run's database; the password
  * reaches pg_dump in a passfile of its own, never on its command line. */
 void luamig_backup(luamig_run *r, const char *file);
@@ -656,7 +687,10 @@ void luamig_warn_findings(luamig_run *r, int nfound);
 void luamig_log_stamp(luamig_run *r, luamig_opctx *ctx, const int *cur, int ncur,
                       const luamig_move *m);
 
+/* ---- runner.c, stamp.c: upgrade and downgrade (the retry engine), stamp ---- */
+
 int luamig_open_runner(lua_State *L);
+int luamig_open_stamp(lua_State *L);
 
 /* ---- report.c: current, heads, history, show, branches, status, verify ---- */
 

@@ -18,8 +18,10 @@ static void merge(lua_State *L, int dst) {
 int luaopen_luamig_core(lua_State *L) {
   static lua_CFunction const parts[] = {
     luamig_open_conn,                /* connect, redact, quote_ident */
-    luamig_open_ops,                 /* op contexts, for tests and offline scripts */
-    luamig_open_runner,              /* upgrade, downgrade, stamp */
+    luamig_open_sink,                /* op contexts, for tests and offline scripts */
+    luamig_open_ops,                 /* op tables bound to a context */
+    luamig_open_runner,              /* upgrade, downgrade */
+    luamig_open_stamp,               /* stamp */
     luamig_open_report,              /* current, heads, history, show, branches, status, verify */
     luamig_open_scaffold,            /* init, revision */
     luamig_open_autogen,             /* autogenerate, check */

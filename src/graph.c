@@ -325,3 +325,9 @@ void luamig_graph_link(lua_State *L, luamig_graph *g) {
   normalize_deps(L, g);
   g->linked = true;
 }
+
+int *luamig_scratch(lua_State *L, int n) {
+  int *p = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(int), 0);
+  memset(p, 0, (size_t)(n + 1) * sizeof(int));
+  return p;
+}

@@ -1,8 +1,9 @@
 /*
- * runner.c: the commands shared by the CLI and the Lua API. Each takes one
- * options table and returns Lua values; it prints nothing. Progress goes to
- * opts.log(event, text, ms) when given ("start", "done", "fail", "info"; and
- * "heads", the version rows before and after each revision, for a fleet's report).
+ * runner.c: upgrade and downgrade, and the retry engine under them. Like every
+ * command (run.c) each takes one options table and returns Lua values; it
+ * prints nothing. Progress goes to opts.log(event, text, ms) when given
+ * ("start", "done", "fail", "info"; and "heads", the version rows before and
+ * after each revision, for a fleet's report).
  *
  * A run: config -> graph -> connection -> lock -> current heads -> plan ->
  * one transaction per revision (its statements and its version-table row
@@ -15,183 +16,6 @@
 #include <time.h>
 
 #include "luamig.h"
-
-/* The database URL of the config (NULL: libpq's PG* environment). */
-static const char *config_url(luamig_run *r) {
-  lua_getfield(r->L, r->cfg, "url");
-  const char *url = lua_tostring(r->L, -1);
-  lua_pop(r->L, 1);                  /* the config table keeps it */
-  return url;
-}
-
-/* Pushes a connection whose handshake is under way, in a to-be-closed slot:
- * any error closes it, which rolls back an open transaction and drops the lock. */
-static void start_connecting(luamig_run *r) {
-  r->c = luamig_conn_start(r->L, config_url(r));
-  r->c->direct = r->direct;
-  lua_toclose(r->L, -1);
-  r->conn = lua_gettop(r->L);
-}
-
-void luamig_run_init(lua_State *L, luamig_run *r, int flags) {
-  memset(r, 0, sizeof *r);
-  r->L = L;
-  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  r->opts = 1;
-  luamig_config_load(L, 1);
-  r->cfg = lua_gettop(L);
-  lua_getfield(L, r->cfg, "version_table");
-  r->vt.name = lua_tostring(L, -1);  /* anchored by cfg */
-  lua_getfield(L, r->cfg, "version_table_schema");
-  r->vt.schema = lua_tostring(L, -1);
-  lua_getfield(L, r->cfg, "log_table");
-  r->vt.log_name = lua_tostring(L, -1);
-  lua_getfield(L, r->cfg, "lock_timeout");
-  r->lock_timeout = lua_tostring(L, -1);
-  lua_getfield(L, r->cfg, "statement_timeout");
-  r->statement_timeout = lua_tostring(L, -1);
-  lua_getfield(L, r->cfg, "lock_retries");
-  r->lock_retries = (int)lua_tointeger(L, -1);
-  lua_getfield(L, r->cfg, "lock_wait");
-  r->lock_wait = lua_tonumber(L, -1);
-  lua_pop(L, 7);
-  if ((flags & LUAMIG_RUN_MIGRATE) && lua_getfield(L, r->cfg, "direct_url") == LUA_TSTRING) {
-    lua_setfield(L, r->cfg, "url");  /* migrations (and --backup) go through direct_url */
-    r->direct = true;
-  } else if (flags & LUAMIG_RUN_MIGRATE) {
-    lua_pop(L, 1);
-  }
-  /* the server starts the session while the revision files are read */
-  if (flags & LUAMIG_RUN_CONNECT) start_connecting(r);
-  r->g = luamig_load_revisions(L, r->cfg, (flags & LUAMIG_RUN_SUMS) != 0, r->c);
-  r->graph = lua_gettop(L);
-}
-
-void luamig_run_connect(luamig_run *r) {
-  if (r->c == NULL) start_connecting(r);
-  luamig_conn_finish(r->L, r->c, config_url(r));
-}
-
-void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms) {
-  lua_State *L = r->L;
-  if (lua_getfield(L, r->opts, "log") != LUA_TFUNCTION) { lua_pop(L, 1); return; }
-  lua_pushstring(L, event);
-  lua_pushstring(L, text);
-  lua_pushnumber(L, ms);
-  lua_pushinteger(L, r->step);
-  lua_pushinteger(L, r->nsteps);
-  lua_call(L, 5, 0);
-}
-
-bool luamig_opt_flag(lua_State *L, int opts, const char *name) {
-  lua_getfield(L, opts, name);
-  bool b = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return b;
-}
-
-bool luamig_opt_preset(lua_State *L, const char *name) {
-  return lua_type(L, 1) == LUA_TTABLE && luamig_opt_flag(L, 1, name);
-}
-
-int *luamig_scratch(lua_State *L, int n) {
-  int *p = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(int), 0);
-  memset(p, 0, (size_t)(n + 1) * sizeof(int));
-  return p;
-}
-
-/* Reads the version table into cur (indices); raises on an id no file has.
- * *present tells whether the table exists. */
-int luamig_read_current(luamig_run *r, int *cur, bool *present) {
-  lua_State *L = r->L;
-  int n = luamig_vtable_read(L, r->c, &r->vt);
-  if (present) *present = n >= 0;
-  if (n < 0) n = 0;
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, -1, i + 1);
-    const char *id = lua_tostring(L, -1);
-    int k = luamig_graph_find(r->g, id);
-    if (k < 0)
-      luaL_error(L, "Can't locate revision identified by '%s': the version table %s "
-                 "names it but no file in the versions directory has it (a file was "
-                 "removed, or the database belongs to another project; 'luamig stamp "
-                 "--purge REV' fixes the table once you know the right revision)",
-                 id, r->vt.name);
-    cur[i] = k;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return n;
-}
-
-/* Server WARNINGs held during the run go to the log as "warn" events. */
-static void log_warnings(luamig_run *r) {
-  lua_State *L = r->L;
-  if (r->c == NULL || r->c->pg == NULL || (r->c->nwarnings == 0 && r->c->dropped_warnings == 0))
-    return;
-  int n = luamig_conn_warnings(L, r->c);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    luamig_run_log(r, "warn", lua_pushfstring(L, "server: %s", lua_tostring(L, -1)), 0);
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
-}
-
-/* Offline: hands the statements gathered so far to the log as "sql" events. */
-static void drain_script(luamig_run *r, int ctxidx) {
-  lua_State *L = r->L;
-  lua_getiuservalue(L, ctxidx, 1);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    luamig_run_log(r, "sql", lua_tostring(L, -1), 0);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_setiuservalue(L, ctxidx, 1);
-}
-
-void luamig_push_rev_info(lua_State *L, const luamig_graph *g, int i) {
-  const luamig_rev *rv = &g->revs[i];
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, rv->id);
-  lua_setfield(L, -2, "revision");
-  lua_createtable(L, rv->ndown, 0);
-  for (int k = 0; k < rv->ndown; k++) {
-    lua_pushstring(L, rv->down[k]);
-    lua_rawseti(L, -2, k + 1);
-  }
-  lua_setfield(L, -2, "down_revision");
-  if (rv->message) { lua_pushstring(L, rv->message); lua_setfield(L, -2, "message"); }
-  lua_pushstring(L, rv->path);
-  lua_setfield(L, -2, "path");
-  lua_pushboolean(L, rv->nchildren == 0 && rv->ndependents == 0);
-  lua_setfield(L, -2, "head");
-  lua_pushboolean(L, rv->nchildren == 0 && rv->ndependents > 0);
-  lua_setfield(L, -2, "effective_head");
-  lua_pushboolean(L, rv->nparents == 0);
-  lua_setfield(L, -2, "base");
-  lua_pushboolean(L, rv->nchildren > 1);
-  lua_setfield(L, -2, "branchpoint");
-  lua_pushboolean(L, rv->nparents > 1);
-  lua_setfield(L, -2, "mergepoint");
-}
-
-/* "a, b" of the ids in list (or "" for base), pushed. */
-static const char *push_ids(lua_State *L, const luamig_graph *g, const int *list, int n) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 0; i < n; i++) {
-    if (i) luaL_addstring(&b, ", ");
-    luaL_addstring(&b, g->revs[list[i]].id);
-  }
-  luaL_pushresult(&b);
-  return lua_tostring(L, -1);
-}
 
 /* One try at one revision: its transaction, timeouts, statements, version
  * row and audit row. Runs under lua_pcall so a lock timeout can be retried;
@@ -425,7 +249,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
    * the message's first line, in a --sql comment with all of it on one line */
   const char *message = rv->message ? rv->message : "";
   size_t msglen = ctx->conn == NULL ? strlen(message) : strcspn(message, "\r\n");
-  const char *parents = push_ids(L, g, rv->parents, rv->nparents);
+  const char *parents = luamig_push_ids(L, g, rv->parents, rv->nparents);
   const char *line = s->up
     ? lua_pushfstring(L, "Running upgrade %s -> %s, %s", parents, rv->id,
                       luamig_push_oneline(L, message, msglen))
@@ -461,7 +285,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
     if (a.final_sent && a.next && ctx->conn->failed_at - ctx->tail_at >= PRE_OPEN) {
       /* this revision committed; the next one's BEGIN or version move failed */
       luamig_run_log(r, "done", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
-      log_warnings(r);
+      luamig_run_warnings(r);
       luaL_error(L, "%s %s failed: %s", next_step->up ? "upgrade" : "downgrade",
                  g->revs[next_step->rev].id, msg);
     }
@@ -483,14 +307,14 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
     if (lock_timeout)
       msg = lua_pushfstring(L, "%s; blocked by: %s", msg, push_blockers(L, ctx->conn));
     luamig_run_log(r, "fail", lua_tostring(L, lineidx), luamig_now_ms() - a.t0);
-    log_warnings(r);
+    luamig_run_warnings(r);
     luaL_error(L, "%s %s failed: %s", s->up ? "upgrade" : "downgrade", rv->id, msg);
   }
   double ms = luamig_now_ms() - a.t0;
-  if (ctx->conn == NULL) drain_script(r, ctxidx);
+  if (ctx->conn == NULL) luamig_run_drain(r, ctxidx);
   else luamig_run_log(r, "done", lua_tostring(L, lineidx), ms);
   if (ctx->conn != NULL) luamig_run_log(r, "heads", m->expect, 0);
-  log_warnings(r);
+  luamig_run_warnings(r);
 
   /* result entry, appended to the results table just below the scratch */
   lua_settop(L, top);
@@ -501,24 +325,6 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   lua_setfield(L, -2, "ms");
   lua_rawseti(L, top, (lua_Integer)lua_rawlen(L, top) + 1);
   return next != NULL;
-}
-
-/* Connects and takes the lock, or (opts.sql) prepares an offline script;
- * pushes the op context and returns its stack index. */
-static int open_context(luamig_run *r, bool offline) {
-  lua_State *L = r->L;
-  int connidx = 0;
-  if (!offline) {
-    luamig_run_connect(r);
-    connidx = r->conn;
-    /* with a log to take them, server WARNINGs go there, not to stderr */
-    if (lua_getfield(L, r->opts, "log") == LUA_TFUNCTION) r->c->hold_warnings = true;
-    lua_pop(L, 1);
-    luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
-  }
-  luamig_opctx_new(L, connidx);
-  luamig_opctx_bind_run(L, -1, r->opts, &r->vt);
-  return lua_gettop(L);
 }
 
 /* upgrade / downgrade: returns the list of steps run (empty when up to date).
@@ -544,7 +350,7 @@ static int migrate(lua_State *L, bool up) {
     return luaL_error(L, "offline downgrade needs a start revision: "
                       "luamig downgrade FROM:TO --sql");
   }
-  int ctxidx = open_context(&r, offline);
+  int ctxidx = luamig_run_open(&r, offline);
   luamig_opctx *ctx = lua_touserdata(L, ctxidx);
   lua_createtable(L, 0, 1);          /* { __index = op table }: one op table per run */
   luamig_ops_push(L, ctxidx);
@@ -564,10 +370,10 @@ static int migrate(lua_State *L, bool up) {
       luamig_vtable_ensure(L, ctx, &r.vt);
       luamig_log_ensure(L, ctx, &r.vt);
     }
-    drain_script(&r, ctxidx);
+    luamig_run_drain(&r, ctxidx);
   } else {
     ncur = luamig_read_current(&r, cur, &present);
-    luamig_run_log(&r, "heads", push_ids(L, r.g, cur, ncur), 0);
+    luamig_run_log(&r, "heads", luamig_push_ids(L, r.g, cur, ncur), 0);
     lua_pop(L, 1);
     luamig_warn_findings(&r, luamig_push_findings(&r, cur, ncur, 0));   /* before the log is made */
     lua_pop(L, 1);
@@ -620,70 +426,7 @@ static int migrate(lua_State *L, bool up) {
     lua_settop(L, results);
   }
   if (!offline) luamig_lock_release(L, r.c, &r.vt);
-  log_warnings(&r);
-  return 1;
-}
-
-/* stamp: sets the version table to TARGET without running any revision, as
- * Alembic's stamp would (luamig_stamp); opts.purge empties the table first
- * (even of ids no file has). Returns the revisions the table then holds. */
-static int cmd_stamp(lua_State *L) {
-  luamig_run r;
-  luamig_run_init(L, &r, LUAMIG_RUN_SUMS | LUAMIG_RUN_MIGRATE |
-                         (luamig_opt_preset(L, "sql") ? 0 : LUAMIG_RUN_CONNECT));
-  lua_getfield(L, r.opts, "target");
-  const char *target = lua_tostring(L, -1);
-  if (target == NULL) return luaL_error(L, "stamp needs a target: a revision, heads or base");
-  bool purge = luamig_opt_flag(L, r.opts, "purge"), offline = luamig_opt_flag(L, r.opts, "sql");
-  luamig_graph *g = r.g;
-  int ctxidx = open_context(&r, offline);
-  luamig_opctx *ctx = lua_touserdata(L, ctxidx);
-  int *cur = luamig_scratch(L, g->n), ncur = 0;
-  bool present = false;
-  if (!offline && purge) {          /* ids no file has are fine: they go */
-    present = luamig_vtable_read(L, r.c, &r.vt) >= 0;
-    lua_pop(L, 1);
-  } else if (!offline) {
-    ncur = luamig_read_current(&r, cur, &present);
-  }
-  if (!present) luamig_vtable_ensure(L, ctx, &r.vt);
-  luamig_log_ensure(L, ctx, &r.vt);
-  int *rows = luamig_scratch(L, g->n), nrows = luamig_stamp(L, g, cur, ncur, target, rows);
-
-  luamig_emit(L, ctx, "BEGIN", 0, NULL);
-  if (purge) {
-    lua_pushliteral(L, "DELETE FROM ");
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luamig_quote_qualified(L, &b, r.vt.schema, r.vt.name);
-    luaL_pushresult(&b);
-    lua_concat(L, 2);
-    luamig_emit(L, ctx, lua_tostring(L, -1), 0, NULL);
-    lua_pop(L, 1);
-  }
-  int *was = luamig_scratch(L, g->n), *now = luamig_scratch(L, g->n);
-  for (int i = 0; i < ncur; i++) was[cur[i]] = 1;
-  for (int i = 0; i < nrows; i++) now[rows[i]] = 1;
-  const char **from = lua_newuserdatauv(L, (size_t)(ncur + 1) * sizeof *from, 0);
-  const char **to = lua_newuserdatauv(L, (size_t)(nrows + 1) * sizeof *to, 0);
-  int nfrom = 0, nto = 0;
-  for (int i = 0; i < ncur; i++) if (!now[cur[i]]) from[nfrom++] = g->revs[cur[i]].id;
-  for (int i = 0; i < nrows; i++) if (!was[rows[i]]) to[nto++] = g->revs[rows[i]].id;
-  const char *line = lua_pushfstring(L, "Running stamp_revision %s -> %s",
-                                     push_ids(L, g, cur, ncur), push_ids(L, g, rows, nrows));
-  luamig_run_log(&r, offline ? "sql" : "info", offline ? lua_pushfstring(L, "-- %s", line) : line, 0);
-  luamig_move m = { from, nfrom, to, nto, { NULL, NULL }, NULL };
-  luamig_vtable_move(L, ctx, &r.vt, &m, NULL);
-  luamig_log_stamp(&r, ctx, cur, ncur, &m);
-  luamig_emit(L, ctx, "COMMIT", 0, NULL);
-  if (offline) drain_script(&r, ctxidx);
-  else luamig_lock_release(L, r.c, &r.vt);
-  log_warnings(&r);
-  lua_createtable(L, nrows, 0);
-  for (int i = 0; i < nrows; i++) {
-    luamig_push_rev_info(L, g, rows[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  luamig_run_warnings(&r);
   return 1;
 }
 
@@ -693,7 +436,6 @@ static int cmd_downgrade(lua_State *L) { return migrate(L, false); }
 static const luaL_Reg runner_funcs[] = {
   { "upgrade", cmd_upgrade },
   { "downgrade", cmd_downgrade },
-  { "stamp", cmd_stamp },
   { NULL, NULL }
 };
 

@@ -1,12 +1,9 @@
 /*
- * sql.c: identifier quoting, literals and the helpers the statement builders
- * share (sql_table.c, sql_object.c), all pure (no connection), so the live run
- * and the offline --sql script are built by the same code.
+ * sql.c: the helpers the statement builders share (sql_table.c,
+ * sql_constraint.c, sql_object.c), all pure (no connection), so the live run
+ * and the offline --sql script are built by the same code. Quoting is
+ * quote.c's; reading the op's arguments, args.c's.
  *
- * Identifiers are always quoted ("users", not users), by luamig_add_ident and
- * nothing else: a name reaches the catalog exactly as written (case, spaces,
- * keywords, unicode), no keyword list has to track the server's grammar, and a
- * name over 63 bytes is an error instead of the server's silent truncation.
  * Types, defaults, index expressions, WHERE clauses and table constraints are
  * SQL text and pass through verbatim, one expression each (no ';').
  *
@@ -14,94 +11,12 @@
  * value they read goes through the top: pushed, turned into text there (an
  * inner buffer for quoting), then added with luaL_addvalue.
  */
-#include <stdarg.h>
 #include <string.h>
 
 #include "luamig.h"
 
-int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...) {
-  va_list ap;
-  luaL_where(L, 1);
-  lua_pushstring(L, what);
-  lua_pushliteral(L, ": ");
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 4);
-  return lua_error(L);
-}
-
-/* luamig_op_error, or a plain luaL_error when there is no op (what == NULL). */
-static int fail(lua_State *L, const char *what, const char *fmt, const char *a, int n) {
-  if (what != NULL) return luamig_op_error(L, what, fmt, a, n);
-  return luaL_error(L, fmt, a, n);
-}
-
-/* ---- quoting ---- */
-
-static void add_quoted(luaL_Buffer *b, const char *s, size_t len, char q) {
-  luaL_addchar(b, q);
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == q) luaL_addchar(b, q);
-    luaL_addchar(b, s[i]);
-  }
-  luaL_addchar(b, q);
-}
-
-void luamig_add_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
-                      const char *s, size_t len) {
-  if (len == 0)
-    fail(L, what, what ? "empty identifier (%s)" : "empty identifier", label, 0);
-  if (strlen(s) < len)
-    fail(L, what, "%s contains a NUL byte", label, 0);
-  if (len > LUAMIG_MAX_IDENT)
-    fail(L, what, "identifier \"%s\" is longer than %d bytes",
-         lua_pushlstring(L, s, len), LUAMIG_MAX_IDENT);
-  add_quoted(b, s, len, '"');
-}
-
-void luamig_quote_ident(lua_State *L, luaL_Buffer *b, const char *name) {
-  luamig_add_ident(L, b, NULL, "identifier", name, strlen(name));
-}
-
-void luamig_quote_qualified(lua_State *L, luaL_Buffer *b, const char *schema,
-                            const char *name) {
-  if (schema != NULL) {
-    luamig_quote_ident(L, b, schema);
-    luaL_addchar(b, '.');
-  }
-  luamig_quote_ident(L, b, name);
-}
-
-/* '...' with ' doubled; a string with a backslash is written E'...' with \
- * doubled too, so it reads the same whatever standard_conforming_strings is. */
-void luamig_quote_literal(luaL_Buffer *b, const char *s) {
-  if (strchr(s, '\\') == NULL) {
-    add_quoted(b, s, strlen(s), '\'');
-    return;
-  }
-  luaL_addstring(b, "E'");
-  for (; *s; s++) {
-    if (*s == '\'' || *s == '\\') luaL_addchar(b, *s);
-    luaL_addchar(b, *s);
-  }
-  luaL_addchar(b, '\'');
-}
-
 void luamig_sql_next(luaL_Buffer *b) {
   luaL_addchar(b, '\0');
-}
-
-/* ---- reading Lua values for the builders ---- */
-
-/* The string at the top, checked to be a string without NUL bytes. */
-static const char *top_string(lua_State *L, const char *what, const char *label) {
-  if (lua_type(L, -1) != LUA_TSTRING)
-    luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, -1));
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if (strlen(s) < len) luamig_op_error(L, what, "%s contains a NUL byte", label);
-  return s;
 }
 
 void luamig_add_top_ident(lua_State *L, luaL_Buffer *b, const char *what, const char *label) {
@@ -121,7 +36,7 @@ void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const c
                          const char *prefix) {
   /* one expression: a ';' would make the --sql script run more than the live
    * statement (which the server refuses) */
-  const char *why = luamig_sql_fragment_problem(top_string(L, what, label));
+  const char *why = luamig_sql_fragment_problem(luamig_top_string(L, what, label));
   if (why) luamig_op_error(L, what, "%s: %s", label, why);
   lua_pushstring(L, prefix);
   lua_rotate(L, -2, 1);
@@ -131,7 +46,7 @@ void luamig_add_top_text(lua_State *L, luaL_Buffer *b, const char *what, const c
 
 void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, const char *label,
                             const char *prefix) {
-  const char *s = top_string(L, what, label);
+  const char *s = luamig_top_string(L, what, label);
   luaL_Buffer q;
   luaL_buffinit(L, &q);
   luaL_addstring(&q, prefix);
@@ -139,72 +54,6 @@ void luamig_add_top_literal(lua_State *L, luaL_Buffer *b, const char *what, cons
   luaL_pushresult(&q);
   lua_remove(L, -2);
   luaL_addvalue(b);
-}
-
-const char *luamig_arg_ident(lua_State *L, const char *what, int idx, const char *label) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luamig_op_error(L, what, "%s must be a string (got %s)", label, luaL_typename(L, idx));
-  size_t len;
-  const char *s = lua_tolstring(L, idx, &len);
-  if (len == 0) luamig_op_error(L, what, "empty identifier (%s)", label);
-  if (strlen(s) < len) luamig_op_error(L, what, "%s contains a NUL byte", label);
-  if (len > LUAMIG_MAX_IDENT)
-    luamig_op_error(L, what, "identifier \"%s\" is longer than %d bytes", s, LUAMIG_MAX_IDENT);
-  return s;
-}
-
-void luamig_check_opts(lua_State *L, const char *what, int idx, const char *const *allowed) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx))
-    luamig_op_error(L, what, "options must be a table (got %s)", luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    bool ok = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; allowed[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), allowed[i]) == 0;
-    if (!ok) luamig_op_error(L, what, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
-  }
-}
-
-int luamig_push_opt(lua_State *L, int opts, const char *key) {
-  if (!lua_istable(L, opts)) { lua_pushnil(L); return LUA_TNIL; }
-  return lua_getfield(L, opts, key);
-}
-
-int luamig_opt_bool(lua_State *L, const char *what, int opts, const char *key) {
-  int type = luamig_push_opt(L, opts, key);
-  int v = type == LUA_TNIL ? -1 : lua_toboolean(L, -1);
-  if (type != LUA_TNIL && type != LUA_TBOOLEAN)
-    luamig_op_error(L, what, "%s must be a boolean (got %s)", key, lua_typename(L, type));
-  lua_pop(L, 1);
-  return v;
-}
-
-bool luamig_push_opt_string(lua_State *L, const char *what, int opts, const char *key,
-                            const char *expected) {
-  int type = luamig_push_opt(L, opts, key);
-  if (type == LUA_TNIL) { lua_pop(L, 1); return false; }
-  if (type != LUA_TSTRING)
-    luamig_op_error(L, what, "%s must be %s (got %s)", key, expected, lua_typename(L, type));
-  top_string(L, what, key);
-  return true;
-}
-
-lua_Integer luamig_check_array(lua_State *L, const char *what, int idx, const char *label) {
-  if (!lua_istable(L, idx))
-    luamig_op_error(L, what, "%s must be a table (an array) (got %s)", label, luaL_typename(L, idx));
-  /* raw: a proxy's __len or __index could make the list endless */
-  if (luaL_getmetafield(L, idx, "__index") != LUA_TNIL || luaL_getmetafield(L, idx, "__len") != LUA_TNIL)
-    luamig_op_error(L, what, "%s must be a plain array (a table without __index or __len)", label);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
-      luamig_op_error(L, what, "%s must be an array (found key %s)", label, luaL_tolstring(L, -1, NULL));
-  }
-  return n;
 }
 
 void luamig_add_drop(lua_State *L, luaL_Buffer *b, const char *what, int arg,
@@ -245,15 +94,4 @@ void luamig_add_ident_list(lua_State *L, luaL_Buffer *b, const char *what, int i
     luamig_add_top_ident(L, b, what, label);
   }
   luaL_addchar(b, ')');
-}
-
-const char *luamig_push_oneline(lua_State *L, const char *s, size_t len) {
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, len);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    p[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-  }
-  luaL_pushresultsize(&b, len);
-  return lua_tostring(L, -1);
 }

@@ -1,7 +1,7 @@
 /*
  * sql_constraint.c: the statements of the constraint ops, and the constraint
  * tables op.create_table takes ({ unique = { "a", "b" }, name = "uq" }). Pure,
- * like sql.c, whose helpers read and quote the arguments.
+ * like the helpers it builds on: args.c reads the arguments, quote.c quotes them.
  */
 #include <string.h>
 #include <strings.h>

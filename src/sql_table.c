@@ -1,6 +1,6 @@
 /*
  * sql_table.c: the statements of the table and column ops, comments included.
- * Pure, like sql.c, whose helpers read and quote the arguments.
+ * Pure, like the helpers it builds on: args.c reads the arguments, quote.c quotes them.
  *
  * An op that needs several statements (a table and its comments) separates
  * them with luamig_sql_next; ops.c sends them one by one, so an error names
