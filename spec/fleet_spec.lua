@@ -269,9 +269,10 @@ describe("fleet #cli", function()
   end)
 
   it("a run that dies by a signal fails its target alone, naming the signal", function()
-    local kill = h.project({
+    local kill = h.project({   -- its downgrade() undoes nothing: a lint warning on every target
       ["versions/k1.lua"] = h.revision("k1", nil,
-        'if os.getenv("LUAMIG_FLEET_SCHEMA") == "tenant_03" then os.execute("kill -9 $PPID") end', ""),
+        'if os.getenv("LUAMIG_FLEET_SCHEMA") == "tenant_03" then os.execute("kill -9 $PPID") end\n'
+        .. '  op.create_table("k", { { "id", "bigint", primary_key = true } })', ""),
     }, 'return { versions = "versions", version_table = "luamig_kill" }')
     local code, out, err = h.run({ "upgrade", "--all-schemas", "--match", "tenant\\_0%", "--url",
                                    h.url(schema_db), "--continue-on-error" }, { cwd = kill })
@@ -279,6 +280,11 @@ describe("fleet #cli", function()
     assert.matches("tenant_03 .* failed", out)
     assert.matches("8 ok, 1 failed", out)
     assert.matches("luamig: error: tenant_03: luamig was killed by signal 9", err)
+    -- the same warning from eight targets, once
+    local _, n = err:gsub("downgrade%-missing", "")
+    assert.equal(1, n, err)
+    assert.matches("luamig: warning: versions/k1.lua:%d+: downgrade%-missing: downgrade%(%) undoes nothing "
+      .. "%(8 targets%)", err)
   end)
 
   it("draws a progress line on a terminal, and only there", function()
