@@ -23,8 +23,8 @@ CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/a
            src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c \
            src/core.c
-CLI_SRC  = src/cli.c src/cli_report.c src/cli_progress.c src/json.c \
-           src/fleet.c src/fleet_pool.c src/fleet_child.c
+CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_lib.c \
+           src/cli_progress.c src/json.c src/fleet.c src/fleet_pool.c src/fleet_child.c
 
 B  ?= build
 OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)

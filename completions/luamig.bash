@@ -2,12 +2,11 @@
 # Installed by `make install` as $(PREFIX)/share/bash-completion/completions/luamig;
 # or source it from ~/.bashrc. Needs nothing from the bash-completion package.
 #
-# Completes the commands, the options of each command, and, where a revision is
-# expected, the revision ids and branch labels found in the versions directory
-# (`versions = "..."` in luamig.lua, or -c FILE's, default versions/) plus head, heads
-# and base.
-
-_luamig_commands="branches check current downgrade heads help history init lint merge revision show stamp status upgrade verify"
+# Completes the commands and the options of each, as the command's own table
+# lists them (the hidden `luamig --list-cmds` and `luamig --list-opts [CMD]`), and,
+# where a revision is expected, the revision ids and branch labels found in the
+# versions directory (`versions = "..."` in luamig.lua, or -c FILE's, default
+# versions/) plus the symbolic targets the command takes (head, heads, base).
 
 # The versions directories of the project: from `versions = "dir"` or
 # `versions = { "a", "b" }` (on one line) in the config file ($1), relative to its
@@ -56,13 +55,44 @@ _luamig_reply() {
   mapfile -t COMPREPLY < <(compgen "$@")
 }
 
+# The options of command $2 (the global ones without it), as luamig $1 lists them:
+# "--long -s ARG help..." lines, "-" for none; then "args KEY WORDS..." for the
+# positional arguments. Sets _luamig_opts (the names), _luamig_valued (the names
+# that take a value, each with the name of its value: " --head=REV -c=FILE "),
+# _luamig_args (KEY) and _luamig_words (WORDS).
+_luamig_options() {
+  local long short arg rest
+  _luamig_opts="" _luamig_valued=" " _luamig_args="" _luamig_words=""
+  while read -r long short arg rest; do
+    if [[ $long == args ]]; then
+      _luamig_args=$short
+      _luamig_words="$arg $rest"
+      continue
+    fi
+    _luamig_opts+=" $long"
+    [[ $short != - ]] && _luamig_opts+=" $short"
+    if [[ $arg != - ]]; then
+      _luamig_valued+="$long=$arg "
+      [[ $short != - ]] && _luamig_valued+="$short=$arg "
+    fi
+  done < <("$1" --list-opts ${2:+"$2"} 2>/dev/null)
+}
+
 _luamig() {
-  local cur=${COMP_WORDS[COMP_CWORD]} prev=""
+  local cur=${COMP_WORDS[COMP_CWORD]} prev="" bin=${COMP_WORDS[0]}
   [[ $COMP_CWORD -gt 0 ]] && prev=${COMP_WORDS[COMP_CWORD - 1]}
+  bin=${bin/#\~/$HOME}
   COMPREPLY=()
 
-  # Find the command and the config file among the words before the cursor.
-  local i w cmd="" cfg=luamig.lua
+  local commands global global_valued
+  commands=" $("$bin" --list-cmds 2>/dev/null | tr '\n' ' ')"
+  _luamig_options "$bin"
+  global=$_luamig_opts global_valued=$_luamig_valued
+
+  # Find the command and the config file among the words before the cursor. Before
+  # the command, an option that is not a global one takes a value unless a command
+  # follows it (luamig --lock-wait 5 upgrade).
+  local i w cmd="" cfg=luamig.lua valued=$global_valued
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
@@ -71,88 +101,64 @@ _luamig() {
         if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
         cfg=${COMP_WORDS[i + 1]}; ((i++)) ;;
       --config=*) cfg=${w#--config=} ;;
-      --url | -m | --message | --rev-id | --head | -r | --rev-range | --branch-label | \
-        --depends-on | --version-path | --lock-wait | --revision-timeout | --models | --backup | \
-        --targets | --match | --jobs) ((i++)) ;;
-      -*) ;;
-      *) [[ -z $cmd ]] && cmd=$w ;;
+      -*=* | -[0-9]*) ;;
+      -*)
+        if [[ $valued == *" $w="* ]]; then
+          ((i++))
+        elif [[ -z $cmd && "$global " != *" $w "* && $commands != *" ${COMP_WORDS[i + 1]} "* &&
+                $((i + 1)) -lt $COMP_CWORD ]]; then
+          ((i++))
+        fi ;;
+      *)
+        if [[ -z $cmd ]]; then
+          cmd=$w
+          _luamig_options "$bin" "$cmd"
+          valued=$global_valued$_luamig_valued
+        fi ;;
     esac
   done
   cfg=${cfg/#\~/$HOME}
+  [[ -n $cmd ]] && _luamig_options "$bin" "$cmd"
 
-  # The value of an option.
-  case $prev in
-    -c | --config)
-      _luamig_reply -f -- "$cur"
-      compopt -o filenames 2>/dev/null
-      return 0 ;;
-    --targets)
-      _luamig_reply -f -- "$cur"
-      compopt -o filenames 2>/dev/null
-      return 0 ;;
-    --version-path)
-      _luamig_reply -d -- "$cur"
-      compopt -o filenames 2>/dev/null
-      return 0 ;;
-    --head | --depends-on)
-      _luamig_reply -W "$(_luamig_revisions "$cfg") head base" -- "$cur"
-      return 0 ;;
-    --url | -m | --message | --rev-id | -r | --rev-range | --branch-label | --lock-wait | --revision-timeout | --models | --backup | --match | --jobs)
-      return 0 ;;
-  esac
+  # The value of an option, by the name of its value.
+  local vw=" $_luamig_valued $global_valued "
+  if [[ $vw == *" $prev="* ]]; then
+    local arg=${vw#*" $prev="}
+    arg=${arg%% *}
+    case $arg in
+      FILE)
+        _luamig_reply -f -- "$cur"
+        compopt -o filenames 2>/dev/null ;;
+      DIR)
+        _luamig_reply -d -- "$cur"
+        compopt -o filenames 2>/dev/null ;;
+      REV) _luamig_reply -W "$(_luamig_revisions "$cfg") head base" -- "$cur" ;;
+      *'|'*) _luamig_reply -W "${arg//|/ }" -- "$cur" ;;
+    esac
+    return 0
+  fi
 
-  local global="-c --config --url -q --quiet --json -h --help --version"
   if [[ -z $cmd ]]; then
     if [[ $cur == -* ]]; then
       _luamig_reply -W "$global" -- "$cur"
     else
-      _luamig_reply -W "$_luamig_commands" -- "$cur"
+      _luamig_reply -W "$commands" -- "$cur"
     fi
     return 0
   fi
 
-  local opts="" words=""
-  # many databases at once (upgrade, downgrade, current, status, verify)
-  local fleet="--targets --all-databases --all-schemas --match --jobs --continue-on-error"
-  case $cmd in
-    current) opts="-v --verbose $fleet" ;;
-    branches | heads) opts="-v --verbose" ;;
-    history) opts="-v --verbose -i --indicate-current -r --rev-range" ;;
-    help) words=$_luamig_commands ;;
-    init)
-      if [[ $cur != -* ]]; then
-        _luamig_reply -d -- "$cur"
-        compopt -o filenames 2>/dev/null
-        return 0
-      fi ;;
-    revision)
-      opts="-m --message --rev-id --head --splice --branch-label --depends-on --version-path
-            --autogenerate --allow-empty --models" ;;
-    check) opts="--models" ;;
-    lint)
-      opts="-v --verbose --json --style"
-      words="base:head $(_luamig_revisions "$cfg")" ;;
-    merge)
-      opts="-m --message --rev-id"
-      words="heads $(_luamig_revisions "$cfg")" ;;
-    show) words="head heads base $(_luamig_revisions "$cfg")" ;;
-    stamp)
-      opts="--purge --sql"
-      words="head heads base $(_luamig_revisions "$cfg")" ;;
-    upgrade)
-      opts="--sql --lock-wait --revision-timeout --lint --backup $fleet"
-      words="head heads $(_luamig_revisions "$cfg")" ;;
-    downgrade)
-      opts="--sql --lock-wait --revision-timeout $fleet"
-      words="base $(_luamig_revisions "$cfg")" ;;
-    status) opts=$fleet ;;
-    verify) opts="--strict $fleet" ;;
-  esac
   if [[ $cur == -* ]]; then
-    _luamig_reply -W "$opts $global" -- "$cur"
-  else
-    _luamig_reply -W "$words" -- "$cur"
+    _luamig_reply -W "$_luamig_opts $global" -- "$cur"
+    return 0
   fi
+  case $_luamig_args in
+    "") ;;
+    dir)
+      _luamig_reply -d -- "$cur"
+      compopt -o filenames 2>/dev/null ;;
+    command) _luamig_reply -W "$commands" -- "$cur" ;;
+    *) _luamig_reply -W "$_luamig_words $(_luamig_revisions "$cfg")" -- "$cur" ;;
+  esac
   return 0
 }
 

@@ -420,6 +420,9 @@ void luamig_budget_limit(lua_State *L, double ms, const char *label);
  * Returns the lua_pcall status. */
 int luamig_revision_pcall(lua_State *L, int nargs, int nresults, const char *path,
                           const char *what);
+/* Lua cuts a file name in its messages to LUA_IDSIZE ("...tail.lua:3: msg"):
+ * puts path back whole in the error message at the top. */
+void luamig_error_path(lua_State *L, const char *path);
 /* The running revision spent ms waiting on the server: not its own time. */
 void luamig_budget_pause(lua_State *L, double ms);
 /* Silences (or not) print and io.write in revisions, as while the lint records

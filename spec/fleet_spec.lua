@@ -319,7 +319,7 @@ describe("fleet #cli", function()
     assert.matches("3 targets: 3 ok", out)
     assert.matches("postgresql://postgres:%*%*%*@/", out)
     assert.not_matches(password, out)
-    assert.matches("argv: .*upgrade %-%-targets targets.txt", err)
+    assert.matches("argv: luamig %-%-fleet%-child %-%-json upgrade ", err)
     assert.not_matches(password, err)
     code, out = h.run({ "current", "--targets", "targets.txt", "--json" }, { cwd = probe })
     assert.equal(0, code, out)
@@ -350,7 +350,8 @@ describe("fleet #cli", function()
       { { "upgrade", "--targets", "t", "--all-databases" }, "use one" },
       { { "upgrade", "--all-databases", "--sql", "--url", server }, "%-%-sql writes one script" },
       { { "upgrade", "--all-databases", "--jobs", "0", "--url", server }, "%-%-jobs must be" },
-      { { "history", "--all-databases" }, "history: %-%-all%-databases is for upgrade" },
+      { { "history", "--all-databases" }, "history: unknown option '%-%-all%-databases' %(see 'luamig "
+        .. "help history'; it is an option of current, downgrade, status, upgrade, verify%)" },
       { { "upgrade", "--all-databases", "--match", "nothing_like_this%", "--url", server },
         "no database matches" },
     }

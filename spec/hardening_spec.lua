@@ -99,7 +99,7 @@ describe("hardening #cli", function()
       assert.equal(0, code, err)
       code, out, err = run(dir, { "show", "d2" }, { timeout = 30 })
       assert.equal(0, code, err)
-      assert.matches("Depends on: h01, h02, .*, h40\n", out)
+      assert.matches("Also depends on: h01, h02, .*, h40\n", out)
     end)
   end)
 

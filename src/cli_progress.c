@@ -1,9 +1,10 @@
 /*
  * cli_progress.c: the progress line of a terminal, drawn again in place (a
- * backfill's rows, a fleet's targets). Only on a terminal, and never with -q,
- * --json or --sql: logs and scripts get whole lines only. While a step's line
- * is open ("Running upgrade a -> b ... "), the progress follows it on the same
- * line, and the line is given back when the step ends.
+ * backfill's rows, a fleet's targets). Only on a terminal: logs get whole
+ * lines only (and the callers leave it out with -q and --json). While a
+ * step's line is open ("Running upgrade a -> b ... "), the progress follows
+ * it on the same line, and the line is given back when the step ends. It
+ * calls no other part of the CLI.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,10 +16,6 @@
 static char head[512];                /* the open line: drawn again before each progress */
 static char drawn[1024];              /* what the line shows now */
 static bool shown;
-
-static bool enabled(void) {
-  return !luamig_cli.quiet && !luamig_cli.json && !luamig_cli.sql && isatty(STDOUT_FILENO);
-}
 
 void luamig_cli_progress_head(const char *text) {
   if (text) snprintf(head, sizeof head, "%s ... ", text);
@@ -34,7 +31,7 @@ static size_t width(void) {
 }
 
 void luamig_cli_progress(const char *text) {
-  if (!enabled()) return;
+  if (!isatty(STDOUT_FILENO)) return;
   char line[sizeof drawn];
   snprintf(line, sizeof line, "%s%s", head, text);
   if (shown && strcmp(line, drawn) == 0) return;   /* nothing new: no flicker */

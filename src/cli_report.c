@@ -17,19 +17,21 @@ static void print_first_line(const char *msg) {
     putchar((unsigned char)*msg < 0x20 || *msg == 0x7f ? ' ' : *msg);
 }
 
-/* Every line of text indented by four spaces (an empty line stays empty), a
- * CR before a newline dropped, other control characters but tabs as spaces. */
-static void print_indented(const char *text) {
-  for (const char *p = text; p && *p;) {
-    size_t len = strcspn(p, "\n");
-    size_t shown = len > 0 && p[len - 1] == '\r' ? len - 1 : len;
+/* Every line of the n bytes of text indented by four spaces (an empty line
+ * stays empty), without the spaces, tabs and CR it ends with, other control
+ * characters but tabs as spaces. */
+static void print_indented(const char *text, size_t n) {
+  for (const char *p = text, *end = text + n; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p), shown = len;
+    while (shown > 0 && strchr("\r\t ", p[shown - 1])) shown--;
     if (shown > 0) fputs("    ", stdout);
     for (size_t i = 0; i < shown; i++) {
       unsigned char c = (unsigned char)p[i];
       putchar((c < 0x20 && c != '\t') || c == 0x7f ? ' ' : (char)c);
     }
     putchar('\n');
-    p += len + (p[len] == '\n');
+    p += len + (nl != NULL);
   }
 }
 
@@ -78,41 +80,84 @@ static void print_line(lua_State *L, int rev) {
   putchar('\n');
 }
 
-static void print_verbose(lua_State *L, int rev) {
-  printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-  print_marks(L, rev, ENTRY);
-  printf("\nParent: ");
-  lua_getfield(L, rev, "down_revision");
+/* Prints "label a, b\n" for the strings of the list t[key]; nothing when it is empty. */
+static void print_ids(lua_State *L, int t, const char *key, const char *label) {
+  lua_getfield(L, t, key);
   int n = (int)lua_rawlen(L, -1);
-  if (n == 0) fputs("<base>", stdout);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    printf("%s%s%s", i > 1 ? ", " : label, lua_tostring(L, -1), i == n ? "\n" : "");
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  printf("\nPath: %s\n\n", luamig_cli_field(L, rev, "path"));
-  const char *msg = luamig_cli_field(L, rev, "message");
-  if (msg && *msg) print_indented(msg);
+}
+
+static bool is_set(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  bool b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+/* A revision in full, as Alembic's log_entry (history -v, show): "Rev:" and
+ * its marks, "Parent:" (or "Merges:"), "Also depends on:", "Branches into:",
+ * "Branch names:", "Path:", then its description indented: the comment the
+ * file opens with (the template's message, Revision ID, Revises, Create Date),
+ * or its message when it has none. */
+static void print_entry(lua_State *L, int rev) {
+  printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
+  print_marks(L, rev, ENTRY);
+  lua_getfield(L, rev, "down_revision");
+  bool base = lua_rawlen(L, -1) == 0;
+  lua_pop(L, 1);
+  if (base) printf("\nParent: <base>\n");
+  else print_ids(L, rev, "down_revision",
+                 is_set(L, rev, "mergepoint") ? "\nMerges: " : "\nParent: ");
+  print_ids(L, rev, "depends_on", "Also depends on: ");
+  if (is_set(L, rev, "branchpoint")) print_ids(L, rev, "children", "Branches into: ");
+  print_ids(L, rev, "branches", "Branch names: ");
+  printf("Path: %s\n", luamig_cli_field(L, rev, "path"));
+  lua_getfield(L, rev, "transactional");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) printf("Transactional: no\n");
+  lua_pop(L, 1);
+  const char *doc = luamig_cli_field(L, rev, "doc");
+  size_t len = doc ? strlen(doc) : 0;
+  while (len > 0 && (doc[len - 1] == '\n' || doc[len - 1] == '\r' || doc[len - 1] == ' ')) len--;
+  if (len == 0) {
+    doc = luamig_cli_field(L, rev, "message");
+    len = doc ? strlen(doc) : 0;
+  }
+  putchar('\n');
+  if (len > 0) print_indented(doc, len);
   else putchar('\n');
   putchar('\n');
 }
 
-int luamig_cli_current(lua_State *L) {
-  luamig_cli_at_most(L, 0, "current");
-  luamig_cli_call(L, "current");
-  if (luamig_cli_json(L, "current", lua_gettop(L))) return 0;
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+/* --verbose: each revision in full; otherwise one line each. */
+static int print_revisions(lua_State *L, int res, const char *key) {
+  if (luamig_cli_json(L, key, res)) return 0;
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, res); i++) {
+    lua_rawgeti(L, res, i);
+    if (luamig_cli_flag(L, "verbose")) print_entry(L, lua_gettop(L));
+    else print_line(L, lua_gettop(L));
+    lua_settop(L, res);
+  }
+  return 0;
+}
+
+int luamig_cli_print_history(lua_State *L, int res) { return print_revisions(L, res, "history"); }
+
+int luamig_cli_print_current(lua_State *L, int res) {
+  if (luamig_cli_json(L, "current", res)) return 0;
+  int n = (int)lua_rawlen(L, res);
   bool verbose = luamig_cli_flag(L, "verbose");
   if (verbose) printf("Current revision(s):%s\n", n ? "" : " none (nothing applied)");
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, res, i);
     int rev = lua_gettop(L);
-    lua_getfield(L, rev, "unknown");
-    bool unknown = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    bool unknown = is_set(L, rev, "unknown");
     if (verbose && !unknown) {
-      print_verbose(L, rev);
+      print_entry(L, rev);
     } else {
       printf("%s", luamig_cli_field(L, rev, "revision"));
       print_marks(L, rev, LINE_TREE);
@@ -123,39 +168,11 @@ int luamig_cli_current(lua_State *L) {
   return 0;
 }
 
-static int list_revisions(lua_State *L, const char *core) {
-  luamig_cli_call(L, core);
-  if (luamig_cli_json(L, core, lua_gettop(L))) return 0;
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, res, i);
-    if (luamig_cli_flag(L, "verbose")) print_verbose(L, lua_gettop(L));
-    else print_line(L, lua_gettop(L));
-    lua_settop(L, res);
-  }
-  return 0;
-}
-
-int luamig_cli_history(lua_State *L) {
-  luamig_cli_at_most(L, 0, "history");
-  /* (current) marks need the database: shown when a URL is configured, or asked for */
-  if (!luamig_cli_flag(L, "indicate_current")) {
-    lua_getfield(L, 1, "url");
-    bool url = lua_isstring(L, -1) || getenv("DATABASE_URL") != NULL;
-    lua_pop(L, 1);
-    lua_pushboolean(L, url);
-    lua_setfield(L, 1, "indicate_current");
-  }
-  return list_revisions(L, "history");
-}
-
 /* heads: "3f2a9c1b7e4d (billing, core) (head)", as Alembic prints them: the
  * branch labels the head shows, then (head) or (effective head). */
-int luamig_cli_heads(lua_State *L) {
-  luamig_cli_at_most(L, 0, "heads");
-  if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return list_revisions(L, "heads");
-  luamig_cli_call(L, "heads");
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+int luamig_cli_print_heads(lua_State *L, int res) {
+  if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return print_revisions(L, res, "heads");
+  int n = (int)lua_rawlen(L, res);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, res, i);
     printf("%s", luamig_cli_field(L, -1, "revision"));
@@ -175,10 +192,7 @@ int luamig_cli_heads(lua_State *L) {
 }
 
 /* status: exit 0 at head, 3 with revisions pending (for CI), 1 on error. */
-int luamig_cli_status(lua_State *L) {
-  luamig_cli_at_most(L, 0, "status");
-  luamig_cli_call(L, "status");
-  int res = lua_gettop(L);
+int luamig_cli_print_status(lua_State *L, int res) {
   lua_getfield(L, res, "pending");
   bool pending = lua_rawlen(L, -1) > 0;
   lua_pop(L, 1);
@@ -210,92 +224,35 @@ int luamig_cli_status(lua_State *L) {
   return 3;
 }
 
-static void print_list_field(lua_State *L, int t, const char *k, const char *label) {
-  lua_getfield(L, t, k);
-  int n = (int)lua_rawlen(L, -1);
-  if (n > 0) {
-    printf("%s", label);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      printf("%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-    printf("\n");
-  }
-  lua_pop(L, 1);
-}
-
-int luamig_cli_show(lua_State *L) {
-  luamig_cli_at_most(L, 1, "show");
-  if (luamig_cli_nargs(L) == 1) {
-    lua_pushstring(L, luamig_cli_arg(L, 1));
-    lua_setfield(L, 1, "target");
-  }
-  luamig_cli_call(L, "show");
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-  for (int i = 1; i <= n; i++) {
+/* show: each revision the target names, in full. */
+int luamig_cli_print_show(lua_State *L, int res) {
+  if (luamig_cli_json(L, "revisions", res)) return 0;
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, res); i++) {
     lua_rawgeti(L, res, i);
-    int rev = lua_gettop(L);
-    printf("Rev: %s", luamig_cli_field(L, rev, "revision"));
-    print_marks(L, rev, ENTRY);
-    printf("\n");
-    lua_getfield(L, rev, "down_revision");
-    bool base = lua_rawlen(L, -1) == 0;
-    lua_pop(L, 1);
-    if (base) printf("Parent: <base>\n");
-    else print_list_field(L, rev, "down_revision", "Parent: ");
-    print_list_field(L, rev, "children", "Children: ");
-    print_list_field(L, rev, "depends_on", "Depends on: ");
-    print_list_field(L, rev, "branch_labels", "Branch names: ");
-    printf("Path: %s\n", luamig_cli_field(L, rev, "path"));
-    lua_getfield(L, rev, "transactional");
-    if (!lua_toboolean(L, -1)) printf("Transactional: no\n");
-    lua_pop(L, 1);
-    const char *doc = luamig_cli_field(L, rev, "doc");
-    if (doc && *doc) {
-      printf("\n");
-      print_indented(doc);
-    }
+    print_entry(L, lua_gettop(L));
     lua_settop(L, res);
   }
   return 0;
 }
 
-/* branches: "a1b2 (branchpoint)" then "    -> child (head), message". */
-int luamig_cli_branches(lua_State *L) {
-  luamig_cli_at_most(L, 0, "branches");
-  if (luamig_cli_flag(L, "verbose")) {
-    luamig_cli_call(L, "branches");
-    int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, res, i);
-      print_verbose(L, lua_gettop(L));
-      lua_settop(L, res);
-    }
-    return 0;
-  }
-  luamig_cli_call(L, "branches");
-  int res = lua_gettop(L), n = (int)lua_rawlen(L, res);
+/* branches: "a1b2 (branchpoint), message" then "    -> child" per child. */
+int luamig_cli_print_branches(lua_State *L, int res) {
+  if (luamig_cli_flag(L, "verbose") || luamig_cli.json) return print_revisions(L, res, "branches");
+  int n = (int)lua_rawlen(L, res);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, res, i);
     int rev = lua_gettop(L);
     printf("%s (branchpoint), ", luamig_cli_field(L, rev, "revision"));
     print_first_line(luamig_cli_field(L, rev, "message"));
     putchar('\n');
-    lua_getfield(L, rev, "children");
-    int nc = (int)lua_rawlen(L, -1);
-    for (int k = 1; k <= nc; k++) {
-      lua_rawgeti(L, -1, k);
-      printf("    -> %s\n", lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
+    luamig_cli_print_list(L, rev, "children", "    -> ");
     lua_settop(L, res);
   }
   return 0;
 }
 
-/* Prints "<label>: ID: <text>" for each id of the list res[key]; returns how many. */
-static int print_ids(lua_State *L, int res, const char *key, const char *text) {
+/* Prints "<key>: ID: <text>" for each id of the list res[key]; returns how many. */
+static int print_findings(lua_State *L, int res, const char *key, const char *text) {
   lua_getfield(L, res, key);
   int n = (int)lua_rawlen(L, -1);
   for (int i = 1; i <= n; i++) {
@@ -307,25 +264,27 @@ static int print_ids(lua_State *L, int res, const char *key, const char *text) {
   return n;
 }
 
+/* How many findings verify's result holds. */
+static int count_findings(lua_State *L, int res) {
+  static const char *const lists[] = { "changed", "missing", "ahead", "behind", "stale",
+                                       "invalid_indexes" };
+  lua_getfield(L, res, "log");
+  int found = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+    lua_getfield(L, res, lists[i]);
+    found += (int)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+  }
+  return found;
+}
+
 /* verify: exit 0 when nothing is found (or without --strict), 1 with --strict
  * when anything is. */
-int luamig_cli_verify(lua_State *L) {
-  luamig_cli_at_most(L, 0, "verify");
-  luamig_cli_call(L, "verify");
-  int res = lua_gettop(L), found = 0;
-  if (luamig_cli_json(L, NULL, res)) {
-    static const char *const lists[] = { "changed", "missing", "ahead", "behind", "stale",
-                                         "invalid_indexes" };
-    lua_getfield(L, res, "log");
-    found = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
-      lua_getfield(L, res, lists[i]);
-      found += (int)lua_rawlen(L, -1);
-      lua_pop(L, 1);
-    }
-    return found > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
-  }
+int luamig_cli_print_verify(lua_State *L, int res) {
+  int status = count_findings(L, res) > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
+  if (luamig_cli_json(L, NULL, res)) return status;
+  int found = 0;
   lua_getfield(L, res, "changed");
   for (int i = 1; i <= (int)lua_rawlen(L, -1); i++, found++) {
     lua_rawgeti(L, -1, i);
@@ -334,13 +293,14 @@ int luamig_cli_verify(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  found += print_ids(L, res, "missing", "applied to the database, but no revision file has it");
-  found += print_ids(L, res, "ahead", "applied per the version table, but the audit log never "
-                     "recorded it (set by hand? 'luamig stamp' records such a change)");
-  found += print_ids(L, res, "behind", "applied per the audit log, but the version table does "
-                     "not say so (set back by hand?)");
-  found += print_ids(L, res, "stale", "a version table row that another row builds on (left "
-                     "behind by a hand edit?)");
+  found += print_findings(L, res, "missing",
+                          "applied to the database, but no revision file has it");
+  found += print_findings(L, res, "ahead", "applied per the version table, but the audit log never "
+                          "recorded it (set by hand? 'luamig stamp' records such a change)");
+  found += print_findings(L, res, "behind", "applied per the audit log, but the version table does "
+                          "not say so (set back by hand?)");
+  found += print_findings(L, res, "stale", "a version table row that another row builds on (left "
+                          "behind by a hand edit?)");
   const char *log = luamig_cli_field(L, res, "log");
   if (log) { printf("no log: %s\n", log); found++; }
   lua_getfield(L, res, "invalid_indexes");
@@ -352,5 +312,5 @@ int luamig_cli_verify(lua_State *L) {
   }
   lua_pop(L, 1);
   if (found == 0) printf("OK: every applied revision matches its file.\n");
-  return found > 0 && luamig_cli_flag(L, "strict") ? 1 : 0;
+  return status;
 }

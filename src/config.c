@@ -84,14 +84,20 @@ static void load_dotenv(lua_State *L, const char *path) {
 /* Runs the config file in an environment that can read the standard
  * libraries; pushes the table it returns. */
 static void run_config(lua_State *L, const char *path) {
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) lua_error(L);
+  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+    luamig_error_path(L, path);
+    lua_error(L);
+  }
   lua_newtable(L);
   lua_newtable(L);
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   lua_setupvalue(L, -2, 1);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) lua_error(L);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    luamig_error_path(L, path);
+    lua_error(L);
+  }
   if (!lua_istable(L, -1))
     luaL_error(L, "%s: must return a table (return { url = ..., versions = \"versions\" })", path);
 }

@@ -21,13 +21,6 @@
 #include "cli.h"
 #include "fleet.h"
 
-static const char *const commands[] = { "current", "downgrade", "status", "upgrade", "verify",
-                                        NULL };
-static const char *const flags[] = { "targets_file", "all_databases", "all_schemas", "match",
-                                     "jobs", "continue_on_error", NULL };
-static const char *const flag_names[] = { "--targets", "--all-databases", "--all-schemas",
-                                          "--match", "--jobs", "--continue-on-error", NULL };
-
 /* ---- connection strings ---- */
 
 static void free_conninfo(void *p) { PQconninfoFree(p); }
@@ -254,20 +247,15 @@ static void push_targets(lua_State *L, int cfg) {
 
 /* ---- the entry ---- */
 
-static bool listed(const char *const *list, const char *s) {
-  for (; *list; list++) if (strcmp(*list, s) == 0) return true;
-  return false;
-}
+/* The fleet's own options, which its children do not get (nor the URLs). */
+static const char *const flags[] = { "targets_file", "all_databases", "all_schemas", "match",
+                                     "jobs", "continue_on_error", NULL };
 
-/* The first fleet option given (as written), or NULL. */
-static const char *fleet_option(lua_State *L) {
-  for (int i = 0; flags[i]; i++) {
-    lua_getfield(L, 1, flags[i]);
-    bool set = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (set) return flag_names[i];
-  }
-  return NULL;
+/* Whether any fleet option was given. */
+static bool fleet_option(lua_State *L) {
+  bool any = false;
+  for (int i = 0; flags[i] && !any; i++) any = luamig_cli_flag(L, flags[i]);
+  return any;
 }
 
 /* --jobs N: 1 to 64, default 4. */
@@ -281,35 +269,52 @@ static int jobs(lua_State *L) {
   return (int)n;
 }
 
-int luamig_fleet_maybe(lua_State *L, const char *cmd, int argc, char **argv) {
-  if (luamig_cli_flag(L, "fleet_child")) return luamig_fleet_child(L, cmd);
-  const char *opt = fleet_option(L);
-  if (!listed(commands, cmd)) {
-    if (opt)
-      luaL_error(L, "%s: %s is for upgrade, downgrade, current, status and verify", cmd, opt);
-    return -1;
+/* Pushes the options the children get, as JSON: the command's, less the
+ * fleet's own, the URLs and what the parent alone uses. */
+static const char *push_child_opts(lua_State *L) {
+  static const char *const parent_only[] = { "url", "direct_url", "json", "log", "quiet",
+                                             "fleet_child", NULL };
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    bool drop = lua_type(L, -2) != LUA_TSTRING;
+    for (int i = 0; !drop && flags[i]; i++) drop = strcmp(lua_tostring(L, -2), flags[i]) == 0;
+    for (int i = 0; !drop && parent_only[i]; i++)
+      drop = strcmp(lua_tostring(L, -2), parent_only[i]) == 0;
+    if (drop) { lua_pop(L, 1); continue; }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_settable(L, -4);
   }
-  lua_getfield(L, 1, "url");
-  bool one = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (opt == NULL && one) return -1;  /* --url: that database alone */
+  luamig_push_json(L, -1);
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
+int luamig_fleet_run(lua_State *L, const luamig_cli_command *c) {
+  if (luamig_cli_flag(L, "fleet_child")) return luamig_fleet_child(L, c->core);
+  bool opt = fleet_option(L);
+  if (!opt && luamig_cli_field(L, 1, "url")) return luamig_cli_run(L, c);   /* that database alone */
   luamig_config_load(L, 1);
   int cfg = lua_gettop(L);
   lua_getfield(L, cfg, "targets");
   lua_getfield(L, cfg, "schemas");
   bool configured = !lua_isnil(L, -1) || !lua_isnil(L, -2);
   lua_pop(L, 2);
-  if (opt == NULL && !configured) { lua_pop(L, 1); return -1; }
+  if (!opt && !configured) {
+    lua_pop(L, 1);
+    return luamig_cli_run(L, c);
+  }
   if (luamig_cli_flag(L, "sql"))
     luaL_error(L, "--sql writes one script, for one database: run it on each, or drop --sql "
                "to migrate the targets");
   if (luamig_cli_flag(L, "backup"))
     luaL_error(L, "--backup writes one file, for one database: back the targets up before "
                "the fleet run");
-  if (strcmp(cmd, "downgrade") == 0 && luamig_cli_nargs(L) == 0)
-    luaL_error(L, "downgrade needs a target: -1, a revision id, or base");
   int n = jobs(L);
+  push_child_opts(L);
+  int opts = lua_gettop(L);
   push_targets(L, cfg);
-  luamig_fleet_pool(L, lua_gettop(L), n, luamig_cli_flag(L, "continue_on_error"), argc, argv);
-  return luamig_fleet_report(L, cmd, lua_gettop(L));
+  luamig_fleet_pool(L, c->name, lua_gettop(L), opts, n, luamig_cli_flag(L, "continue_on_error"));
+  return luamig_fleet_report(L, c->name, lua_gettop(L));
 }

@@ -12,17 +12,19 @@
 #include <lua.h>
 
 /* The environment of a child: its target's connection string (never in argv,
- * where ps would show a password), the tenant schema, the parent's pid. */
+ * where ps would show a password), the tenant schema, the parent's pid, and
+ * the command's options (JSON: what the parent parsed, but the fleet's own). */
 #define FLEET_URL_ENV "LUAMIG_FLEET_URL"
 #define FLEET_SCHEMA_ENV "LUAMIG_FLEET_SCHEMA"
 #define FLEET_PARENT_ENV "LUAMIG_FLEET_PARENT"
+#define FLEET_OPTS_ENV "LUAMIG_FLEET_OPTS"
 
-/* Runs the command in every target of the array at slot targets ({ label, url,
- * schema }), jobs at a time; a failure stops new starts unless keep_going.
- * Pushes the array of results (each the child's JSON object, with target and
- * ms; "not run" for those never started). */
-void luamig_fleet_pool(lua_State *L, int targets, int jobs, bool keep_going, int argc,
-                       char **argv);
+/* Runs cmd in every target of the array at slot targets ({ label, url,
+ * schema }), jobs at a time, with the options (JSON) at slot opts; a failure
+ * stops new starts unless keep_going. Pushes the array of results (each the
+ * child's JSON object, with target and ms; "not run" for those never started). */
+void luamig_fleet_pool(lua_State *L, const char *cmd, int targets, int opts, int jobs,
+                       bool keep_going);
 
 /* A child's run of cmd (opts at stack slot 1): prints one JSON object, returns
  * the exit status. */

@@ -102,16 +102,7 @@ static int child_run(lua_State *L) {
   const int rep = 3;
   lua_settop(L, 4);
   bool migrate = strcmp(cmd, "upgrade") == 0 || strcmp(cmd, "downgrade") == 0;
-  if (migrate) {                     /* from and to come with its "heads" events */
-    luamig_cli_at_most(L, 1, cmd);
-    if (luamig_cli_nargs(L) == 1) {
-      lua_pushstring(L, luamig_cli_arg(L, 1));
-      lua_setfield(L, 1, "target");
-    }
-  } else {
-    luamig_cli_at_most(L, 0, cmd);
-  }
-  luamig_cli_call(L, cmd);
+  luamig_cli_call(L, cmd);           /* an upgrade's from and to come with its "heads" events */
   int res = lua_gettop(L);
   const char *status = "ok";
   int count = 0;
@@ -157,7 +148,16 @@ static void follow_parent(void) {
 int luamig_fleet_child(lua_State *L, const char *cmd) {
   follow_parent();
   const char *url = getenv(FLEET_URL_ENV), *schema = getenv(FLEET_SCHEMA_ENV);
-  if (url == NULL) luaL_error(L, "--fleet-child is for luamig's own fleet runs");
+  const char *opts = getenv(FLEET_OPTS_ENV);
+  if (url == NULL || opts == NULL || !luamig_json_decode(L, opts, strlen(opts)) || !lua_istable(L, -1))
+    luaL_error(L, "--fleet-child is for luamig's own fleet runs");
+  lua_pushnil(L);                    /* the parent's options */
+  while (lua_next(L, -2)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_settable(L, 1);
+  }
+  lua_pop(L, 1);
   lua_pushstring(L, url);            /* the target, whatever the config names */
   lua_setfield(L, 1, "url");
   lua_pushboolean(L, 0);

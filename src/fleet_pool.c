@@ -3,11 +3,12 @@
  * is a child process running this same luamig (/proc/self/exe) with the
  * command's own arguments, --fleet-child and --json: a run of its own, with
  * its own connection, lock and transactions, and nothing shared with the
- * others that a failure could spoil. The target's connection string goes
- * in the child's environment, never in its argv (ps shows argv to every
- * user). The parent reads each child's JSON object and its stderr through
- * pipes, polled together so no child ever waits on a full pipe. A child dies
- * with its parent (fleet_child.c), so a killed fleet run leaves none behind.
+ * others that a failure could spoil. The target's connection string and the
+ * command's options go in the child's environment, never in its argv (ps
+ * shows argv to every user). The parent reads each child's JSON object and
+ * its stderr through pipes, polled together so no child ever waits on a full
+ * pipe. A child dies with its parent (fleet_child.c), so a killed fleet run
+ * leaves none behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,26 +39,9 @@ typedef struct pool {
   int targets, results, outs;        /* stack slots; outs[i] = { stdout chunks, stderr chunks } */
   child *kids;
   int jobs, ok, failed, running;
-  char **argv;
+  char *argv[5];                     /* luamig --fleet-child --json COMMAND */
+  const char *opts;                  /* the options, JSON */
 } pool;
-
-/* The child's argv: the parent's, less --url and --direct-url (a password may
- * be in them: the target's URL goes in the environment), with --fleet-child
- * and --json first (options after "--" would be arguments). */
-static char **child_argv(lua_State *L, int argc, char **argv) {
-  char **av = lua_newuserdatauv(L, (size_t)(argc + 3) * sizeof *av, 0);
-  int n = 0;
-  av[n++] = argv[0];
-  av[n++] = "--fleet-child";
-  av[n++] = "--json";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--url") == 0 || strcmp(argv[i], "--direct-url") == 0) { i++; continue; }
-    if (strncmp(argv[i], "--url=", 6) == 0 || strncmp(argv[i], "--direct-url=", 13) == 0) continue;
-    av[n++] = argv[i];
-  }
-  av[n] = NULL;
-  return av;
-}
 
 /* Appends the string at the top to env (at *k) and to the table below it, which keeps it. */
 static void add_env(lua_State *L, char **env, int *k) {
@@ -67,10 +51,10 @@ static void add_env(lua_State *L, char **env, int *k) {
 
 /* The child's environment: the parent's, less any LUAMIG_FLEET_*, plus the
  * target's. Pushes it (its strings are its user value). */
-static char **child_env(lua_State *L, const char *url, const char *schema) {
+static char **child_env(lua_State *L, const char *url, const char *schema, const char *opts) {
   int n = 0;
   while (environ[n]) n++;
-  char **env = lua_newuserdatauv(L, (size_t)(n + 4) * sizeof *env, 1);
+  char **env = lua_newuserdatauv(L, (size_t)(n + 5) * sizeof *env, 1);
   int k = 0;
   for (int i = 0; i < n; i++)
     if (strncmp(environ[i], "LUAMIG_FLEET_", 13) != 0) env[k++] = environ[i];
@@ -82,6 +66,8 @@ static char **child_env(lua_State *L, const char *url, const char *schema) {
     add_env(L, env, &k);
   }
   lua_pushfstring(L, "%s=%d", FLEET_PARENT_ENV, (int)getpid());
+  add_env(L, env, &k);
+  lua_pushfstring(L, "%s=%s", FLEET_OPTS_ENV, opts);
   add_env(L, env, &k);
   env[k] = NULL;
   lua_setiuservalue(L, -2, 1);
@@ -97,7 +83,7 @@ static int spawn(pool *p, child *c, int i) {
   lua_rawgeti(L, p->targets, i);
   lua_getfield(L, -1, "url");
   lua_getfield(L, -2, "schema");
-  char **env = child_env(L, lua_tostring(L, -2), lua_tostring(L, -1));
+  char **env = child_env(L, lua_tostring(L, -2), lua_tostring(L, -1), p->opts);
   int out[2], err[2];
   if (pipe(out) != 0) { lua_settop(L, top); return errno; }
   if (pipe(err) != 0) {
@@ -118,7 +104,7 @@ static int spawn(pool *p, child *c, int i) {
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   pid_t pid;
   int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, p->argv, env);
-  if (rc == ENOENT) rc = posix_spawnp(&pid, p->argv[0], &fa, NULL, p->argv, env);
+  if (rc == ENOENT) rc = posix_spawnp(&pid, "luamig", &fa, NULL, p->argv, env);   /* no /proc */
   posix_spawn_file_actions_destroy(&fa);
   close(out[1]);
   close(err[1]);
@@ -263,10 +249,11 @@ static void step(pool *p) {
     if (p->kids[k].pid && p->kids[k].fd[0] < 0 && p->kids[k].fd[1] < 0) reap(p, &p->kids[k]);
 }
 
-void luamig_fleet_pool(lua_State *L, int targets, int jobs, bool keep_going, int argc,
-                       char **argv) {
+void luamig_fleet_pool(lua_State *L, const char *cmd, int targets, int opts, int jobs,
+                       bool keep_going) {
   int n = (int)lua_rawlen(L, targets);
-  pool p = { L, targets, 0, 0, NULL, jobs, 0, 0, 0, NULL };
+  pool p = { L, targets, 0, 0, NULL, jobs, 0, 0, 0,
+             { "luamig", "--fleet-child", "--json", (char *)cmd, NULL }, lua_tostring(L, opts) };
   lua_createtable(L, n, 0);
   p.results = lua_gettop(L);
   lua_createtable(L, n, 0);
@@ -281,7 +268,6 @@ void luamig_fleet_pool(lua_State *L, int targets, int jobs, bool keep_going, int
   }
   p.kids = lua_newuserdatauv(L, (size_t)jobs * sizeof *p.kids, 0);
   memset(p.kids, 0, (size_t)jobs * sizeof *p.kids);
-  p.argv = child_argv(L, argc, argv);
   int next = 1;
   for (;;) {
     for (int k = 0; k < jobs && next <= n && (keep_going || p.failed == 0); k++) {
@@ -298,6 +284,7 @@ void luamig_fleet_pool(lua_State *L, int targets, int jobs, bool keep_going, int
     }
     if (p.running == 0) break;
     step(&p);
+    if (luamig_cli.quiet || luamig_cli.json) continue;
     luamig_cli_progress(lua_pushfstring(L, "[%d/%d] %d running, %d failed", p.ok + p.failed, n,
                                         p.running, p.failed));
     lua_pop(L, 1);

@@ -427,7 +427,10 @@ static void load_chunk(lua_State *L, const char *path, const char *text, size_t 
     status = luaL_loadbufferx(L, text, len, name, "t");
     lua_remove(L, -2);
   }
-  if (status != LUA_OK) lua_error(L);  /* "path:line: message" */
+  if (status != LUA_OK) {            /* "path:line: message", path whole */
+    luamig_error_path(L, path);
+    lua_error(L);
+  }
 }
 
 /* Compiles (as load_chunk) and runs path in a fresh environment; pushes the

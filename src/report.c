@@ -23,6 +23,17 @@ static void push_invalid_indexes(luamig_run *r) {
     "OR n.nspname = $1) ORDER BY 1", 1, &schema);
 }
 
+static void add_details(lua_State *L, const luamig_graph *g, int i, int labels);
+static int push_shown_labels(lua_State *L, const luamig_graph *g);
+
+/* opts.verbose: each revision with its details (add_details) */
+static bool verbose(lua_State *L, int opts) {
+  lua_getfield(L, opts, "verbose");
+  bool v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
 /* verify: the audit log against the files and the version table; a row no
  * file has is a finding (missing), not an error. */
 static int cmd_verify(lua_State *L) {
@@ -92,9 +103,12 @@ static int cmd_current(lua_State *L) {
     lua_settop(L, unknown);
   }
   int *set = luamig_scratch(L, r.g->n), nset = luamig_current_set(L, r.g, cur, ncur, set);
+  bool details = verbose(L, r.opts);
+  int labels = details ? push_shown_labels(L, r.g) : 0;
   lua_createtable(L, nset + nunknown, 0);
   for (int i = 0; i < nset; i++) {
     luamig_push_rev_info(L, r.g, set[i]);
+    if (details) add_details(L, r.g, set[i], labels);
     lua_rawseti(L, -2, i + 1);
   }
   for (int i = 1; i <= nunknown; i++) {
@@ -112,38 +126,80 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Pushes { [i + 1] = { label, ... } }: the branch labels revision i shows,
+ * sorted (Alembic spreads a label beyond its revision: see luamig_label_span);
+ * revisions that show none have no entry. Returns its stack index. */
+static int push_shown_labels(lua_State *L, const luamig_graph *g) {
+  lua_newtable(L);
+  int t = lua_gettop(L), most = 0;
+  int *span = luamig_scratch(L, g->n);
+  for (int k = 0; k < g->n; k++) {
+    if (g->revs[k].nlabels == 0) continue;
+    most += g->revs[k].nlabels;
+    memset(span, 0, (size_t)g->n * sizeof(int));
+    luamig_label_span(L, g, k, span);
+    for (int i = 0; i < g->n; i++) {
+      if (!span[i]) continue;
+      if (lua_rawgeti(L, t, i + 1) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, t, i + 1);
+      }
+      for (int j = 0; j < g->revs[k].nlabels; j++) {
+        lua_pushstring(L, g->revs[k].labels[j]);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  const char **names = lua_newuserdatauv(L, (size_t)(most + 1) * sizeof *names, 0);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {           /* sorts each list in place */
+    int n = (int)lua_rawlen(L, -1);
+    for (int j = 0; j < n; j++) {
+      lua_rawgeti(L, -1, j + 1);
+      names[j] = lua_tostring(L, -1);  /* anchored by the list until rewritten below */
+      lua_pop(L, 1);
+    }
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    lua_createtable(L, n, 0);
+    for (int j = 0; j < n; j++) {
+      lua_pushstring(L, names[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_pushvalue(L, -3);
+    lua_insert(L, -2);
+    lua_rawset(L, t);                /* an existing key: allowed while traversing */
+    lua_pop(L, 1);
+  }
+  lua_settop(L, t);
+  return t;
+}
+
+/* Sets field "branches" of the table at the top: the labels revision i shows
+ * (labels: push_shown_labels' table). */
+static void set_shown_labels(lua_State *L, int labels, int i) {
+  if (lua_rawgeti(L, labels, i + 1) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  lua_setfield(L, -2, "branches");
+}
+
 /* heads: the revisions no revision names as down_revision (file order), each
- * with the branch labels it shows, sorted, as `branches` (Alembic spreads a
- * label beyond its revision: see luamig_label_span). */
+ * with the branch labels it shows as `branches`. */
 static int cmd_heads(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, 0);
   luamig_graph *g = r.g;
-  int nlabels = 0;
-  for (int k = 0; k < g->n; k++) nlabels += g->revs[k].nlabels;
-  /* names[i * nlabels ...]: the labels head i shows; count[i] of them */
-  const char **names = lua_newuserdatauv(L, (size_t)g->nheads * (size_t)nlabels * sizeof *names + 1, 0);
-  int *count = luamig_scratch(L, g->nheads), *span = luamig_scratch(L, g->n);
-  for (int k = 0; k < g->n; k++) {
-    if (g->revs[k].nlabels == 0) continue;
-    memset(span, 0, (size_t)g->n * sizeof(int));
-    luamig_label_span(L, g, k, span);
-    for (int i = 0; i < g->nheads; i++)
-      for (int j = 0; j < g->revs[k].nlabels && span[g->heads[i]]; j++)
-        names[(size_t)i * (size_t)nlabels + (size_t)count[i]++] = g->revs[k].labels[j];
-  }
+  int labels = push_shown_labels(L, g);
+  bool details = verbose(L, r.opts);
   lua_createtable(L, g->nheads, 0);
   for (int i = 0; i < g->nheads; i++) {
-    const char **mine = names + (size_t)i * (size_t)nlabels;
-    qsort(mine, (size_t)count[i], sizeof *mine, cmp_str);
     luamig_push_rev_info(L, g, g->heads[i]);
-    luaL_checkstack(L, 2, "heads");
-    lua_createtable(L, count[i], 0);
-    for (int j = 0; j < count[i]; j++) {
-      lua_pushstring(L, mine[j]);
-      lua_rawseti(L, -2, j + 1);
-    }
-    lua_setfield(L, -2, "branches");
+    if (details) add_details(L, g, g->heads[i], labels);
+    else set_shown_labels(L, labels, g->heads[i]);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -187,12 +243,15 @@ static int cmd_history(lua_State *L) {
   } else {
     for (int i = 0; i < g->n; i++) inrange[i] = 1;
   }
+  bool details = verbose(L, r.opts);
+  int labels = details ? push_shown_labels(L, g) : 0;
   lua_newtable(L);
   int n = 0;
   for (int k = g->n - 1; k >= 0; k--) {
     int i = g->order[k];
     if (!inrange[i]) continue;
     luamig_push_rev_info(L, g, i);
+    if (details) add_details(L, g, i, labels);
     lua_pushboolean(L, iscur[i]);
     lua_setfield(L, -2, "current");
     lua_rawseti(L, -2, ++n);
@@ -209,10 +268,12 @@ static void push_id_list(lua_State *L, const luamig_graph *g, const int *list, i
   }
 }
 
-/* Adds children, depends_on, branch_labels and the file's leading comment to
- * the rev info at the top. */
-static void add_details(lua_State *L, const luamig_graph *g, int i) {
+/* Adds children, depends_on, branch_labels (its own), branches (the labels it
+ * shows: set_shown_labels), transactional and doc (the comment the file opens
+ * with, as Alembic's module docstring) to the rev info at the top. */
+static void add_details(lua_State *L, const luamig_graph *g, int i, int labels) {
   const luamig_rev *rv = &g->revs[i];
+  set_shown_labels(L, labels, i);
   push_id_list(L, g, rv->children, rv->nchildren);
   lua_setfield(L, -2, "children");
   push_id_list(L, g, rv->deps, rv->ndeps);
@@ -230,10 +291,12 @@ static void add_details(lua_State *L, const luamig_graph *g, int i) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   char line[1024];
-  while (fgets(line, sizeof line, f) && strncmp(line, "--", 2) == 0) {
-    const char *text = line + 2;
-    if (*text == ' ') text++;
+  bool start = true;                 /* line starts a line of the file (longer ones come in parts) */
+  while (fgets(line, sizeof line, f) && (!start || strncmp(line, "--", 2) == 0)) {
+    const char *text = line;
+    if (start) text += line[2] == ' ' ? 3 : 2;
     luaL_addstring(&b, text);
+    start = strchr(line, '\n') != NULL;
   }
   fclose(f);
   luaL_pushresult(&b);
@@ -248,10 +311,11 @@ static int cmd_show(lua_State *L) {
   const char *target = luaL_optstring(L, -1, "head");
   int *dest = luamig_scratch(L, r.g->n);
   int n = luamig_resolve(L, r.g, NULL, 0, target, dest);
+  int labels = push_shown_labels(L, r.g);
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
     luamig_push_rev_info(L, r.g, dest[i]);
-    add_details(L, r.g, dest[i]);
+    add_details(L, r.g, dest[i], labels);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -261,13 +325,14 @@ static int cmd_show(lua_State *L) {
 static int cmd_branches(lua_State *L) {
   luamig_run r;
   luamig_run_init(L, &r, 0);
+  int labels = push_shown_labels(L, r.g);
   lua_newtable(L);
   int n = 0;
   for (int k = 0; k < r.g->n; k++) {
     int i = r.g->order[k];
     if (r.g->revs[i].nchildren < 2) continue;
     luamig_push_rev_info(L, r.g, i);
-    add_details(L, r.g, i);
+    add_details(L, r.g, i, labels);
     lua_rawseti(L, -2, ++n);
   }
   return 1;

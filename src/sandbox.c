@@ -66,6 +66,21 @@ bool luamig_sandbox_quiet(lua_State *L, bool quiet) {
   return was;
 }
 
+void luamig_error_path(lua_State *L, const char *path) {
+  if (lua_type(L, -1) != LUA_TSTRING) return;
+  lua_Debug ar;
+  const char *name = lua_pushfstring(L, "@%s", path);
+  if (luaL_loadbuffer(L, "", 0, name) != LUA_OK) { lua_pop(L, 2); return; }
+  lua_getinfo(L, ">S", &ar);         /* pops the empty chunk: ar.short_src is Lua's cut */
+  lua_pop(L, 1);
+  if (strcmp(ar.short_src, path) == 0) return;
+  const char *cut = lua_pushfstring(L, "%s:", ar.short_src);
+  const char *whole = lua_pushfstring(L, "%s:", path);
+  luaL_gsub(L, lua_tostring(L, -3), cut, whole);
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+}
+
 /* The count hook: past the deadline, raises at the line that is running; then
  * at every instruction, so a revision that catches the error (pcall in a loop)
  * meets it again at once in the frame around that pcall, and so on outwards. */
@@ -76,7 +91,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   lua_getinfo(L, "Sl", ar);
   lua_pushfstring(L, "%s:%d: %s ran longer than revision_timeout (%s): an endless loop? "
                   "(--revision-timeout or revision_timeout in luamig.lua sets the limit)",
-                  ar->short_src, ar->currentline, b->what, b->label);
+                  ar->source[0] == '@' ? ar->source + 1 : ar->short_src, ar->currentline,
+                  b->what, b->label);
   lua_error(L);
 }
 
@@ -99,15 +115,17 @@ static const char *push_error_text(lua_State *L, int idx) {
  * front unless it already starts there. */
 static int render_error(lua_State *L) {
   const char *path = lua_tostring(L, lua_upvalueindex(1));
-  const char *msg = push_error_text(L, 1);
+  push_error_text(L, 1);
+  luamig_error_path(L, path);
+  const char *msg = lua_tostring(L, -1);
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
     if (ar.source[0] != '@' || strcmp(ar.source + 1, path) != 0 || ar.currentline <= 0)
       continue;
-    size_t n = strlen(ar.short_src);
-    if (strncmp(msg, ar.short_src, n) == 0 && msg[n] == ':') return 1;
-    lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) == 0 && msg[n] == ':') return 1;
+    lua_pushfstring(L, "%s:%d: %s", path, ar.currentline, msg);
     return 1;
   }
   return 1;                          /* not raised from the revision's code: as it is */

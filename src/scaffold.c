@@ -62,12 +62,16 @@ static bool write_new(lua_State *L, const char *path, const char *text) {
   return true;
 }
 
-static void make_dir(lua_State *L, const char *path) {
-  if (mkdir(path, 0755) != 0 && errno != EEXIST)
-    luaL_error(L, "cannot create directory %s: %s", path, strerror(errno));
+/* Creates directory path unless it exists; returns false when it existed. */
+static bool make_dir(lua_State *L, const char *path) {
+  if (mkdir(path, 0755) == 0) return true;
+  if (errno != EEXIST) luaL_error(L, "cannot create directory %s: %s", path, strerror(errno));
+  return false;
 }
 
-/* init: returns the list of files and directories it created. */
+/* init: returns the list of files and directories it created. A directory
+ * that has a luamig.lua is a project already: refused, as Alembic's init
+ * refuses a directory that is not empty. */
 static int cmd_init(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "dir");
@@ -76,10 +80,11 @@ static int cmd_init(lua_State *L) {
   lua_newtable(L);
   int out = lua_gettop(L), n = 0;
   const char *p = lua_pushfstring(L, "%s/luamig.lua", dir);
-  if (write_new(L, p, default_config)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
-  p = lua_pushfstring(L, "%s/versions", dir);
-  make_dir(L, p);
+  if (!write_new(L, p, default_config))
+    return luaL_error(L, "Directory %s already has a luamig.lua (%s): nothing created", dir, p);
   lua_rawseti(L, out, ++n);
+  p = lua_pushfstring(L, "%s/versions", dir);
+  if (make_dir(L, p)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   p = lua_pushfstring(L, "%s/revision.lua.tmpl", dir);
   if (write_new(L, p, default_template)) lua_rawseti(L, out, ++n); else lua_pop(L, 1);
   return 1;
