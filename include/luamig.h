@@ -139,6 +139,9 @@ void luamig_owned_free(void **slot);
  * read it or might find a part of a password outside the password; returns
  * whether it was shown. A NULL url pushes "". */
 bool luamig_push_redacted(lua_State *L, const char *url);
+/* Appends key='value' and a space: one setting of a key=value connection
+ * string, the value quoted as libpq reads it (\ and ' escaped). */
+void luamig_add_setting(luaL_Buffer *b, const char *key, const char *value);
 /* Whether libpq reads s as settings (a URL, key=value pairs), not as a database name. */
 bool luamig_is_conninfo(const char *s);
 
@@ -404,7 +407,8 @@ typedef struct luamig_opctx {
 } luamig_opctx;
 
 /* Pushes a new context (user value 1: script table, user value 2: the conn,
- * user value 3: the DDL waiting while defer is set). */
+ * user value 3: the DDL waiting while defer is set, user value 4: the run it
+ * serves, see luamig_opctx_bind_run). */
 luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx);
 /* Drops what waits in the context and stops deferring. */
 void luamig_opctx_reset(lua_State *L, luamig_opctx *ctx);
@@ -452,6 +456,15 @@ int luamig_op_safe(lua_State *L);
  * raises unless the index built is valid. */
 void luamig_index_prepare(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op);
 void luamig_index_check(lua_State *L, luamig_opctx *ctx, const luamig_opcall *op);
+
+/* ops_backfill.c: op.backfill (a data op: upvalue 1 is the context). A run
+ * binds its context once (the log function opts.log, the audit log of vt) and
+ * names each revision as it starts it, for the backfill's progress and final
+ * count; an unbound context (core.new_context) reports nowhere. */
+struct luamig_vtable;
+int luamig_op_backfill(lua_State *L);
+void luamig_opctx_bind_run(lua_State *L, int ctxidx, int opts, const struct luamig_vtable *vt);
+void luamig_opctx_bind_revision(lua_State *L, int ctxidx, const char *rev);
 
 /* ---- graph.c: the revision DAG (pure: no connection) ---- */
 
@@ -890,7 +903,9 @@ void luamig_run_init(lua_State *L, luamig_run *r, int flags);
  * to be closed on return or error. */
 void luamig_run_connect(luamig_run *r);
 /* Progress to opts.log(event, text, ms, step, nsteps); events: "start",
- * "done", "fail", "info", "warn", "sql" (offline script lines). */
+ * "done", "fail", "info", "warn", "sql" (offline script lines), "heads" (the
+ * version rows before a live upgrade or downgrade and after each revision:
+ * "a, b" or "a\nb"; "" for none), "progress" (op.backfill's, for a terminal). */
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms);
 bool luamig_opt_flag(lua_State *L, int opts, const char *name);
 /* The same before luamig_run_init: whether the options (argument 1, a table
@@ -968,6 +983,9 @@ int luamig_open_lint(lua_State *L);
 /* Pushes the JSON text of the value at idx (arrays for sequences, objects
  * with sorted keys); returns it. */
 const char *luamig_push_json(lua_State *L, int idx);
+/* Pushes the Lua value of the JSON text s (null: nil); false (nothing pushed)
+ * when it is not one JSON value. */
+bool luamig_json_decode(lua_State *L, const char *s, size_t len);
 
 /* ---- autogen.c: revision --autogenerate and check (the work is lua/luamig/autogen.lua) ---- */
 

@@ -320,6 +320,37 @@ function h.eventually(cond, what, tries)
   error("timed out waiting for " .. what, 2)
 end
 
+-- Starts spec/lint_load.lua, the running application, on db's table tbl (id, n):
+-- it reads, updates and inserts rows, timing each statement. Returns a function
+-- that stops it and returns { count =, longest = (seconds), errors =, first = }.
+function h.start_load(db, tbl)
+  local dir = h.project({})
+  local stop, out = dir .. "/stop", dir .. "/load.out"
+  local cmd = ("cd %s && LUA_CPATH=%s LUA_PATH=%s lua5.4 spec/lint_load.lua %s %s %s %s >%s 2>&1 &"):format(
+    q(h.root), q(package.cpath), q(package.path),
+    q(h.url(db)), q(tbl), q(stop), q(out), q(dir .. "/load.log"))
+  assert(h.sh(cmd) == 0, "could not start the load client")
+  local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
+  local function wait_for(p)
+    for _ = 1, 200 do
+      if exists(p) then return end
+      h.sh("sleep 0.05")
+    end
+    local f = io.open(dir .. "/load.log")
+    error("the load client did not write " .. p .. ": " .. (f and f:read("a") or ""))
+  end
+  wait_for(out .. ".ready")
+  return function()
+    h.sh("sleep 0.3")                  -- the application goes on a little after the deploy
+    assert(io.open(stop, "w")):close()
+    wait_for(out)
+    local f = assert(io.open(out))
+    local count, longest, errors, first = f:read("n", "n", "n", "l")
+    f:close()
+    return { count = count, longest = longest, errors = errors, first = first }
+  end
+end
+
 -- Drops the databases made by new_database and removes every temp dir.
 -- Also runs when this module is collected (busted reloads it per spec file, and at exit).
 function h.cleanup()

@@ -156,8 +156,8 @@ local RULES = {
     rule = "unbatched-backfill",
     trigger = { 'op.execute("UPDATE t SET c = 0")', "" },
     recipe = {
-      { [[repeat until op.execute("UPDATE t SET c = 0 WHERE id IN "
-        .. "(SELECT id FROM t WHERE c <> 0 LIMIT 200)") == 0]], "", { transactional = false } },
+      { 'op.backfill("t", { set = "c = 0", where = "c <> 0", batch = 200 })', "",
+        { transactional = false } },
     },
     check = "SELECT count(*) = 0 FROM t WHERE c <> 0",
   },
@@ -408,35 +408,8 @@ end)
 local LOCK_TIMEOUT = 1.0
 local CONFIG = 'return { versions = "versions", lock_timeout = "1s" }'
 
--- Starts the load client on db's table t; returns a function that stops it and
--- returns { count =, longest =, errors =, first = }.
-local function start_load(db)
-  local dir = h.project({})
-  local stop, out = dir .. "/stop", dir .. "/load.out"
-  local cmd = ("cd %s && LUA_CPATH=%s LUA_PATH=%s lua5.4 spec/lint_load.lua %s t %s %s >%s 2>&1 &"):format(
-    h.shell_quote(h.root), h.shell_quote(package.cpath), h.shell_quote(package.path),
-    h.shell_quote(h.url(db)), h.shell_quote(stop), h.shell_quote(out), h.shell_quote(dir .. "/load.log"))
-  assert.equal(0, (h.sh(cmd)))
-  local function exists(p) local f = io.open(p) if f then f:close() end return f ~= nil end
-  local function wait_for(p)
-    for _ = 1, 200 do
-      if exists(p) then return end
-      h.sh("sleep 0.05")
-    end
-    local f = io.open(dir .. "/load.log")
-    error("the load client did not write " .. p .. ": " .. (f and f:read("a") or ""))
-  end
-  wait_for(out .. ".ready")
-  return function()
-    h.sh("sleep 0.3")                  -- the application goes on a little after the deploy
-    assert(io.open(stop, "w")):close()
-    wait_for(out)
-    local f = assert(io.open(out))
-    local count, longest, errors, first = f:read("n", "n", "n", "l")
-    f:close()
-    return { count = count, longest = longest, errors = errors, first = first }
-  end
-end
+-- The load client on db's table t (h.start_load).
+local function start_load(db) return h.start_load(db, "t") end
 
 -- Applies revs (after r0) with luamig upgrade while the load runs; returns the load's
 -- figures. opts: prepare (SQL run after r0), check (SQL that must return "t" after the

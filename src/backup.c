@@ -28,16 +28,6 @@ static void remove_passfile(void *path) {
   free(path);
 }
 
-/* Appends 'v' in conninfo quoting (\ and ' escaped). */
-static void add_quoted(luaL_Buffer *b, const char *v) {
-  luaL_addchar(b, '\'');
-  for (; *v; v++) {
-    if (*v == '\\' || *v == '\'') luaL_addchar(b, '\\');
-    luaL_addchar(b, *v);
-  }
-  luaL_addchar(b, '\'');
-}
-
 /* Writes a passfile for pw (':' and '\' escaped, as libpq reads them) into
  * *slot's ownership; returns its path. */
 static const char *write_passfile(lua_State *L, void **slot, const char *pw) {
@@ -78,15 +68,9 @@ static const char *push_conninfo(lua_State *L, const char *url) {
   for (PQconninfoOption *o = *opts; o->keyword; o++) {
     if (o->val == NULL || strcmp(o->keyword, "sslpassword") == 0) continue;
     if (strcmp(o->keyword, "password") == 0) { pw = o->val; continue; }
-    luaL_addstring(&b, o->keyword);
-    luaL_addchar(&b, '=');
-    add_quoted(&b, o->val);
-    luaL_addchar(&b, ' ');
+    luamig_add_setting(&b, o->keyword, o->val);
   }
-  if (pw && *pw) {
-    luaL_addstring(&b, "passfile=");
-    add_quoted(&b, write_passfile(L, pass, pw));
-  }
+  if (pw && *pw) luamig_add_setting(&b, "passfile", write_passfile(L, pass, pw));
   luaL_pushresult(&b);
   luamig_owned_free(opts);
   lua_remove(L, -2);

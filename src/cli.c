@@ -169,6 +169,8 @@ static int cli_main(lua_State *L) {
     return 0;
   }
   if (strcmp(first, "--list-opts") == 0) return luamig_cli_list_options(L, argc > 2 ? argv[2] : NULL);
+  bool child = strcmp(first, "--fleet-child") == 0;   /* a fleet run's own (fleet_pool.c) */
+  if (child) { argc--; argv++; }
   lua_newtable(L);                   /* 1: opts */
   lua_newtable(L);                   /* 2: positional args */
   const char *name = command_name(argc, argv);
@@ -180,6 +182,7 @@ static int cli_main(lua_State *L) {
     return luaL_error(L, "unknown command '%s' (see 'luamig --help')", name);
   }
   parse_args(L, c, argc, argv);
+  if (child) { lua_pushboolean(L, 1); lua_setfield(L, 1, "fleet_child"); }
   luamig_cli.quiet = luamig_cli_flag(L, "quiet");
   luamig_cli.json = luamig_cli_flag(L, "json");
   luamig_cli.sql = luamig_cli_flag(L, "sql");
@@ -196,7 +199,7 @@ static int cli_main(lua_State *L) {
   }
   if (luamig_cli.json && !(c->needs & CLI_JSON))
     return luaL_error(L, "--json is not supported by %s", c->name);
-  take_args(L, c);
+  if (!child) take_args(L, c);       /* a fleet's child gets its arguments with its options */
   int status = c->handler ? c->handler(L, c) : luamig_cli_run(L, c);
   lua_pushinteger(L, status);
   return 1;

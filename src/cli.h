@@ -106,6 +106,21 @@ void luamig_cli_print_list(lua_State *L, int t, const char *key, const char *pre
 /* Levenshtein distance of a and b (99 past 30 bytes): for "did you mean". */
 int luamig_cli_distance(const char *a, const char *b);
 
+/* ---- cli_progress.c: the progress line of a terminal (calls no other part) ---- */
+/* head is the open line it follows (NULL: none); progress draws head and text
+ * on a terminal (nothing elsewhere: the caller leaves it out with -q and
+ * --json); end erases the progress and draws the head again. */
+void luamig_cli_progress_head(const char *head);
+void luamig_cli_progress(const char *text);
+void luamig_cli_progress_end(void);
+
+/* ---- fleet.c: one command on many databases or tenant schemas (fleet.h) ---- */
+/* The handler of upgrade, downgrade, current, status and verify: a fleet run
+ * when the options or the config name several targets (--targets,
+ * --all-databases, --all-schemas, targets/schemas in luamig.lua), a fleet's
+ * child with opts.fleet_child, else luamig_cli_run. */
+int luamig_fleet_run(lua_State *L, const luamig_cli_command *c);
+
 /* ---- cli_commands.c: the commands that write, lint and check ---- */
 int luamig_cli_print_upgrade(lua_State *L, int res);
 int luamig_cli_print_downgrade(lua_State *L, int res);

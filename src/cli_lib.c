@@ -81,7 +81,14 @@ static int cli_log(lua_State *L) {
     return 0;
   }
   if (luamig_cli.quiet || luamig_cli.json) return 0;
+  if (strcmp(event, "heads") == 0) return 0;   /* for a fleet's report (fleet_child.c) */
+  if (strcmp(event, "progress") == 0) {   /* a terminal's line, drawn again in place */
+    if (luamig_cli.tty) luamig_cli_progress(text);
+    return 0;
+  }
+  luamig_cli_progress_end();
   if (strcmp(event, "start") == 0) {
+    luamig_cli_progress_head(text);
     if (luamig_cli.tty && nsteps > 1)
       printf("%s[%lld/%lld]%s ", luamig_cli_paint(DIM), (long long)step, (long long)nsteps,
              luamig_cli_paint(RESET));
@@ -90,10 +97,12 @@ static int cli_log(lua_State *L) {
   } else if (strcmp(event, "done") == 0) {
     printf("%s%.1f ms%s\n", luamig_cli_paint(DIM), ms, luamig_cli_paint(RESET));
     line_open = false;
+    luamig_cli_progress_head(NULL);
   } else if (strcmp(event, "fail") == 0) {
     /* ends the progress line; with --sql there is none, and the error says it on stderr */
     if (line_open) printf("%sFAILED%s\n", luamig_cli_paint(RED), luamig_cli_paint(RESET));
     line_open = false;
+    luamig_cli_progress_head(NULL);
   } else {
     printf("%s\n", text);
   }

@@ -32,15 +32,29 @@ static const luamig_cli_option
   o_strict = FLAG(0, "strict", "strict",
                   "stop before changing anything on a finding 'luamig verify' would report"),
   o_models = VALUE(0, "models", "models", "MODULE",
-                   "the models module or file (default: models in luamig.lua)");
+                   "the models module or file (default: models in luamig.lua)"),
+  /* many databases at once (fleet.c): upgrade, downgrade, current, status, verify */
+  o_targets = VALUE(0, "targets", "targets_file", "FILE",
+                    "run on each database of FILE (one URL a line, # comments)"),
+  o_all_databases = FLAG(0, "all-databases", "all_databases",
+                         "run on every database of the server (templates excluded)"),
+  o_all_schemas = FLAG(0, "all-schemas", "all_schemas",
+                       "run on every schema of the database, each with its search_path and "
+                       "version table"),
+  o_match = VALUE(0, "match", "match", "PATTERN",
+                  "with --all-databases or --all-schemas: only the names LIKE PATTERN"),
+  o_jobs = VALUE(0, "jobs", "jobs", "N", "targets at once (default 4)"),
+  o_continue = FLAG(0, "continue-on-error", "continue_on_error",
+                    "start the remaining targets after one failed");
+#define FLEET &o_targets, &o_all_databases, &o_all_schemas, &o_match, &o_jobs, &o_continue
 
 static const luamig_cli_option *const branches_opts[] = { &o_verbose, NULL };
 static const luamig_cli_option *const check_opts[] = { &o_models, NULL };
 static const luamig_cli_option *const config_opts[] = {
   OWN(FLAG(0, "print-url", "print_url", "the database URL, masked")), NULL };
-static const luamig_cli_option *const current_opts[] = { &o_verbose, NULL };
+static const luamig_cli_option *const current_opts[] = { &o_verbose, FLEET, NULL };
 static const luamig_cli_option *const downgrade_opts[] = {
-  &o_sql, &o_backup, &o_lock_wait, &o_strict, NULL };
+  &o_sql, &o_backup, &o_lock_wait, &o_strict, FLEET, NULL };
 static const luamig_cli_option *const heads_opts[] = { &o_verbose, NULL };
 static const luamig_cli_option *const history_opts[] = {
   &o_verbose,
@@ -80,9 +94,10 @@ static const luamig_cli_option *const upgrade_opts[] = {
   &o_sql,
   OWN(VALUE(0, "lint", "lint", "strict|warn|off",
             "lint the revisions first: refuse, warn (default) or skip")),
-  &o_backup, &o_lock_wait, &o_strict, NULL };
+  &o_backup, &o_lock_wait, &o_strict, FLEET, NULL };
 static const luamig_cli_option *const verify_opts[] = {
-  OWN(FLAG(0, "strict", "strict", "exit 1 when anything is found")), NULL };
+  OWN(FLAG(0, "strict", "strict", "exit 1 when anything is found")), FLEET, NULL };
+static const luamig_cli_option *const status_opts[] = { FLEET, NULL };
 static const luamig_cli_option *const no_opts[] = { NULL };
 
 /* Every command takes these; needs: help COMMAND shows one with the commands needing that. */
@@ -117,11 +132,11 @@ const luamig_cli_command luamig_cli_commands[] = {
     "  luamig check                     # CI: models and database agree?\n" },
   { "config", luamig_cli_run_config, NULL, NULL, CLI_HIDDEN, config_opts, NO_ARGS,
     NULL, "  luamig config --print-url\n" },
-  { "current", NULL, "current", luamig_cli_print_current, READS | CLI_DB, current_opts,
+  { "current", luamig_fleet_run, "current", luamig_cli_print_current, READS | CLI_DB, current_opts,
     NO_ARGS,
     "Show the revision(s) the database is at",
     "  luamig current --verbose\n  luamig current --json\n" },
-  { "downgrade", NULL, "downgrade", luamig_cli_print_downgrade, MIGRATES, downgrade_opts,
+  { "downgrade", luamig_fleet_run, "downgrade", luamig_cli_print_downgrade, MIGRATES, downgrade_opts,
     { "TARGET", "target", 1, "base" },
     "Revert revisions: -1, REV, REV-N, LABEL@-N, LABEL@base, base",
     "  luamig downgrade -1              # undo the newest revision\n"
@@ -164,7 +179,8 @@ const luamig_cli_command luamig_cli_commands[] = {
     "Set the version table to TARGET without running revisions",
     "  luamig stamp head                # adopt a database built by hand\n"
     "  luamig stamp --purge 3f2a9c1b7e4d\n" },
-  { "status", NULL, "status", luamig_cli_print_status, READS | CLI_DB, no_opts, NO_ARGS,
+  { "status", luamig_fleet_run, "status", luamig_cli_print_status, READS | CLI_DB, status_opts,
+    NO_ARGS,
     "Pending revisions; exit 0 at head, 3 when some are pending",
     "  luamig status || test $? -eq 3   # CI: 3 means pending revisions\n" },
   { "test", luamig_cli_run_test, "test", NULL, MIGRATES | CLI_ERRORS_2, test_opts,
@@ -174,7 +190,7 @@ const luamig_cli_command luamig_cli_commands[] = {
     "  luamig test --scratch            # CI: on a throwaway server (initdb, pg_ctl)\n"
     "  luamig test 7c9e2d4f1b3a:head    # only the revisions after 7c9e2d4f1b3a\n"
     "  luamig test --json | jq -c 'select(.status == \"fail\")'\n" },
-  { "upgrade", NULL, "upgrade", luamig_cli_print_upgrade, MIGRATES, upgrade_opts,
+  { "upgrade", luamig_fleet_run, "upgrade", luamig_cli_print_upgrade, MIGRATES, upgrade_opts,
     { "[TARGET]", "target", 1, "head heads" },
     "Apply revisions: head (default), heads, +N, REV+N, LABEL@head",
     "  luamig upgrade                   # to head\n"
@@ -182,8 +198,11 @@ const luamig_cli_command luamig_cli_commands[] = {
     "  luamig upgrade 3f2a              # a revision, by unique prefix\n"
     "  luamig upgrade heads             # every branch\n"
     "  luamig upgrade head --sql > up.sql\n"
-    "  luamig upgrade --backup before.sql --lint strict\n" },
-  { "verify", NULL, "verify", luamig_cli_print_verify, READS | CLI_DB, verify_opts, NO_ARGS,
+    "  luamig upgrade --backup before.sql --lint strict\n"
+    "  luamig upgrade --all-databases --match 'tenant_%' --jobs 8\n"
+    "  luamig upgrade --all-schemas --match 'tenant_%'  # a version table each\n"
+    "  luamig upgrade --targets tenants.txt --continue-on-error\n" },
+  { "verify", luamig_fleet_run, "verify", luamig_cli_print_verify, READS | CLI_DB, verify_opts, NO_ARGS,
     "Check applied revisions against their files and the audit log",
     "  luamig verify --strict           # CI: exit 1 on any finding\n" },
 };

@@ -192,7 +192,7 @@ static void default_log_table(lua_State *L, int cfg) {
 static const char *const keys[] = { "url", "direct_url", "versions", "version_table",
                                     "version_table_schema", "log_table", "lock_wait",
                                     "lock_timeout", "statement_timeout", "lock_retries",
-                                    "revision_timeout", NULL };
+                                    "revision_timeout", "targets", "schemas", NULL };
 
 /* Fills cfg from the options at opts_idx (they win over everything below),
  * then the config file (opts.config, else ./luamig.lua when there is one);
@@ -231,8 +231,9 @@ static void check_urls(lua_State *L, int cfg) {
     luaL_error(L, "config: 'url' must be a string");
   }
   lua_pop(L, 1);
-  int dt = lua_getfield(L, cfg, "direct_url");
-  if (dt != LUA_TNIL && dt != LUA_TSTRING) luaL_error(L, "config: 'direct_url' must be a string");
+  int dt = lua_getfield(L, cfg, "direct_url");   /* false: none (a fleet's child, its own target) */
+  if (dt != LUA_TNIL && dt != LUA_TSTRING && !(dt == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+    luaL_error(L, "config: 'direct_url' must be a string");
   lua_pop(L, 1);
 }
 

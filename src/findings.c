@@ -22,13 +22,15 @@ static bool applies(const char *direction) {
 
 /* Reads the log (pushes its holder, or nil) and sets latest[i] to the row + 1
  * of revision i's last row; ids no file has go to the table at others (id ->
- * row + 1). Returns the result, NULL without a log. */
+ * row + 1). A "backfill ..." row (op.backfill's count) is a note, not a state.
+ * Returns the result, NULL without a log. */
 static const PGresult *read_log(luamig_run *r, int *latest, int others) {
   lua_State *L = r->L;
   const PGresult *res = luamig_log_rows(L, r->c, &r->vt);
   for (int k = 0; res && k < PQntuples(res); k++) {
     const char *id = PQgetvalue(res, k, 0);
     int i = luamig_graph_find(r->g, id);
+    if (strncmp(PQgetvalue(res, k, 1), "backfill ", 9) == 0) continue;
     if (i >= 0) {
       latest[i] = k + 1;
     } else if (others) {

@@ -1,7 +1,8 @@
 /*
- * json.c: Lua values -> JSON for the CLI's --json output. Tables with a
- * sequence part are arrays, others objects with keys sorted, so the same
- * result always prints the same document (stable for CI tools to diff).
+ * json.c: Lua values -> JSON for the CLI's --json output, and back for what a
+ * fleet run's children print (luamig_json_decode). Tables with a sequence part
+ * are arrays, others objects with keys sorted, so the same result always
+ * prints the same document (stable for CI tools to diff).
  */
 #include <math.h>
 #include <stdio.h>
@@ -143,4 +144,139 @@ const char *luamig_push_json(lua_State *L, int idx) {
   luaL_pushresult(&b);
   lua_remove(L, j.out);
   return lua_tostring(L, -1);
+}
+
+/* ---- JSON -> Lua values (the fleet reads what its children print) ---- */
+
+typedef struct reader {
+  lua_State *L;
+  const char *p, *end;
+  bool ok;
+} reader;
+
+static void skip_space(reader *r) {
+  while (r->p < r->end && strchr(" \t\r\n", *r->p) && *r->p) r->p++;
+}
+
+static bool literal(reader *r, const char *word) {
+  size_t n = strlen(word);
+  if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0) return false;
+  r->p += n;
+  return true;
+}
+
+/* Appends code point cp as UTF-8. */
+static void add_utf8(luaL_Buffer *b, unsigned long cp) {
+  char s[4];
+  int n;
+  if (cp < 0x80) { s[0] = (char)cp; n = 1; }
+  else if (cp < 0x800) {
+    s[0] = (char)(0xC0 | (cp >> 6)); s[1] = (char)(0x80 | (cp & 0x3F)); n = 2;
+  }
+  else if (cp < 0x10000) {
+    s[0] = (char)(0xE0 | (cp >> 12)); s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    s[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    s[0] = (char)(0xF0 | (cp >> 18)); s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    s[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); s[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  luaL_addlstring(b, s, (size_t)n);
+}
+
+static bool hex4(reader *r, unsigned long *cp) {
+  if (r->end - r->p < 4) return false;
+  char h[5] = { r->p[0], r->p[1], r->p[2], r->p[3], 0 };
+  char *e;
+  *cp = strtoul(h, &e, 16);
+  r->p += 4;
+  return *e == '\0';
+}
+
+/* A string (the opening quote already read), pushed. */
+static bool read_string(reader *r) {
+  luaL_Buffer b;
+  luaL_buffinit(r->L, &b);
+  while (r->p < r->end && *r->p != '"') {
+    const char *run = r->p;
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\') r->p++;
+    luaL_addlstring(&b, run, (size_t)(r->p - run));
+    if (r->p >= r->end || *r->p == '"') break;
+    if (++r->p >= r->end) return false;
+    char c = *r->p++;
+    const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t", *k = strchr(from, c);
+    unsigned long cp, lo;
+    if (k && c) {
+      luaL_addchar(&b, to[k - from]);
+    } else if (c == 'u' && hex4(r, &cp)) {
+      if (cp >= 0xD800 && cp < 0xDC00 && r->end - r->p >= 6 && r->p[0] == '\\' && r->p[1] == 'u') {
+        r->p += 2;
+        if (!hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF) return false;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      }
+      add_utf8(&b, cp);
+    } else {
+      return false;
+    }
+  }
+  if (r->p >= r->end) return false;
+  r->p++;
+  luaL_pushresult(&b);
+  return true;
+}
+
+static bool read_value(reader *r, int depth);
+
+/* An array or object (its bracket already read), pushed as a table. */
+static bool read_container(reader *r, bool object, int depth) {
+  lua_State *L = r->L;
+  lua_newtable(L);
+  lua_Integer n = 0;
+  skip_space(r);
+  if (r->p < r->end && *r->p == (object ? '}' : ']')) { r->p++; return true; }
+  for (;;) {
+    skip_space(r);
+    if (object) {
+      if (r->p >= r->end || *r->p++ != '"' || !read_string(r)) return false;
+      skip_space(r);
+      if (r->p >= r->end || *r->p++ != ':') return false;
+    }
+    if (!read_value(r, depth + 1)) return false;
+    if (object) lua_rawset(L, -3);
+    else lua_rawseti(L, -2, ++n);
+    skip_space(r);
+    if (r->p >= r->end) return false;
+    char c = *r->p++;
+    if (c == (object ? '}' : ']')) return true;
+    if (c != ',') return false;
+  }
+}
+
+static bool read_value(reader *r, int depth) {
+  lua_State *L = r->L;
+  if (depth > 64 || !lua_checkstack(L, 4)) return false;
+  skip_space(r);
+  if (r->p >= r->end) return false;
+  char c = *r->p;
+  if (c == '{' || c == '[') { r->p++; return read_container(r, c == '{', depth); }
+  if (c == '"') { r->p++; return read_string(r); }
+  if (literal(r, "true")) { lua_pushboolean(L, 1); return true; }
+  if (literal(r, "false")) { lua_pushboolean(L, 0); return true; }
+  if (literal(r, "null")) { lua_pushnil(L); return true; }
+  char num[64];
+  size_t n = strspn(r->p, "+-0123456789.eE");
+  if (n == 0 || n >= sizeof num || (size_t)(r->end - r->p) < n) return false;
+  memcpy(num, r->p, n);
+  num[n] = '\0';
+  r->p += n;
+  return lua_stringtonumber(L, num) != 0;
+}
+
+bool luamig_json_decode(lua_State *L, const char *s, size_t len) {
+  int top = lua_gettop(L);
+  reader r = { L, s, s + len, true };
+  bool ok = read_value(&r, 0);
+  skip_space(&r);
+  if (ok && r.p == r.end) return true;
+  lua_settop(L, top);
+  return false;
 }

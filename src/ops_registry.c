@@ -273,6 +273,26 @@ const luamig_opspec luamig_opspecs[] = {
       "  { code = \"shipped\", position = 3 },\n"
       "})" },
 
+  { OP("backfill"), .section = DATA, .call = luamig_op_backfill, .returns = "rows updated",
+    P(TABLE), O({ "set", LUAMIG_TEXT }, { "where", LUAMIG_TEXT }, { "key", LUAMIG_IDENT },
+                { "batch", LUAMIG_INTEGER }, { "sleep", LUAMIG_STRING }, SCHEMA),
+    .flags = LUAMIG_OP_OPTS_NEEDED, .lint = "dml",
+    .doc =
+      "An `UPDATE` of a big table that never holds the application up, in a `transactional = false`\n"
+      "revision (refused in any other). `set` is the SET list (`\"col = expr\"`), `where` the rows still to\n"
+      "do (the filter that makes a rerun resume), `key` a unique column (default `id`, the primary key),\n"
+      "`batch` the rows per batch (default 1000), `sleep` a pause between batches (`\"50ms\"`). It walks the\n"
+      "table in key order, each batch one statement and one short transaction under `lock_timeout`; a\n"
+      "batch that times out on a row lock, or loses a deadlock, is tried again after a pause (up to 10\n"
+      "times). A run that is killed resumes where `where` still matches. On a terminal it shows rows done\n"
+      "of the estimate (`pg_class.reltuples`), the rate and the ETA; the count goes to the audit log as\n"
+      "`backfill TABLE: N rows`. Offline, the same batch statement runs in a `DO` block that commits after\n"
+      "each batch (run the script outside a transaction block, as `psql -f` does). Returns the rows updated\n"
+      "(0 offline).",
+    .example =
+      "op.backfill(\"users\", { set = \"full_name = first_name || ' ' || last_name\",\n"
+      "                       where = \"full_name IS NULL\", batch = 5000, sleep = \"50ms\" })" },
+
   { OP("safe"), .section = LINT, .call = luamig_op_safe,
     P({ "rule", LUAMIG_STRING, NULL }, { "why", LUAMIG_STRING, NULL }), .lint = "safe",
     .doc =

@@ -160,6 +160,16 @@ static bool ambiguous_uri(const char *url, const PQconninfoOption *o) {
   return false;
 }
 
+void luamig_add_setting(luaL_Buffer *b, const char *key, const char *value) {
+  luaL_addstring(b, key);
+  luaL_addstring(b, "='");
+  for (; *value; value++) {
+    if (*value == '\\' || *value == '\'') luaL_addchar(b, '\\');
+    luaL_addchar(b, *value);
+  }
+  luaL_addstring(b, "' ");
+}
+
 bool luamig_is_conninfo(const char *s) {
   return is_uri(s) || strchr(s, '=') != NULL;
 }

@@ -193,5 +193,6 @@ int luamig_run_open(luamig_run *r, bool offline) {
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
   }
   luamig_opctx_new(L, connidx);
+  luamig_opctx_bind_run(L, -1, r->opts, &r->vt);   /* op.backfill's progress and count */
   return lua_gettop(L);
 }

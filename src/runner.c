@@ -2,7 +2,8 @@
  * runner.c: upgrade and downgrade, and the retry engine under them. Like every
  * command (run.c) each takes one options table and returns Lua values; it
  * prints nothing. Progress goes to opts.log(event, text, ms) when given
- * ("start", "done", "fail", "info").
+ * ("start", "done", "fail", "info"; and "heads", the version rows before and
+ * after each revision, for a fleet's report).
  *
  * A run: config -> graph -> connection -> lock -> current heads -> plan ->
  * one transaction per revision (its statements and its version-table row
@@ -312,6 +313,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   int top = lua_gettop(L);
   const char *line = push_step_line(r, ctx, s);
   ctx->transactional = rv->transactional;
+  luamig_opctx_bind_revision(L, ctxidx, rv->id);
   push_env(r, s);
   int env = lua_gettop(L);
   /* only live, and only from one transactional revision to another */
@@ -331,6 +333,7 @@ static bool run_step(luamig_run *r, int ctxidx, const luamig_step *s, luamig_mov
   double ms = luamig_now_ms() - a.t0;
   if (ctx->conn == NULL) luamig_run_drain(r, ctxidx);
   else luamig_run_log(r, "done", line, ms);
+  if (ctx->conn != NULL) luamig_run_log(r, "heads", m->expect, 0);
   luamig_run_warnings(r);
 
   lua_settop(L, top);                /* the results table */
@@ -386,6 +389,8 @@ static int read_start(luamig_run *r, int ctxidx, bool up, bool offline, const ch
     return ncur;
   }
   ncur = luamig_read_current(r, cur, &present);
+  luamig_run_log(r, "heads", luamig_push_ids(L, r->g, cur, ncur), 0);
+  lua_pop(L, 1);
   luamig_warn_findings(r, luamig_push_findings(r, cur, ncur, 0));   /* before the log is made */
   lua_pop(L, 1);
   if (!present && up) luamig_vtable_ensure(L, ctx, &r->vt);

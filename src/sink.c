@@ -53,7 +53,7 @@ luamig_opctx *luamig_opctx_new(lua_State *L, int conn_idx) {
     conn_idx = lua_absindex(L, conn_idx);
     c = luamig_conn_check(L, conn_idx);
   }
-  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 3);
+  luamig_opctx *ctx = lua_newuserdatauv(L, sizeof *ctx, 4);
   ctx->conn = c;
   ctx->transactional = true;
   ctx->defer = false;

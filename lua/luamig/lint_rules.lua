@@ -19,8 +19,8 @@ rules.texts = {
       .. "the statement fails on a non-empty table (23502); the running release, which does not "
       .. "set the column, then fails its INSERTs",
     recipe = "give the column a constant default (default = \"0\": PostgreSQL 11+ keeps it in the "
-      .. "catalog, no rewrite and no scan), or add it nullable, backfill in batches and make it "
-      .. "NOT NULL with the set-not-null recipe",
+      .. "catalog, no rewrite and no scan), or add it nullable, fill it with op.backfill from a "
+      .. "transactional = false revision and make it NOT NULL with the set-not-null recipe",
   },
   ["add-column-volatile-default"] = {
     lock = AE,
@@ -29,7 +29,7 @@ rules.texts = {
       .. "table and every index while it holds the lock",
     recipe = "add the column without a default, set the default for new rows with "
       .. "op.alter_column(t, c, { server_default = ... }) or ALTER COLUMN ... SET DEFAULT (catalog "
-      .. "only), backfill existing rows in batches from a transactional = false revision, then "
+      .. "only), fill existing rows with op.backfill from a transactional = false revision, then "
       .. "add NOT NULL with the set-not-null recipe if needed",
   },
   ["alter-type-rewrite"] = {
@@ -37,7 +37,7 @@ rules.texts = {
     effect = "the type change rewrites the table and rebuilds its indexes under the lock (only "
       .. "widening varchar(n) or numeric(p,s), and varchar to text, are catalog-only)",
     recipe = "expand and contract: add a column of the new type, keep it in step with a trigger "
-      .. "(or have the app write both), backfill it in batches from a transactional = false "
+      .. "(or have the app write both), fill it with op.backfill from a transactional = false "
       .. "revision, deploy the release that reads it, then drop the old column and rename the "
       .. "new one in a later revision",
   },
@@ -120,9 +120,9 @@ rules.texts = {
     effect = "one statement changes every row: writers of any row (UPDATE, DELETE, SELECT ... "
       .. "FOR UPDATE) wait until it commits, and the whole table's WAL and dead rows come at "
       .. "once; in a transactional revision the row locks last until the revision commits",
-    recipe = "backfill in batches from a transactional = false revision, each batch its own "
-      .. "transaction: repeat until op.execute(\"UPDATE t SET ... WHERE id IN (SELECT id FROM t "
-      .. "WHERE <not done yet> LIMIT 1000)\") == 0",
+    recipe = "op.backfill(t, { set = \"c = ...\", where = \"<not done yet>\" }) from a "
+      .. "transactional = false revision: key-ordered batches, each its own short transaction, "
+      .. "resumed by a rerun",
   },
   ["table-rewrite"] = {
     lock = AE,
