@@ -120,8 +120,8 @@ static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, con
     lua_rawseti(L, -3, i);
     lua_pop(L, 1);
   }
-  lua_replace(L, -4);                /* over the digest's text */
-  lua_pop(L, 2);
+  lua_replace(L, -3);                /* over the digest's text */
+  lua_pop(L, 1);                     /* the version rows as read */
   return n;
 }
 
