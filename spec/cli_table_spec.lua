@@ -158,7 +158,7 @@ describe("the command table #cli", function()
       local made = doc(dir, "revision", "-m", "Four", "--rev-id", "ddd444", "--json")
       assert.same({ path = "versions/ddd444_four.lua", revision = "ddd444" }, made)
       local fresh = h.project({}, "")
-      assert.same({ "app/luamig.lua", "app/versions", "app/revision.lua.tmpl" },
+      assert.same({ "app/luamig.lua", "app/versions", "app/revision.lua.tmpl", "app/.gitignore" },
         doc(fresh, "init", "app", "--json").created)
     end)
 

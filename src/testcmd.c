@@ -226,6 +226,7 @@ static int scratch_batch(lua_State *L) {
     for (int k = 2; k <= np + 1; k++) lua_rawgeti(L, q, k);
     st[i].nparams = np > 0 ? np : 0;
     st[i].params = luamig_params(L, q + 1, st[i].nparams, "batch");   /* stays on the stack */
+    st[i].prepare = false;             /* asked once: not worth a Parse of its own */
   }
   luaL_checkstack(L, n + 2, "batch");
   lua_createtable(L, n, 0);
