@@ -14,12 +14,12 @@ PQ_LIB      ?= -lpq
 CRYPTO_LIB  ?= -lcrypto            # OpenSSL, which libpq links anyway: SHA-256 of revision files
 
 CFLAGS  ?= -O2 -g
-THREADS  = -pthread                # loader.c reads revision files ahead on a second thread
+THREADS  = -pthread                # loader_read.c reads revision files ahead on a second thread
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/ops_backfill.c src/graph.c src/revmap.c src/target.c src/loader.c \
+CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/ops_backfill.c src/graph.c src/revmap.c src/target.c src/loader.c src/loader_scan.c src/loader_read.c \
            src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c src/testcmd.c \
            src/core.c
@@ -32,7 +32,7 @@ OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
 .PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz conformance
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
-$(B)/obj/%.o: src/%.c include/luamig.h src/cli.h src/fleet.h
+$(B)/obj/%.o: src/%.c include/luamig.h $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
