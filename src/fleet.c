@@ -31,15 +31,18 @@ static void free_conninfo(void *p) { PQconninfoFree(p); }
 static const char *push_options(lua_State *L, const char *old, const char *schema) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
+  luamig_quote_ident(L, &b, schema);
+  luaL_pushresult(&b);
+  const char *quoted = lua_tostring(L, -1);
+  luaL_buffinit(L, &b);
   if (old && *old) { luaL_addstring(&b, old); luaL_addchar(&b, ' '); }
-  luaL_addstring(&b, "-c search_path=\"");
-  for (const char *p = schema; *p; p++) {
+  luaL_addstring(&b, "-c search_path=");
+  for (const char *p = quoted; *p; p++) {
     if (*p == ' ' || *p == '\\') luaL_addchar(&b, '\\');
-    if (*p == '"') luaL_addchar(&b, '"');
     luaL_addchar(&b, *p);
   }
-  luaL_addchar(&b, '"');
   luaL_pushresult(&b);
+  lua_remove(L, -2);                 /* quoted */
   return lua_tostring(L, -1);
 }
 

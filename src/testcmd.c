@@ -23,18 +23,6 @@
 
 #define SOCKET_DIR_MAX 80              /* sun_path is 108 bytes; ".s.PGSQL.NNNNN" and slack */
 
-/* Appends one keyword='value' pair, the value quoted as libpq reads it. */
-static void add_pair(luaL_Buffer *b, const char *key, const char *val) {
-  if (luaL_bufflen(b) > 0) luaL_addchar(b, ' ');
-  luaL_addstring(b, key);
-  luaL_addstring(b, "='");
-  for (const char *p = val; *p; p++) {
-    if (*p == '\'' || *p == '\\') luaL_addchar(b, '\\');
-    luaL_addchar(b, *p);
-  }
-  luaL_addchar(b, '\'');
-}
-
 static void free_options(void *p) { PQconninfoFree(p); }
 
 /* conninfo(url, overrides) -> "host='...' dbname='...'": url's settings (a URL
@@ -60,7 +48,7 @@ static int scratch_conninfo(lua_State *L) {
     lua_getfield(L, 2, o->keyword);  /* a string stays anchored in the table */
     const char *val = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : o->val;
     lua_pop(L, 1);
-    if (val) add_pair(&b, o->keyword, val);
+    if (val) luamig_add_setting(&b, o->keyword, val);
   }
   luaL_pushresult(&b);
   luamig_owned_free(slot);

@@ -13,11 +13,12 @@
 -- before is undone when downgrade() leaves it with its old name again.
 local rules = require "luamig.lint_rules"
 local specs = require "luamig.opspec"
+local S = require "luamig.sqltext"
 local actions = require "luamig.lint_actions"
 
 local inverse = {}
 
-local function q(s) return '"' .. tostring(s) .. '"' end
+local q = S.said
 
 -- The namespace of each kind of object followed through renames.
 local SPACE = { create_table = "table", drop_table = "table", rename_table = "table",
@@ -171,7 +172,7 @@ local DESCRIBE = {
 }
 
 local function describe(a)
-  local what = a.column and q(a.table) .. "." .. q(a.column) or q(a.name or a.table)
+  local what = a.column and S.said(a.table, a.column) or q(a.name or a.table)
   if a.unnamed and a.name then what = what .. " (named by PostgreSQL)" end
   if a.to then what = what .. " to " .. q(a.to) end
   if a.kind == "alter_type" then what = what .. " to " .. tostring(a.type) end

@@ -250,8 +250,8 @@ end
 
 -- ---- the rules ----
 
-local function q(s) return '"' .. tostring(s) .. '"' end
-local function col(a) return q(a.table) .. "." .. q(a.column) end
+local q = S.said
+local function col(a) return S.said(a.table, a.column) end
 
 -- Does a valid CHECK on the table prove column IS NOT NULL?
 local function proven_not_null(e, column)

@@ -3,6 +3,7 @@
 -- timestamptz over timestamp, text over varchar(n) and char(n). They look at
 -- the types a revision gives columns (create_table, add_column, type changes)
 -- and at the columns it makes keys, whether the table is new or not.
+local S = require "luamig.sqltext"
 local types = require "luamig.types"
 
 local style = {}
@@ -45,7 +46,7 @@ style.texts = {
 -- The integer types too small for a key (luamig.types' names).
 local INT_KEY = { integer = true, smallint = true }
 
-local function q(s) return '"' .. tostring(s) .. '"' end
+local q = S.said
 
 -- Findings for column `column` of table `tbl` of type `typ` (key: a key column).
 local function column(tbl, column_name, typ, key, find)

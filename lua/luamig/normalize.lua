@@ -301,9 +301,7 @@ function N.catalog(db)
   end
   for _, t in pairs(db.tables) do table_entries(add, t, shown(t.schema, t.name)) end
   for _, e in pairs(db.enums) do
-    local quoted = {}
-    for i, v in ipairs(e.values) do quoted[i] = "'" .. v:gsub("'", "''") .. "'" end
-    add("enum", shown(e.schema, e.name), { values = table.concat(quoted, ", "),
+    add("enum", shown(e.schema, e.name), { values = S.list(e.values, S.literal),
                                            privileges = privileges(e.acl), comment = e.comment })
   end
   for _, s in pairs(db.sequences or {}) do

@@ -36,6 +36,13 @@ function S.quoted(name) return core.quote_ident(name) end
 -- A string literal ('' doubled; E'...' when it holds a backslash).
 function S.literal(s) return core.quote_literal(s) end
 
+-- A name as PostgreSQL's messages write it, for people (nothing doubled: not SQL):
+-- S.said("users") --> "users", S.said("users", "email") --> "users"."email".
+function S.said(name, column)
+  local out = '"' .. tostring(name) .. '"'
+  return column == nil and out or out .. '."' .. tostring(column) .. '"'
+end
+
 -- The items of list quoted by quote (S.ident, S.literal), joined by ", ".
 function S.list(list, quote)
   local out = {}
