@@ -970,7 +970,7 @@ int luamig_open_report(lua_State *L);
 
 int luamig_open_scaffold(lua_State *L);
 
-/* ---- lint.c: the migration safety lint (rules in lua/luamig/lint.lua) ---- */
+/* ---- lint.c: the migration safety lint (rules in lua/luamig/lint_rules.lua) ---- */
 
 /* Before upgrade applies steps: lints the revisions it will apply (opts.lint:
  * "warn", the default, logs each finding as a "warn" event; "strict" raises when

@@ -139,7 +139,7 @@ const char luamig_sql_lock_first[] =
   "coalesce($3, current_schema(), '') || '.' || $1, 0) AS k) s";
 
 /* The exclusive and the shared mode both: the guard asks whether this session
- * holds the lock by releasing and retaking one mode at a time (src/runner.c). */
+ * holds the lock by releasing and retaking one mode at a time (luamig_sql_log_insert). */
 const char luamig_sql_lock_try[] = "SELECT 1 WHERE CASE WHEN pg_try_advisory_lock($1::bigint) "
                                    "THEN pg_try_advisory_lock_shared($1::bigint) END";
 

@@ -3,7 +3,7 @@
  * Pure, like the helpers it builds on: args.c reads the arguments, quote.c quotes them.
  *
  * An op that needs several statements (a table and its comments) separates
- * them with luamig_sql_next; ops.c sends them one by one, so an error names
+ * them with luamig_sql_next; sink.c sends them one by one, so an error names
  * the statement that failed and the offline script lists each on its own.
  */
 #include <stdarg.h>

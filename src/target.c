@@ -5,8 +5,8 @@
  * _collect_downgrade_revisions; script/base.py: _stamp_revs; runtime/
  * migration.py: HeadMaintainer), over the rules in revmap.c. Pure: works from
  * the graph and the current rows only, so the same plan serves a live run and
- * an offline --sql script. The three places where luamig differs on purpose
- * (README, "Where luamig differs from Alembic") say so.
+ * an offline --sql script. Where luamig differs on purpose, README.md's "Where
+ * luamig differs from Alembic" lists it and the code says so.
  */
 #include <ctype.h>
 #include <stdlib.h>
