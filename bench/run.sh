@@ -8,7 +8,7 @@
 # line (the exit status is 1 when one fails).
 #   bash bench/run.sh
 # Environment: BENCH_RUNS (minimum timed runs per figure, default 5, at least 5),
-# BENCH_LUAMIG (the binary, default build/luamig), BENCH_OUT (default
+# BENCH_LUAMIG (the binary, default build/luamig), BENCH_PEERS=off (no Alembic or dbmate), BENCH_OUT (default
 # bench/results.md; README.md is updated only with the default), BENCH_PORT
 # (default 5491; the cluster only has a Unix socket).
 # Each figure is hyperfine's median of the timed runs after one warm-up run, with
@@ -90,6 +90,8 @@ elif /usr/bin/python3 -c 'import alembic, psycopg2' 2>/dev/null; then
   have_alembic=true ALEMBIC="/usr/bin/python3 -m alembic"
 fi
 command -v dbmate >/dev/null && have_dbmate=true
+# BENCH_PEERS=off: luamig and the floors only (a quick check of the goals)
+[[ ${BENCH_PEERS:-on} != off ]] || have_alembic=false have_dbmate=false
 alembic_url() { printf 'postgresql+psycopg2://postgres@/%s?host=%s&port=%s' "$1" "$PGHOST" "$PGPORT"; }
 al() {  # alembic on workload $1, database $2 (empty: offline)
   printf "env BENCH_ALEMBIC_URL='%s' %s -c %s/alembic.ini" "$(alembic_url "${2:-postgres}")" "$ALEMBIC" "$W/$1"
