@@ -20,7 +20,7 @@ CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/ops_backfill.c src/graph.c src/revmap.c src/target.c src/loader.c src/loader_scan.c src/loader_read.c \
-           src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/report.c src/scaffold.c \
+           src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/logseen.c src/report.c src/scaffold.c \
            src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c src/testcmd.c \
            src/core.c
 CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_test.c src/cli_lib.c \

@@ -114,6 +114,12 @@ PGresult *luamig_prepared_parsed(luamig_conn *c, int slot, bool *broke);
  * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes);
+/* luamig_batch with rows, then in the same round trip, after its Sync (so
+ * outside its transaction), the m statements of tail (not prepared): pushes
+ * an array of their row arrays, or nil when one of them failed. Their failure
+ * is never raised: they are a read ahead the caller can do without. */
+void luamig_batch_tail(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, int m,
+                       const luamig_stmt *tail);
 /* A statement failure as data: what the server said, not words found in a message. */
 typedef struct luamig_sqlerror {
   char sqlstate[6];                  /* "" when there is none (a client-side failure) */
@@ -699,6 +705,9 @@ typedef struct luamig_vtable {
   bool digested;                     /* log_digest and log_started were read */
   char log_digest[65];               /* see luamig_vtable_read */
   long log_started;
+  bool printed;                      /* log_print was read (with the lock, or the digest) */
+  char log_print[65];                /* the SHA-256 of the log's fingerprint */
+  int ahead;                         /* stack slot of the rows read with the lock (0: none) */
 } luamig_vtable;
 
 /* CREATE TABLE IF NOT EXISTS, through the context (so --sql scripts get it too). */
@@ -714,6 +723,15 @@ int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt);
  * rows (the array at idx). */
 void luamig_vtable_probe_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n);
 void luamig_vtable_probed(lua_State *L, luamig_vtable *vt, int idx);
+/* The read ahead of a no-op run, for the tail of the lock's round trip
+ * (luamig_batch_tail): appends the version rows' query and the log's
+ * fingerprint's (what their SQL points into is pushed). luamig_vtable_ahead
+ * takes their result at idx (nil when they failed: no table yet), replaces it
+ * with the array of ids and sets vt->printed; returns whether it was read. */
+void luamig_vtable_ahead_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n);
+bool luamig_vtable_ahead(lua_State *L, luamig_vtable *vt, int idx);
+/* Reads the log's digest and, of the same snapshot, its fingerprint into vt. */
+void luamig_vtable_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt);
 
 /* A revision's row in the audit log: one per applied or reverted revision
  * (id, direction, file checksum, time, duration, user, luamig version). */
@@ -781,7 +799,8 @@ const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt)
  * session still holds it by releasing and taking back one mode at a time
  * (the other keeps every other run out meanwhile), not through pg_locks.
  * Sets vt->lock_key. Waits up to wait_s seconds, then raises naming the holder
- * (pid, application). */
+ * (pid, application). Pushes the version rows read with the lock (see
+ * luamig_vtable_ahead_add), or nil. */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* The lock key's halves as pg_locks shows them (classid, objid), as text. */
@@ -814,6 +833,9 @@ const char *luamig_sql_vt_change(lua_State *L, const luamig_vtable *vt, luamig_v
 const char *luamig_sql_log_create(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_select(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool guarded);
+/* The log's fingerprint (column print; $1 the log's qualified name), and its
+ * digest with the fingerprint of the same snapshot (applied, started, print). */
+const char *luamig_sql_log_print(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_digest(lua_State *L, const luamig_vtable *vt);
 /* The migration lock (lock.c). The session's dead-client check ($1: the pid
  * of luamig_topology_pid); the key, hashed by the server from $1 table and $3
@@ -897,6 +919,13 @@ enum {
   LUAMIG_RUN_SUMS = 2,               /* the files' SHA-256 (audit log, changed-file warnings) */
   LUAMIG_RUN_MIGRATE = 4             /* a run that takes the lock: through direct_url when set */
 };
+/* The first versions directory, where the caches of its runs go (pushed; NULL: none). */
+const char *luamig_run_cache_dir(luamig_run *r);
+/* ---- logseen.c: the audit logs seen, by fingerprint ----
+ * Whether a log whose fingerprint's SHA-256 is print was seen, with its
+ * digest then; records that (dir NULL: no cache). */
+bool luamig_logseen_find(lua_State *L, const char *dir, const char *print, char digest[65]);
+void luamig_logseen_add(lua_State *L, const char *dir, const char *print, const char *digest);
 /* Options (table at 1) -> config -> [connection under way] -> graph, all pushed. */
 void luamig_run_init(lua_State *L, luamig_run *r, int flags);
 /* Finishes connecting (starts, if init was not told to): r->c in slot r->conn,

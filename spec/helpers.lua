@@ -249,6 +249,17 @@ function h.revision(id, down, body_up, body_down, extra)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- A project of n revisions r001..rNNN in a line, each creating a table tNNN.
+function h.chain(n)
+  local files = {}
+  for i = 1, n do
+    local id, down = ("r%03d"):format(i), i > 1 and ("r%03d"):format(i - 1) or nil
+    files[("versions/%s.lua"):format(id)] = h.revision(id, down,
+      ('op.create_table("t%03d", { { "id", "int" } })'):format(i), ('op.drop_table("t%03d")'):format(i))
+  end
+  return h.project(files)
+end
+
 -- busted puts describe, it, before_each... in each spec file's environment, not
 -- in _G: the _ENV of the function level levels up.
 local function spec_env(level)
@@ -296,19 +307,40 @@ function h.silent_listener()
 end
 
 -- Runs the CLI with args in dir under strace (its -e trace=calls, e.g. "open,openat"),
--- with the variables of env; returns strace's log and the exit code.
+-- with the variables of env; returns strace's log, the exit code and luamig's stderr.
 function h.strace(dir, args, calls, env)
-  local log = fresh("strace")
+  local log, err = fresh("strace"), fresh("err")
   local parts = { "env" }
   for k, v in pairs(env or {}) do parts[#parts + 1] = q(k .. "=" .. v) end
   parts[#parts + 1] = q(h.bin)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   -- LeakSanitizer cannot run under ptrace: the ASan build checks leaks in the other specs
   local code = h.sh(("cd %s && ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -e "
-    .. "trace=%s -o %s %s"):format(q(dir), calls, q(log), table.concat(parts, " ")))
-  local text = read_file(log)
+    .. "trace=%s -o %s %s 2>%s"):format(q(dir), calls, q(log), table.concat(parts, " "), q(err)))
+  local text, stderr = read_file(log), read_file(err)
   os.remove(log)
-  return text, code
+  os.remove(err)
+  return text, code, stderr
+end
+
+-- The server round trips of a run of luamig args in dir (env as h.strace's): each run
+-- of messages sent before the next read is one, the start-up and the goodbye included
+-- (libpq writes a pipeline's parts apart, at each Sync). Returns them, the bytes read
+-- and luamig's stderr; raises when the run fails.
+function h.round_trips(dir, args, env)
+  local log, code, err = h.strace(dir, args, "sendto,recvfrom", env)
+  assert(code == 0, err)
+  local trips, bytes, sending = 0, 0, false
+  for line in log:gmatch("[^\n]+") do
+    if line:find("sendto(", 1, true) then
+      if not sending then trips = trips + 1 end
+      sending = true
+    elseif line:find("recvfrom(", 1, true) then
+      sending = false
+      bytes = bytes + (tonumber(line:match("%) = (%d+)$")) or 0)
+    end
+  end
+  return trips, bytes, err
 end
 
 -- Waits (bounded: tries times 0.1 s, default 100) until cond() is true.

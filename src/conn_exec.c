@@ -317,8 +317,36 @@ static bool drain_to_sync(PGconn *pg) {
   return false;
 }
 
-void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
-                  bool rows, const char *const *prefixes) {
+/* The results of the m statements sent after the batch's own Sync, of the
+ * mall of luamig_batch_tail: pushes an array of their row arrays, or nil when
+ * one failed or was not sent. */
+static void read_tail(lua_State *L, luamig_conn *c, holder *h, int m, int mall, bool *ok) {
+  bool failed = !*ok || m < mall;
+  lua_createtable(L, m, 0);
+  for (int i = 0; i < m && *ok; i++) {
+    PGresult *res = PQgetResult(c->pg);
+    if (res == NULL) { *ok = false; break; }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && !failed) {
+      h->res = res;
+      push_rows(L, res);
+      lua_rawseti(L, -2, i + 1);
+      holder_clear(h);
+    } else {
+      failed = true;
+      PQclear(res);
+    }
+    while ((res = PQgetResult(c->pg)) != NULL) PQclear(res);
+  }
+  if (*ok) *ok = drain_to_sync(c->pg);
+  if (failed || !*ok) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* luamig_batch, and after its Sync the m statements of tail (0: none). */
+static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
+                  bool rows, const char *const *prefixes, int m, const luamig_stmt *tail) {
   if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
   if (rows) luaL_checkstack(L, n + LUA_MINSTACK, "too many statements in one batch");
   PGconn *pg = c->pg;
@@ -333,6 +361,11 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
   for (int slot; sent < n && luamig_prepared_send(c, &st[sent], &slot); sent++)
     if (slot >= 0) { parsed[nparsed] = slot; parsed_at[nparsed++] = sent; }
   bool ok = PQpipelineSync(pg) == 1, broke = false;
+  int tsent = 0;
+  while (ok && tsent < m && PQsendQueryParams(pg, tail[tsent].sql, tail[tsent].nparams, NULL,
+                                              tail[tsent].params, NULL, NULL, 0) == 1)
+    tsent++;
+  if (m > 0 && ok) ok = PQpipelineSync(pg) == 1;
   int failed = sent < n ? sent : -1;   /* a statement libpq could not send */
   for (int i = 0, p = 0; i < sent && ok && !broke; i++) {
     if (p < nparsed && parsed_at[p] == i) {   /* its Parse, sent first (prepared.c) */
@@ -364,6 +397,11 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     while ((res = PQgetResult(pg)) != NULL) PQclear(res);   /* end of statement i */
   }
   if (ok && !broke) ok = drain_to_sync(pg);
+  if (m > 0) {                       /* a failure there is the caller's to handle, not raised */
+    bool tail_read = ok && !broke;
+    read_tail(L, c, failed < 0 ? h : new_holder(L), tsent, m, &tail_read);
+    ok = ok && tail_read;
+  }
   PQexitPipelineMode(pg);
   if (failed < 0 && ok && !broke) {
     lua_remove(L, top);              /* the holder, under the row arrays */
@@ -377,4 +415,15 @@ void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
   holder_clear(h);
   if (prefixes && prefixes[at]) lua_concat(L, 2);
   lua_error(L);
+}
+
+void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
+                  bool rows, const char *const *prefixes) {
+  batch(L, c, n, st, counts, rows, prefixes, 0, NULL);
+}
+
+void luamig_batch_tail(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, int m,
+                       const luamig_stmt *tail) {
+  batch(L, c, n, st, NULL, true, NULL, m, tail);
+  if (m == 0) lua_pushnil(L);
 }

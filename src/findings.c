@@ -102,16 +102,11 @@ static int cmp_ids(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Whether the log's digest, read with the version rows (luamig_vtable_read),
- * is the one the files and the rows would give: every applied revision's last
- * row applies it with its file's checksum, no other revision's row does, and
- * no run stopped inside one. Then the full read would find nothing (but stale
- * rows, which come from the version table alone), and is skipped: a no-op run
- * reads a digest, not every row of the log. */
-static bool log_agrees(luamig_run *r, const int *applied) {
+/* The log's digest the files and the rows would give: the SHA-256 of each
+ * applied revision's "id checksum", in C order (as luamig_sql_log_digest). */
+static void files_digest(luamig_run *r, const int *applied, char sum[65]) {
   lua_State *L = r->L;
   const luamig_graph *g = r->g;
-  if (!r->vt.digested || r->vt.log_started != 0) return false;
   const char **ids = lua_newuserdatauv(L, (size_t)(g->n + 1) * sizeof *ids, 0);
   int n = 0;
   for (int i = 0; i < g->n; i++)
@@ -129,10 +124,35 @@ static bool log_agrees(luamig_run *r, const int *applied) {
   luaL_pushresult(&b);
   size_t len;
   const char *text = lua_tolstring(L, -1, &len);
-  char sum[65];
   luamig_sha256_hex(text, len, sum);
   lua_pop(L, 2);
-  return strcmp(sum, r->vt.log_digest) == 0;
+}
+
+/* Whether the log's digest is the one the files and the rows would give:
+ * every applied revision's last row applies it with its file's checksum, no
+ * other revision's row does, and no run stopped inside one. Then the full
+ * read would find nothing (but stale rows, which come from the version table
+ * alone), and is skipped: a no-op run reads a digest, not every row of the
+ * log. With only the log's fingerprint read (with the lock), the digest is
+ * the one this directory's runs last read with that fingerprint (logseen.c),
+ * else it is read now. */
+static bool log_agrees(luamig_run *r, const int *applied) {
+  lua_State *L = r->L;
+  luamig_vtable *vt = &r->vt;
+  char sum[65], seen[65];
+  files_digest(r, applied, sum);
+  const char *dir = luamig_run_cache_dir(r);
+  bool agrees = false;
+  if (!vt->digested && vt->printed && luamig_logseen_find(L, dir, vt->log_print, seen)) {
+    agrees = strcmp(sum, seen) == 0;
+  } else {
+    if (!vt->digested && vt->printed) luamig_vtable_digest(L, r->c, vt);
+    if (vt->digested && vt->printed && vt->log_started == 0)   /* the fingerprint says that too */
+      luamig_logseen_add(L, dir, vt->log_print, vt->log_digest);
+    agrees = vt->digested && vt->log_started == 0 && strcmp(sum, vt->log_digest) == 0;
+  }
+  lua_pop(L, 1);
+  return agrees;
 }
 
 int luamig_push_findings(luamig_run *r, const int *cur, int ncur, int unknown) {

@@ -71,14 +71,6 @@ static int call_analyze(lua_State *L) {
 
 #define LINT_CACHE LUAMIG_CACHE_DIR "/lint"
 
-/* The first versions directory, where the lint keeps its model (pushed). */
-static const char *push_cache_dir(luamig_run *r) {
-  lua_getfield(r->L, r->cfg, "versions");
-  lua_geti(r->L, -1, 1);
-  lua_remove(r->L, -2);
-  return lua_tostring(r->L, -1);
-}
-
 /* Pushes the findings for the revisions marked in mark, with their ancestors
  * as context, in topological (upgrade) order. Protected, a failure of the lint
  * itself pushes its message instead and returns false; a revision file that
@@ -92,7 +84,7 @@ static bool analyze(luamig_run *r, const int *mark, bool protect) {
     if (mark[i]) from[nfrom++] = i;
   int *ctx = luamig_scratch(L, g->n);
   luamig_mark_reach(L, g, from, nfrom, ctx, true);
-  const char *dir = push_cache_dir(r);   /* stays on the stack, under the call */
+  const char *dir = luamig_run_cache_dir(r);   /* stays on the stack, under the call */
   bool keyed = true;                 /* every revision's SHA-256 known: the model may be kept */
   lua_pushcfunction(L, call_analyze);
   lua_getiuservalue(L, r->graph, 1);  /* envs */

@@ -32,7 +32,11 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * hash of "luamig:" + schema + "." + table, the schema the table is in
  * (current_schema() when the config names none): "public" written in the
  * config and left to the search path take the same lock, with no round trip
- * more. Sets vt->lock_key; returns whether it was taken. */
+ * more. With vt->want_digest, the version rows and the log's fingerprint ride
+ * in the same round trip after the transaction (luamig_vtable_ahead): kept
+ * when the lock was taken (they were read after it), else dropped. Sets
+ * vt->lock_key; pushes the rows read ahead (or nil); returns whether it was
+ * taken. */
 static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   int top = lua_gettop(L);
   const char *pid = luamig_topology_pid(L, c);
@@ -43,18 +47,26 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
     { luamig_sql_lock_first, 3, lock_params, false },
     { NULL, 0, NULL, false },        /* whether the version table and the log exist */
   };
-  int n = 3;
+  luamig_stmt tail[2];
+  int n = 3, m = 0;
   luamig_vtable_probe_add(L, vt, st, &n);
-  luamig_batch(L, c, n, st, NULL, true, NULL);
-  luamig_vtable_probed(L, vt, -1);
-  lua_pop(L, 1);
-  luamig_topology_check(L, c, -3);
-  lua_geti(L, -1, 1);
+  if (vt->want_digest) luamig_vtable_ahead_add(L, vt, tail, &m);
+  luamig_batch_tail(L, c, n, st, m, tail);   /* with m == 0: a nil for the tail */
+  int ahead = lua_gettop(L);
+  luamig_vtable_probed(L, vt, ahead - 1);
+  luamig_topology_check(L, c, ahead - 4);
+  lua_geti(L, ahead - 2, 1);
   lua_getfield(L, -1, "k");
   vt->lock_key = (long long)lua_tointeger(L, -1);   /* int8: a Lua integer */
   lua_getfield(L, -2, "locked");
   bool locked = lua_toboolean(L, -1);
-  lua_settop(L, top);
+  lua_settop(L, ahead);
+  if (!locked || !luamig_vtable_ahead(L, vt, ahead)) {
+    lua_pushnil(L);
+    lua_replace(L, ahead);
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
   return locked;
 }
 
@@ -67,6 +79,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
   double deadline = luamig_now_ms() + wait_s * 1000;
   bool locked = first_try(L, c, vt), first = locked;
   const char *key = push_key(L, vt);
+  top++;                             /* the read ahead stays */
   while (!locked) {
     double left = deadline - luamig_now_ms();
     if (left <= 0) break;

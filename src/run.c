@@ -66,6 +66,13 @@ void luamig_run_connect(luamig_run *r) {
   luamig_conn_finish(r->L, r->c, config_url(r));
 }
 
+const char *luamig_run_cache_dir(luamig_run *r) {
+  lua_getfield(r->L, r->cfg, "versions");
+  lua_geti(r->L, -1, 1);
+  lua_remove(r->L, -2);
+  return lua_tostring(r->L, -1);
+}
+
 void luamig_run_log(luamig_run *r, const char *event, const char *text, double ms) {
   lua_State *L = r->L;
   if (lua_getfield(L, r->opts, "log") != LUA_TFUNCTION) { lua_pop(L, 1); return; }
@@ -191,6 +198,8 @@ int luamig_run_open(luamig_run *r, bool offline) {
     if (lua_getfield(L, r->opts, "log") == LUA_TFUNCTION) r->c->hold_warnings = true;
     lua_pop(L, 1);
     luamig_lock_acquire(L, r->c, &r->vt, r->lock_wait);
+    if (lua_isnil(L, -1)) lua_pop(L, 1);
+    else r->vt.ahead = lua_gettop(L);   /* the rows read with the lock, for luamig_read_current */
   }
   luamig_opctx_new(L, connidx);
   luamig_opctx_bind_run(L, -1, r->opts, &r->vt);   /* op.backfill's progress and count */

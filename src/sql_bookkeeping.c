@@ -112,16 +112,34 @@ const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool gu
   return lua_tostring(L, -1);
 }
 
+/* The log's fingerprint, cheap where its digest is not (a third of the
+ * server's time): the database's identity (the cluster's system identifier,
+ * the database, the log's oid: $1 is its qualified name), then the count, the
+ * last id and the sum of a 64-bit hash of each row's id, revision, direction
+ * and checksum, which any change to a row moves. A digest once read with it
+ * (logseen.c) then holds for as long as it is the same. */
+#define LOG_PRINT "SELECT concat_ws(' ', (SELECT system_identifier FROM " \
+  "pg_catalog.pg_control_system()), pg_catalog.current_database(), $1::regclass::oid, " \
+  "count(*), max(id), sum(pg_catalog.hashtextextended(revision || ' ' || direction || ' ' || " \
+  "coalesce(checksum, '-'), id))) AS print FROM %s"
+
+const char *luamig_sql_log_print(lua_State *L, const luamig_vtable *vt) {
+  lua_pushfstring(L, LOG_PRINT, luamig_sql_vt_qualified(L, vt, vt->log_name));
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
 /* The log's digest as luamig_push_findings checks it (the SHA-256 of each
- * applied revision's last row and checksum) and how many runs it says
- * stopped inside a revision. */
+ * applied revision's last row and checksum), how many runs it says stopped
+ * inside a revision, and its fingerprint, all of one snapshot ($1 as above). */
 const char *luamig_sql_log_digest(lua_State *L, const luamig_vtable *vt) {
-  lua_pushfstring(L, "SELECT encode(sha256(convert_to(coalesce(string_agg("
-    "revision || ' ' || coalesce(checksum, '-'), E'\\n' ORDER BY revision COLLATE \"C\") "
-    "FILTER (WHERE direction IN ('upgrade', 'stamp', 'downgrade-started')), ''), 'UTF8')), "
-    "'hex') AS applied, count(*) FILTER (WHERE direction LIKE '%%-started') AS started "
+  const char *log = luamig_sql_vt_qualified(L, vt, vt->log_name);
+  lua_pushfstring(L, "SELECT d.applied, d.started, p.print FROM (SELECT encode(sha256(convert_to("
+    "coalesce(string_agg(revision || ' ' || coalesce(checksum, '-'), E'\\n' ORDER BY revision "
+    "COLLATE \"C\") FILTER (WHERE direction IN ('upgrade', 'stamp', 'downgrade-started')), ''), "
+    "'UTF8')), 'hex') AS applied, count(*) FILTER (WHERE direction LIKE '%%-started') AS started "
     "FROM (SELECT DISTINCT ON (revision) revision, direction, checksum FROM %s "
-    "ORDER BY revision, id DESC) l", luamig_sql_vt_qualified(L, vt, vt->log_name));
+    "ORDER BY revision, id DESC) l) d, (" LOG_PRINT ") p", log, log);
   lua_remove(L, -2);
   return lua_tostring(L, -1);
 }

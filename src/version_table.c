@@ -99,19 +99,9 @@ static int read_directly(lua_State *L, luamig_conn *c, luamig_vtable *vt, const 
   return -1;
 }
 
-/* The digest of the log as luamig_push_findings checks it, and the rows,
- * pushed as one array of strings. */
-static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
-  const char *digest = luamig_sql_log_digest(L, vt);
-  luamig_stmt st[2] = { { sql, 0, NULL, false }, { digest, 0, NULL, false } };
-  luamig_batch(L, c, 2, st, NULL, true, NULL);
-  lua_geti(L, -1, 1);
-  lua_getfield(L, -1, "applied");
-  lua_getfield(L, -2, "started");
-  snprintf(vt->log_digest, sizeof vt->log_digest, "%s", luaL_optstring(L, -2, ""));
-  vt->log_started = (long)lua_tointeger(L, -1);
-  vt->digested = true;
-  lua_pop(L, 4);
+/* The array of rows at the top ({ version_num = id } each) replaced by the
+ * array of the ids; returns their count. */
+static int rows_to_ids(lua_State *L) {
   int n = (int)lua_rawlen(L, -1);
   lua_createtable(L, n, 0);
   for (int i = 1; i <= n; i++) {
@@ -120,15 +110,95 @@ static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, con
     lua_rawseti(L, -3, i);
     lua_pop(L, 1);
   }
-  lua_replace(L, -3);                /* over the digest's text */
-  lua_pop(L, 1);                     /* the version rows as read */
+  lua_remove(L, -2);
+  return n;
+}
+
+/* The log's fingerprint in the row at the top (popped) into vt, as its SHA-256. */
+static void set_print(lua_State *L, luamig_vtable *vt) {
+  size_t len;
+  lua_getfield(L, -1, "print");
+  const char *print = lua_tolstring(L, -1, &len);
+  vt->printed = print != NULL;
+  if (print != NULL) luamig_sha256_hex(print, len, vt->log_print);
+  lua_pop(L, 2);
+}
+
+/* The digest's row at the top (popped) into vt. */
+static void set_digest(lua_State *L, luamig_vtable *vt) {
+  lua_getfield(L, -1, "applied");
+  lua_getfield(L, -2, "started");
+  snprintf(vt->log_digest, sizeof vt->log_digest, "%s", luaL_optstring(L, -2, ""));
+  vt->log_started = (long)lua_tointeger(L, -1);
+  vt->digested = true;
+  lua_pop(L, 2);
+  set_print(L, vt);
+}
+
+/* Pushes the parameter of the log's fingerprint and digest (its qualified name). */
+static const char **push_log_param(lua_State *L, const luamig_vtable *vt) {
+  const char **p = lua_newuserdatauv(L, sizeof *p, 1);
+  *p = luamig_sql_vt_qualified(L, vt, vt->log_name);
+  lua_setiuservalue(L, -2, 1);       /* the name lives as long as p */
+  return p;
+}
+
+void luamig_vtable_ahead_add(lua_State *L, const luamig_vtable *vt, luamig_stmt *st, int *n) {
+  lua_createtable(L, 3, 0);          /* what the statements point into */
+  const char **log = push_log_param(L, vt);
+  lua_rawseti(L, -2, 1);
+  st[(*n)++] = (luamig_stmt){ luamig_sql_vt_change(L, vt, LUAMIG_VT_SELECT), 0, NULL, false };
+  lua_rawseti(L, -2, 2);
+  st[(*n)++] = (luamig_stmt){ luamig_sql_log_print(L, vt), 1, log, false };
+  lua_rawseti(L, -2, 3);
+}
+
+bool luamig_vtable_ahead(lua_State *L, luamig_vtable *vt, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) return false;
+  lua_geti(L, idx, 2);
+  lua_geti(L, -1, 1);
+  set_print(L, vt);
+  lua_pop(L, 1);
+  lua_geti(L, idx, 1);
+  rows_to_ids(L);
+  lua_replace(L, idx);
+  vt->present = vt->log_present = true;
+  return vt->printed;
+}
+
+void luamig_vtable_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  const char **log = push_log_param(L, vt);
+  luamig_query(L, c, luamig_sql_log_digest(L, vt), 1, log);
+  lua_geti(L, -1, 1);
+  set_digest(L, vt);
+  lua_pop(L, 3);
+}
+
+/* The rows with the log's digest and fingerprint (luamig_push_findings checks
+ * them), in one round trip; pushes the array of ids. */
+static int read_with_digest(lua_State *L, luamig_conn *c, luamig_vtable *vt, const char *sql) {
+  const char **log = push_log_param(L, vt);
+  const char *digest = luamig_sql_log_digest(L, vt);
+  luamig_stmt st[2] = { { sql, 0, NULL, false }, { digest, 1, log, false } };
+  luamig_batch(L, c, 2, st, NULL, true, NULL);
+  lua_geti(L, -1, 1);
+  set_digest(L, vt);
+  lua_pop(L, 1);                     /* the digest's rows */
+  int n = rows_to_ids(L);
+  lua_replace(L, -3);                /* over the parameter */
+  lua_pop(L, 1);                     /* the digest's text */
   return n;
 }
 
 int luamig_vtable_read(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   const char *sql = luamig_sql_vt_change(L, vt, LUAMIG_VT_SELECT);
   int n;
-  if (!vt->probed && !vt->want_digest) {
+  if (vt->ahead != 0) {              /* read with the lock: used once */
+    lua_pushvalue(L, vt->ahead);
+    vt->ahead = 0;
+    n = (int)lua_rawlen(L, -1);
+  } else if (!vt->probed && !vt->want_digest) {
     n = read_directly(L, c, vt, sql);
   } else {
     probe(L, c, vt);
