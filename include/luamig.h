@@ -27,7 +27,8 @@
 #define LUAMIG_HELD_WARNINGS 16
 #define LUAMIG_PREPARED 8            /* statements a connection keeps prepared (luamig_stmt.prepare) */
 
-typedef struct luamig_conn {
+typedef struct luamig_conn luamig_conn;
+struct luamig_conn {
   PGconn *pg;                        /* NULL once closed */
   PostgresPollingStatusType polling; /* the handshake: OK once connected */
   double deadline;                   /* of the handshake (monotonic ms; 0: none) */
@@ -39,7 +40,12 @@ typedef struct luamig_conn {
   char *prepared[LUAMIG_PREPARED];   /* the SQL prepared as luamig_G_0, luamig_G_1, ... */
   int prepared_gen;                  /* G: a new one after luamig_conn_forget_prepared */
   bool unflushed;                    /* commits made with synchronous_commit off (durable.c) */
-} luamig_conn;
+  /* sends a batch as soon as the handshake is done (the lock's: lock.c), so the
+   * server runs it while the client reads the revision files; then NULL */
+  void (*ahead)(luamig_conn *c, void *arg);
+  void *ahead_arg;
+  int inflight_syncs;                /* of a batch sent and not read yet */
+};
 
 /* prepared.c: prepares again, under new names, what a batch prepares from now
  * on: after statements that may have dropped them (DISCARD ALL in a
@@ -114,6 +120,18 @@ PGresult *luamig_prepared_parsed(luamig_conn *c, int slot, bool *broke);
  * the statements after it do not run. */
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
                   bool rows, const char *const *prefixes);
+/* luamig_batch_tail in two halves, the connection the batch's in between:
+ * send (no Lua, never raises: what went wrong is kept in p), then recv, which
+ * pushes and raises as luamig_batch_tail does. */
+typedef struct luamig_pending {
+  int n, m, sent, tsent, nparsed;
+  int parsed[LUAMIG_PREPARED], parsed_at[LUAMIG_PREPARED];
+  bool entered, ok;
+} luamig_pending;
+void luamig_batch_send(luamig_conn *c, luamig_pending *p, int n, const luamig_stmt *st, int m,
+                       const luamig_stmt *tail);
+void luamig_batch_recv(lua_State *L, luamig_conn *c, luamig_pending *p, const luamig_stmt *st,
+                       long *counts, bool rows, const char *const *prefixes);
 /* luamig_batch with rows, then in the same round trip, after its Sync (so
  * outside its transaction), the m statements of tail (not prepared): pushes
  * an array of their row arrays, or nil when one of them failed. Their failure
@@ -570,7 +588,7 @@ typedef struct luamig_cache luamig_cache;
  * device) is the one cached is a hit. */
 luamig_cache *luamig_cache_open(lua_State *L, const char *dir);
 int luamig_cache_listed(lua_State *L, luamig_cache *c);
-void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n);
+void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n, luamig_conn *pump);
 /* Whether the cache can be read and written at all (dir could be opened). */
 bool luamig_cache_usable(const luamig_cache *c);
 /* Whether file i (from 0) is a hit: then luamig_cache_load adds its revision
@@ -802,6 +820,10 @@ const PGresult *luamig_log_rows(lua_State *L, luamig_conn *c, luamig_vtable *vt)
  * (pid, application). Pushes the version rows read with the lock (see
  * luamig_vtable_ahead_add), or nil. */
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s);
+/* Prepares the lock's first try to go as soon as c's handshake is done (c
+ * being connected, at once); pushes what it needs kept until
+ * luamig_lock_acquire reads it, on the same connection, of the same vt. */
+void luamig_lock_prepare(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 void luamig_lock_release(lua_State *L, luamig_conn *c, const luamig_vtable *vt);
 /* The lock key's halves as pg_locks shows them (classid, objid), as text. */
 void luamig_lock_halves(const luamig_vtable *vt, char hi[16], char lo[16]);
@@ -863,10 +885,9 @@ extern const char luamig_sql_table_blockers[];
 /* The statement that says why not (its rows go to luamig_topology_check); $1 as above. */
 #define LUAMIG_TOPOLOGY_SQL \
   "SELECT pg_is_in_recovery() AS standby, pg_backend_pid() <> $1::int AS pooled"
-/* Pushes the backend pid libpq was given at start-up, as text (a pooler such
- * as PgBouncer gives its own), or nil when direct_url vouches for the session;
- * returns it (NULL for nil). */
-const char *luamig_topology_pid(lua_State *L, luamig_conn *c);
+/* The backend pid libpq was given at start-up, as text in buf (a pooler such
+ * as PgBouncer gives its own), or NULL when direct_url vouches for the session. */
+const char *luamig_topology_pid(const luamig_conn *c, char buf[16]);
 /* Raises "the server is a read-only standby ..." or the pooler refusal when
  * the rows (at idx) of LUAMIG_TOPOLOGY_SQL say so. */
 void luamig_topology_check(lua_State *L, luamig_conn *c, int idx);

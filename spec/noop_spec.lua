@@ -40,4 +40,22 @@ describe("a no-op run #cli", function()
     assert.equal(0, code, err)
     assert.matches("the version table says 1 revision is applied that the audit log never recorded", err)
   end)
+
+  -- the lock's round trip goes as soon as the session is up, while the files are read
+  it("leaves no lock and no half-read answer behind when reading the files then fails", function()
+    local dir = chain(300)
+    local env = { DATABASE_URL = url }
+    h.run_ok({ "-q", "upgrade", "head" }, { cwd = dir, env = env })
+    local copy = dir .. "/versions/zz_copy.lua"
+    h.write_file(copy, h.read_file(dir .. "/versions/r150.lua"))   -- a second r150
+    for _ = 1, 3 do
+      local code, _, err = h.run({ "upgrade", "head" }, { cwd = dir, env = env })
+      assert.equal(1, code)
+      assert.matches("r150", err)
+    end
+    os.remove(copy)
+    local code, _, err = h.run({ "--lock-wait", "0", "upgrade", "head" }, { cwd = dir, env = env })
+    assert.equal(0, code, err)
+    assert.equal("0", h.psql(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+  end)
 end)

@@ -319,7 +319,7 @@ int luamig_cache_listed(lua_State *L, luamig_cache *c) {
   return c->nentries;
 }
 
-void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n) {
+void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n, luamig_conn *pump) {
   names = lua_absindex(L, names);
   c->dir_fresh = luamig_cache_fresh(&c->dir_now);   /* asked after the listing */
   lua_pushvalue(L, names);
@@ -337,6 +337,7 @@ void luamig_cache_match(lua_State *L, luamig_cache *c, int names, int n) {
     while (at < c->nentries && (cmp = strcmp(c->entries[at].name, name)) < 0) at++;
     if (cmp != 0 || c->entries[at].listed) continue;
     struct stat st;
+    if (i % 32 == 31) luamig_conn_pump(pump);   /* the session starts meanwhile */
     if (fstatat(c->dirfd, name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
     fstamp now = stamp_of(&st);
     if (same_stamp(&now, &c->entries[at].st)) c->files[i].hit = &c->entries[at];

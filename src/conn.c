@@ -71,8 +71,29 @@ static void flush_commits(PGconn *pg) {
                      "SELECT pg_catalog.txid_current(); COMMIT"));
 }
 
+/* Reads the results of a batch sent ahead that an error left unread, so the
+ * server is done writing them before the socket closes (it would log a broken
+ * pipe otherwise). Bounded: 2 s. */
+static void drain_ahead(luamig_conn *c) {
+  double deadline = luamig_now_ms() + 2000;
+  while (c->inflight_syncs > 0 && PQstatus(c->pg) == CONNECTION_OK) {
+    if (PQisBusy(c->pg)) {
+      double left = deadline - luamig_now_ms();
+      struct pollfd p = { PQsocket(c->pg), POLLIN, 0 };
+      if (left <= 0 || poll(&p, 1, (int)left + 1) <= 0 || !PQconsumeInput(c->pg)) break;
+      continue;
+    }
+    PGresult *res = PQgetResult(c->pg);
+    if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC) c->inflight_syncs--;
+    PQclear(res);
+  }
+  c->inflight_syncs = 0;
+}
+
 void luamig_conn_close(luamig_conn *c) {
   if (c != NULL && c->pg != NULL) {
+    c->ahead = NULL;
+    if (c->inflight_syncs > 0) drain_ahead(c);
     PGconn *pg = c->pg;
     c->pg = NULL;                    /* closed first: never finished twice */
     if (c->unflushed) flush_commits(pg);
@@ -124,6 +145,11 @@ static void step(luamig_conn *c, int wait_ms) {
   if (p.fd < 0) { c->polling = PGRES_POLLING_FAILED; return; }
   int n = poll(&p, 1, wait_ms);
   if (n > 0 || (n < 0 && errno != EINTR)) c->polling = PQconnectPoll(c->pg);
+  if (c->polling == PGRES_POLLING_OK && c->ahead != NULL) {
+    void (*send)(luamig_conn *, void *) = c->ahead;
+    c->ahead = NULL;
+    send(c, c->ahead_arg);
+  }
 }
 
 luamig_conn *luamig_conn_start(lua_State *L, const char *url) {

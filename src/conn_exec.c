@@ -344,32 +344,41 @@ static void read_tail(lua_State *L, luamig_conn *c, holder *h, int m, int mall, 
   }
 }
 
-/* luamig_batch, and after its Sync the m statements of tail (0: none). */
-static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
-                  bool rows, const char *const *prefixes, int m, const luamig_stmt *tail) {
-  if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
-  if (rows) luaL_checkstack(L, n + LUA_MINSTACK, "too many statements in one batch");
+void luamig_batch_send(luamig_conn *c, luamig_pending *p, int n, const luamig_stmt *st, int m,
+                       const luamig_stmt *tail) {
+  PGconn *pg = c->pg;
+  memset(p, 0, sizeof *p);
+  p->n = n;
+  p->m = m;
+  p->entered = PQenterPipelineMode(pg) == 1;
+  if (!p->entered) return;
+  for (int slot; p->sent < n && luamig_prepared_send(c, &st[p->sent], &slot); p->sent++)
+    if (slot >= 0) { p->parsed[p->nparsed] = slot; p->parsed_at[p->nparsed++] = p->sent; }
+  p->ok = PQpipelineSync(pg) == 1;
+  while (p->ok && p->tsent < m && PQsendQueryParams(pg, tail[p->tsent].sql, tail[p->tsent].nparams,
+                                                    NULL, tail[p->tsent].params, NULL, NULL, 0))
+    p->tsent++;
+  if (m > 0 && p->ok) p->ok = PQpipelineSync(pg) == 1;
+  c->inflight_syncs = p->ok ? 1 + (m > 0) : 0;
+}
+
+void luamig_batch_recv(lua_State *L, luamig_conn *c, luamig_pending *p, const luamig_stmt *st,
+                       long *counts, bool rows, const char *const *prefixes) {
+  if (rows) luaL_checkstack(L, p->n + LUA_MINSTACK, "too many statements in one batch");
   PGconn *pg = c->pg;
   holder *h = new_holder(L);         /* the first failure, kept for its message */
   int top = lua_gettop(L);
   c->failed_at = -1;
-  if (!PQenterPipelineMode(pg)) {
+  c->inflight_syncs = 0;
+  if (!p->entered) {
     push_error(L, c, h, st[0].sql);
     lua_error(L);
   }
-  int sent = 0, parsed[LUAMIG_PREPARED], nparsed = 0, parsed_at[LUAMIG_PREPARED];
-  for (int slot; sent < n && luamig_prepared_send(c, &st[sent], &slot); sent++)
-    if (slot >= 0) { parsed[nparsed] = slot; parsed_at[nparsed++] = sent; }
-  bool ok = PQpipelineSync(pg) == 1, broke = false;
-  int tsent = 0;
-  while (ok && tsent < m && PQsendQueryParams(pg, tail[tsent].sql, tail[tsent].nparams, NULL,
-                                              tail[tsent].params, NULL, NULL, 0) == 1)
-    tsent++;
-  if (m > 0 && ok) ok = PQpipelineSync(pg) == 1;
-  int failed = sent < n ? sent : -1;   /* a statement libpq could not send */
-  for (int i = 0, p = 0; i < sent && ok && !broke; i++) {
-    if (p < nparsed && parsed_at[p] == i) {   /* its Parse, sent first (prepared.c) */
-      PGresult *pres = luamig_prepared_parsed(c, parsed[p++], &broke);
+  bool ok = p->ok, broke = false;
+  int failed = p->sent < p->n ? p->sent : -1;   /* a statement libpq could not send */
+  for (int i = 0, k = 0; i < p->sent && ok && !broke; i++) {
+    if (k < p->nparsed && p->parsed_at[k] == i) {   /* its Parse, sent first (prepared.c) */
+      PGresult *pres = luamig_prepared_parsed(c, p->parsed[k++], &broke);
       if (pres != NULL && failed < 0) { failed = i; h->res = pres; }
       else PQclear(pres);
       if (broke) break;
@@ -379,8 +388,8 @@ static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
       if (counts) {
-        const char *k = PQcmdTuples(res);
-        counts[i] = *k ? strtol(k, NULL, 10) : 0;
+        const char *n = PQcmdTuples(res);
+        counts[i] = *n ? strtol(n, NULL, 10) : 0;
       }
       if (rows) {                    /* converted now: the result is cleared at once */
         h->res = res;
@@ -397,9 +406,9 @@ static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
     while ((res = PQgetResult(pg)) != NULL) PQclear(res);   /* end of statement i */
   }
   if (ok && !broke) ok = drain_to_sync(pg);
-  if (m > 0) {                       /* a failure there is the caller's to handle, not raised */
+  if (p->m > 0) {                    /* a failure there is the caller's to handle, not raised */
     bool tail_read = ok && !broke;
-    read_tail(L, c, failed < 0 ? h : new_holder(L), tsent, m, &tail_read);
+    read_tail(L, c, failed < 0 ? h : new_holder(L), p->tsent, p->m, &tail_read);
     ok = ok && tail_read;
   }
   PQexitPipelineMode(pg);
@@ -415,6 +424,15 @@ static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, lo
   holder_clear(h);
   if (prefixes && prefixes[at]) lua_concat(L, 2);
   lua_error(L);
+}
+
+/* luamig_batch, and after its Sync the m statements of tail (0: none). */
+static void batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,
+                  bool rows, const char *const *prefixes, int m, const luamig_stmt *tail) {
+  if (c == NULL || c->pg == NULL) luaL_error(L, "attempt to use a closed connection");
+  luamig_pending p;
+  luamig_batch_send(c, &p, n, st, m, tail);
+  luamig_batch_recv(L, c, &p, st, counts, rows, prefixes);
 }
 
 void luamig_batch(lua_State *L, luamig_conn *c, int n, const luamig_stmt *st, long *counts,

@@ -251,7 +251,7 @@ static void load_dir(lua_State *L, luamig_graph *g, int gidx, int buf, const cha
   if (n < 0) n = list_lua_files(L, dir);
   int names = lua_gettop(L);
   lua_pushvalue(L, names - 1);
-  luamig_cache_match(L, cache, names, n);
+  luamig_cache_match(L, cache, names, n, pump);
   lua_pop(L, 1);
   sums = sums || luamig_cache_usable(cache);   /* the cache keeps every file's sum */
   lua_createtable(L, n, 0);          /* the names to read */

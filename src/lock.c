@@ -34,24 +34,60 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * config and left to the search path take the same lock, with no round trip
  * more. With vt->want_digest, the version rows and the log's fingerprint ride
  * in the same round trip after the transaction (luamig_vtable_ahead): kept
- * when the lock was taken (they were read after it), else dropped. Sets
- * vt->lock_key; pushes the rows read ahead (or nil); returns whether it was
- * taken. */
+ * when the lock was taken (they were read after it), else dropped.
+ *
+ * It is sent as soon as the handshake is done (luamig_lock_prepare), so the
+ * server runs it while the client reads the revision files. */
+typedef struct first {
+  luamig_stmt st[4], tail[2];
+  int n, m;
+  const char *pid, *lock_params[3];
+  char pidbuf[16];
+  luamig_pending p;
+  bool sent;
+} first;
+
+static void send_first(luamig_conn *c, void *arg) {
+  first *f = arg;
+  f->pid = luamig_topology_pid(c, f->pidbuf);
+  f->lock_params[1] = f->pid;
+  f->sent = true;
+  luamig_batch_send(c, &f->p, f->n, f->st, f->m, f->tail);
+}
+
+void luamig_lock_prepare(lua_State *L, luamig_conn *c, const luamig_vtable *vt) {
+  first *f = lua_newuserdatauv(L, sizeof *f, 1);
+  memset(f, 0, sizeof *f);
+  lua_createtable(L, 2, 0);          /* what the statements point into */
+  f->lock_params[0] = vt->name;      /* anchored by the config */
+  f->lock_params[2] = vt->schema;
+  f->st[f->n++] = (luamig_stmt){ LUAMIG_TOPOLOGY_SQL, 1, &f->pid, false };
+  f->st[f->n++] = (luamig_stmt){ luamig_sql_check_interval, 1, &f->pid, false };
+  f->st[f->n++] = (luamig_stmt){ luamig_sql_lock_first, 3, f->lock_params, false };
+  luamig_vtable_probe_add(L, vt, f->st, &f->n);   /* whether the version table and the log exist */
+  lua_rawseti(L, -2, 1);
+  if (vt->want_digest) {
+    luamig_vtable_ahead_add(L, vt, f->tail, &f->m);
+    lua_rawseti(L, -2, 2);
+  }
+  lua_setiuservalue(L, -2, 1);
+  c->ahead = send_first;             /* connected already (several hosts): first_try sends it */
+  c->ahead_arg = f;
+}
+
+/* Reads the first try's results (sending it first if the handshake has not);
+ * sets vt->lock_key; pushes the rows read ahead (or nil); returns whether the
+ * lock was taken. */
 static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
+  if (c->ahead_arg == NULL) luamig_lock_prepare(L, c, vt);
+  else lua_pushnil(L);               /* its place: the run anchors it */
   int top = lua_gettop(L);
-  const char *pid = luamig_topology_pid(L, c);
-  const char *lock_params[3] = { vt->name, pid, vt->schema };
-  luamig_stmt st[] = {
-    { LUAMIG_TOPOLOGY_SQL, 1, &pid, false },
-    { luamig_sql_check_interval, 1, &pid, false },
-    { luamig_sql_lock_first, 3, lock_params, false },
-    { NULL, 0, NULL, false },        /* whether the version table and the log exist */
-  };
-  luamig_stmt tail[2];
-  int n = 3, m = 0;
-  luamig_vtable_probe_add(L, vt, st, &n);
-  if (vt->want_digest) luamig_vtable_ahead_add(L, vt, tail, &m);
-  luamig_batch_tail(L, c, n, st, m, tail);   /* with m == 0: a nil for the tail */
+  first *f = c->ahead_arg;
+  if (!f->sent) send_first(c, f);
+  c->ahead = NULL;
+  c->ahead_arg = NULL;
+  luamig_batch_recv(L, c, &f->p, f->st, NULL, true, NULL);
+  if (f->m == 0) lua_pushnil(L);
   int ahead = lua_gettop(L);
   luamig_vtable_probed(L, vt, ahead - 1);
   luamig_topology_check(L, c, ahead - 4);
@@ -65,8 +101,8 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
     lua_pushnil(L);
     lua_replace(L, ahead);
   }
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
+  lua_replace(L, top);
+  lua_settop(L, top);
   return locked;
 }
 
@@ -77,7 +113,7 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
 void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double wait_s) {
   int top = lua_gettop(L);
   double deadline = luamig_now_ms() + wait_s * 1000;
-  bool locked = first_try(L, c, vt), first = locked;
+  bool locked = first_try(L, c, vt), at_once = locked;
   const char *key = push_key(L, vt);
   top++;                             /* the read ahead stays */
   while (!locked) {
@@ -87,7 +123,7 @@ void luamig_lock_acquire(lua_State *L, luamig_conn *c, luamig_vtable *vt, double
     nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
     locked = luamig_exec(L, c, luamig_sql_lock_try, 1, &key) == 1;
   }
-  vt->probed = vt->probed && first;  /* another run may have made the tables meanwhile */
+  vt->probed = vt->probed && at_once;   /* another run may have made the tables meanwhile */
   if (locked) { lua_settop(L, top); return; }
 
   /* timed out: name who holds it (the key's high and low halves are classid and objid) */

@@ -57,6 +57,8 @@ void luamig_run_init(lua_State *L, luamig_run *r, int flags) {
   }
   /* the server starts the session while the revision files are read */
   if (flags & LUAMIG_RUN_CONNECT) start_connecting(r);
+  if ((flags & LUAMIG_RUN_CONNECT) && (flags & LUAMIG_RUN_MIGRATE))
+    luamig_lock_prepare(L, r->c, &r->vt);   /* the lock's round trip goes as soon as it can */
   r->g = luamig_load_revisions(L, r->cfg, (flags & LUAMIG_RUN_SUMS) != 0, r->c);
   r->graph = lua_gettop(L);
 }

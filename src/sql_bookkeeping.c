@@ -113,13 +113,13 @@ const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool gu
 }
 
 /* The log's fingerprint, cheap where its digest is not (a third of the
- * server's time): the database's identity (the cluster's system identifier,
- * the database, the log's oid: $1 is its qualified name), then the count, the
- * last id and the sum of a 64-bit hash of each row's id, revision, direction
- * and checksum, which any change to a row moves. A digest once read with it
- * (logseen.c) then holds for as long as it is the same. */
-#define LOG_PRINT "SELECT concat_ws(' ', (SELECT system_identifier FROM " \
-  "pg_catalog.pg_control_system()), pg_catalog.current_database(), $1::regclass::oid, " \
+ * server's time): which log (the database, the log's oid: $1 is its
+ * qualified name), then the count, the last id and the sum of a 64-bit hash
+ * of each row's id, revision, direction and checksum, which any change to a
+ * row moves. A digest read with it (logseen.c) holds for as long as it is the
+ * same: the digest is a function of those rows. (The cluster's system
+ * identifier would cost a fifth more, pg_control_system() reading a file.) */
+#define LOG_PRINT "SELECT concat_ws(' ', pg_catalog.current_database(), $1::regclass::oid, " \
   "count(*), max(id), sum(pg_catalog.hashtextextended(revision || ' ' || direction || ' ' || " \
   "coalesce(checksum, '-'), id))) AS print FROM %s"
 

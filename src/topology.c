@@ -22,14 +22,10 @@
 
 #include "luamig.h"
 
-const char *luamig_topology_pid(lua_State *L, luamig_conn *c) {
-  if (c->direct) {
-    lua_pushnil(L);
-    return NULL;
-  }
-  char pid[16];
-  snprintf(pid, sizeof pid, "%d", PQbackendPID(c->pg));
-  return lua_pushstring(L, pid);
+const char *luamig_topology_pid(const luamig_conn *c, char buf[16]) {
+  if (c->direct) return NULL;
+  snprintf(buf, 16, "%d", PQbackendPID(c->pg));
+  return buf;
 }
 
 /* "host:port" of the server the connection reached (a socket directory for host). */
