@@ -61,6 +61,10 @@ void luamig_logseen_add(lua_State *L, const char *dir, const char *print, const 
   if (dir == NULL || strlen(print) != 64 || strlen(digest) != 64) return;
   size_t len;
   const char *e = push_entries(L, dir, &len);
+  if (len >= LINE && memcmp(e, print, 64) == 0 && memcmp(e + 65, digest, 64) == 0) {
+    lua_pop(L, 1);                   /* the newest already: nothing to write */
+    return;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, luamig_build_id());
