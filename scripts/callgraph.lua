@@ -102,9 +102,9 @@ if show_edges then
   end
 end
 
--- The includes: every project file's #include "..." (headers in include/ and src/).
+-- The includes: every project file's #include "..." (headers in include/ and src/*/).
 local includes, sources = {}, {}
-for _, path in ipairs(lines("ls src/*.c src/*.h include/*.h 2>/dev/null")) do
+for _, path in ipairs(lines("ls src/*/*.c src/*/*.h include/*.h 2>/dev/null")) do
   local name = path:match("[^/]+$")
   if kept(name) then
     sources[#sources + 1] = name
