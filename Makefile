@@ -41,7 +41,7 @@ OBJ = $(patsubst %.c,$(B)/obj/%.o,$(notdir $(CORE_SRC)))
 .PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz conformance
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
-$(B)/obj/%.o: %.c include/luamig.h $(wildcard src/*/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
@@ -77,7 +77,7 @@ $(B)/gen/embedded_lua.c: $(B)/embed $(EMBED_LUA)
 	@mkdir -p $(dir $@)
 	$(B)/embed $@ $(EMBED_LUA)
 
-$(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
+$(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 

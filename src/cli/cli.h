@@ -145,4 +145,20 @@ int luamig_cli_print_branches(lua_State *L, int res);
 int luamig_cli_print_status(lua_State *L, int res);
 int luamig_cli_print_verify(lua_State *L, int res);
 
+/* ---- json.c: --json output (the CLI) ---- */
+
+/* Pushes the JSON text of the value at idx (arrays for sequences, objects
+ * with sorted keys); returns it. */
+const char *luamig_push_json(lua_State *L, int idx);
+/* Pushes the Lua value of the JSON text s (null: nil); false (nothing pushed)
+ * when it is not one JSON value. */
+bool luamig_json_decode(lua_State *L, const char *s, size_t len);
+
+/* ---- testcmd.c: luamig test (the checks are lua/luamig/testrun.lua) ---- */
+
+/* build/gen/embedded_lua.c (written by scripts/embed.c), linked into the command only:
+ * registers the Lua modules autogenerate needs (luamig.schema, luamig.autogen,
+ * ...) in package.preload, so the command needs no Lua files on disk. */
+void luamig_open_embedded(lua_State *L);
+
 #endif

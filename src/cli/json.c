@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "cli.h"
 
 /* Output goes to an array of pieces (at slot `out`), joined at the end:
  * no luaL_Buffer is open while the walk pushes values. */

@@ -7,6 +7,7 @@
  * through core.revision, so the file comes from the same template as any other.
  */
 #include "luamig.h"
+#include "cmd.h"
 
 /* Pushes luamig.core's field name (the merged module: revision). */
 static void push_core(lua_State *L, const char *name) {

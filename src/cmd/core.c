@@ -3,6 +3,7 @@
  * merges their functions into one table; lua/luamig/init.lua is the public face.
  */
 #include "luamig.h"
+#include "cmd.h"
 
 /* Moves every field of the table at the top into the table at dst, pops it. */
 static void merge(lua_State *L, int dst) {

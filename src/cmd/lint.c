@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 /* rev.load() -> the revision's environment, compiled and run now (upvalues:
  * the graph, the revision's index, whether to keep it for the run: a step of a

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 /* The INVALID indexes (a failed CREATE INDEX CONCURRENTLY leaves one) in the
  * schemas of the search path and the version table's, as schema.name. */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 /* One try at one revision: its transaction, timeouts, statements, version
  * row and audit row. Runs under lua_pcall so a lock timeout can be retried;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 static const char default_template[] =
   "-- ${message}\n"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 /* stamp: sets the version table to TARGET without running any revision, as
  * Alembic's stamp would (luamig_stamp); opts.purge empties the table first

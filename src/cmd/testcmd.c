@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "luamig.h"
+#include "cmd.h"
 
 #define SOCKET_DIR_MAX 80              /* sun_path is 108 bytes; ".s.PGSQL.NNNNN" and slack */
 

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "luamig.h"
+#include "db.h"
 
 /* ---- the connection handle ---- */
 

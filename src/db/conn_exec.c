@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "luamig.h"
+#include "db.h"
 
 #define RESULT_MT "luamig.result"
 #define ERR_SQL_MAX 1024               /* bytes of a statement quoted in an error */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "db.h"
 
 /* The slot of sql among c's prepared statements, or the free slot it takes
  * (*parse set: a Parse must go first); -1 when every slot is taken. */

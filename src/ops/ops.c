@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "ops.h"
 
 /* op.<ddl>(...): upvalues ctx, the op's row */
 static int op_ddl(lua_State *L) {

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "luamig.h"
+#include "ops.h"
 
 #define MAX_BATCH 1000000
 #define RETRIES 10                   /* lock timeouts and deadlocks in a row, per batch */

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "luamig.h"
+#include "ops.h"
 
 static luamig_opctx *upctx(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));

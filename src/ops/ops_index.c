@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "ops.h"
 
 /* Pushes the rows { schema, valid } of the index the op names in the schema
  * of its table (its table, opts.schema). */

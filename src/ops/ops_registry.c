@@ -10,6 +10,7 @@
  * which writes docs/operations.md. A new op is its builder and its row here.
  */
 #include "luamig.h"
+#include "ops.h"
 
 #define OP(n) .name = n, .what = "op." n
 #define P(...) .params = (const luamig_param[]){ __VA_ARGS__, { NULL, 0, NULL } }

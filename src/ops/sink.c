@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "ops.h"
 
 #define CTX_INDEX "luamig.opctx.index"   /* registry: ctx pointer -> ctx userdata (weak) */
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "luamig.h"
+#include "revs.h"
 
 /* Directory part of path ("." when none), pushed. */
 static const char *push_dirname(lua_State *L, const char *path) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "revs.h"
 
 static void *xrealloc(lua_State *L, void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "revs.h"
 #include "loader.h"
 
 static int cmp_names(const void *a, const void *b) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "revs.h"
 
 int luamig_copy_revs(int *out, const int *src, int n) {
   if (n > 0) memcpy(out, src, (size_t)n * sizeof(int));   /* src may be NULL when n is 0 */

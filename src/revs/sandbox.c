@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "revs.h"
 
 #define HOOK_EVERY 10000             /* instructions between two looks at the clock */
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "revs.h"
 
 /* Alembic's _relative_destination, (?:(.+?)@)?(\w+)?((?:\+|-)\d+), matched at
  * the start of a target: [LABEL@][SYMBOL](+|-)N. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 int luamig_op_error(lua_State *L, const char *what, const char *fmt, ...) {
   va_list ap;

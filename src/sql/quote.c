@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 /* luamig_op_error, or a plain luaL_error when there is no op (what == NULL). */
 static int fail(lua_State *L, const char *what, const char *fmt, const char *a, int n) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 void luamig_sql_next(luaL_Buffer *b) {
   luaL_addchar(b, '\0');

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 static const char *const fk_actions[] = {
   "cascade", "restrict", "set null", "set default", "no action", NULL

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 enum { LEX_CHAR, LEX_WORD, LEX_STRING, LEX_NAME, LEX_COMMENT, LEX_PARAM, LEX_NUMBER, LEX_OP };
 

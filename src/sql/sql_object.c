@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 #define INDENT "\n    "
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 #define INDENT "\n    "
 

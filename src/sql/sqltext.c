@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "luamig.h"
+#include "sql.h"
 
 /* The string argument arg, refused when it holds a NUL byte. */
 static const char *check_text(lua_State *L, int arg) {
