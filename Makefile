@@ -19,26 +19,35 @@ WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -Iinclude -I$(LUA_INCDIR) -I$(PQ_INCDIR)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC = src/conn.c src/conn_exec.c src/owned.c src/redact.c src/quote.c src/args.c src/sql.c src/sql_lex.c src/sqltext.c src/sql_table.c src/sql_constraint.c src/sql_object.c src/sql_bookkeeping.c src/sink.c src/ops.c src/ops_data.c src/ops_registry.c src/ops_index.c src/ops_backfill.c src/graph.c src/revmap.c src/target.c src/loader.c src/loader_scan.c src/loader_read.c \
-           src/version_table.c src/lock.c src/sha256.c src/config.c src/run.c src/runner.c src/stamp.c src/backup.c src/findings.c src/logseen.c src/report.c src/scaffold.c \
-           src/lint.c src/autogen.c src/sandbox.c src/topology.c src/cache.c src/durable.c src/prepared.c src/testcmd.c \
-           src/core.c
-CLI_SRC  = src/cli.c src/cli_table.c src/cli_commands.c src/cli_report.c src/cli_test.c src/cli_lib.c \
-           src/cli_progress.c src/json.c src/fleet.c src/fleet_pool.c src/fleet_child.c
+# The sources by layer, lowest first: each folder calls only the folders before it
+# (spec/layers_spec.lua). The objects stay flat in $(B)/obj/ (file names are unique).
+LAYERS   = sql db revs ops run cmd cli
+CORE_SRC = src/sql/quote.c src/sql/args.c src/sql/sql.c src/sql/sql_lex.c src/sql/sqltext.c src/sql/sql_table.c \
+           src/sql/sql_constraint.c src/sql/sql_object.c src/sql/sql_bookkeeping.c \
+           src/db/conn.c src/db/conn_exec.c src/db/owned.c src/db/redact.c src/db/topology.c src/db/prepared.c \
+           src/revs/graph.c src/revs/revmap.c src/revs/target.c src/revs/loader.c src/revs/loader_scan.c \
+           src/revs/loader_read.c src/revs/sha256.c src/revs/config.c src/revs/sandbox.c src/revs/cache.c \
+           src/ops/sink.c src/ops/ops.c src/ops/ops_data.c src/ops/ops_registry.c src/ops/ops_index.c src/ops/ops_backfill.c \
+           src/run/version_table.c src/run/lock.c src/run/run.c src/run/backup.c src/run/findings.c src/run/logseen.c src/run/durable.c \
+           src/cmd/runner.c src/cmd/stamp.c src/cmd/report.c src/cmd/scaffold.c src/cmd/lint.c src/cmd/autogen.c \
+           src/cmd/testcmd.c src/cmd/core.c
+CLI_SRC  = src/cli/cli.c src/cli/cli_table.c src/cli/cli_commands.c src/cli/cli_report.c src/cli/cli_test.c \
+           src/cli/cli_lib.c src/cli/cli_progress.c src/cli/json.c src/cli/fleet.c src/cli/fleet_pool.c src/cli/fleet_child.c
+vpath %.c $(addprefix src/,$(LAYERS))
 
 B  ?= build
-OBJ = $(CORE_SRC:src/%.c=$(B)/obj/%.o)
+OBJ = $(patsubst %.c,$(B)/obj/%.o,$(notdir $(CORE_SRC)))
 
 .PHONY: all asan test demo deps deps-build deps-demo deps-test deps-bench clean bench install fuzz conformance
 all: $(B)/luamig $(B)/lib/luamig/core.so
 
-$(B)/obj/%.o: src/%.c include/luamig.h $(wildcard src/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 
-# A digest of the sources: the header cache (src/cache.c) and the lint's schema cache
+# A digest of the sources: the header cache (src/revs/cache.c) and the lint's schema cache
 # trust only what this very build wrote.
-BUILD_SRC   = $(sort $(wildcard src/*.c src/*.h include/*.h lua/luamig/*.lua))
+BUILD_SRC   = $(sort $(wildcard src/*/*.c src/*/*.h include/*.h lua/luamig/*.lua))
 LUAMIG_BUILD := $(shell cat /dev/null $(BUILD_SRC) </dev/null | sha256sum | cut -c1-16)
 $(B)/obj/cache.o: CPPFLAGS += -DLUAMIG_BUILD='"$(LUAMIG_BUILD)"'
 $(B)/obj/cache.o: $(BUILD_SRC)
@@ -47,7 +56,7 @@ $(B)/lib/luamig/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(THREADS) -shared -o $@ $(OBJ) $(PQ_LIB) $(CRYPTO_LIB)
 
-CLI_OBJ = $(CLI_SRC:src/%.c=$(B)/obj/%.o) $(B)/obj/embedded_lua.o
+CLI_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(notdir $(CLI_SRC))) $(B)/obj/embedded_lua.o
 
 # The Lua modules the command carries inside (package.preload), so it needs no Lua
 # files at run time; luamig/core.so finds them on package.path instead. scripts/embed.c
@@ -68,7 +77,7 @@ $(B)/gen/embedded_lua.c: $(B)/embed $(EMBED_LUA)
 	@mkdir -p $(dir $@)
 	$(B)/embed $@ $(EMBED_LUA)
 
-$(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c include/luamig.h
+$(B)/obj/embedded_lua.o: $(B)/gen/embedded_lua.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(THREADS) -fPIC $(CPPFLAGS) -c $< -o $@
 

@@ -1,15 +1,22 @@
 -- The graph between the C files: which file calls (or reads) what another
 -- defines, from the built objects (nm), and which file includes which header
--- (#include "..."); every cycle in either.
+-- (#include "..."); every cycle in either; with --layers, every call from a
+-- folder into a folder above it.
 --   lua5.4 scripts/callgraph.lua [OBJDIR] [--edges] [--except PATTERN]
+--                                [--layers "sql db ..." [--src DIR]]
 -- OBJDIR: build/obj. --edges lists the call graph, one "a.c -> b.c (symbols)"
 -- line per pair. --except leaves out the files whose name matches the Lua
--- pattern. Prints each cycle with its edges and exits 1 when there is one.
-local objdir, show_edges, except = "build/obj", false, nil
+-- pattern. --layers names the folders of DIR (src) lowest first: a file of one
+-- may call only files of its own folder and those before it (the objects are
+-- flat: a file's folder is where DIR/*/NAME.c is). Prints each cycle with its
+-- edges, each call upward, and exits 1 when there is one.
+local objdir, show_edges, except, layers, srcdir = "build/obj", false, nil, nil, "src"
 local i = 1
 while arg[i] do
   if arg[i] == "--edges" then show_edges = true
   elseif arg[i] == "--except" then i = i + 1; except = arg[i]
+  elseif arg[i] == "--layers" then i = i + 1; layers = arg[i]
+  elseif arg[i] == "--src" then i = i + 1; srcdir = arg[i]
   else objdir = arg[i] end
   i = i + 1
 end
@@ -102,9 +109,9 @@ if show_edges then
   end
 end
 
--- The includes: every project file's #include "..." (headers in include/ and src/).
+-- The includes: every project file's #include "..." (headers in include/ and src/*/).
 local includes, sources = {}, {}
-for _, path in ipairs(lines("ls src/*.c src/*.h include/*.h 2>/dev/null")) do
+for _, path in ipairs(lines("ls src/*/*.c src/*/*.h include/*.h 2>/dev/null")) do
   local name = path:match("[^/]+$")
   if kept(name) then
     sources[#sources + 1] = name
@@ -131,5 +138,35 @@ for _, comp in ipairs(cycles_of(sources, includes)) do
   found = found + 1
   print("include cycle: " .. table.concat(comp, " <-> "))
 end
-print(("%d C files, %d files with includes, %d cycles"):format(#files, #sources, found))
+local summary = ("%d C files, %d files with includes, %d cycles"):format(#files, #sources, found)
+
+-- The layers: rank[folder] from their order; a call may not go to a higher rank.
+if layers then
+  local rank, folder, upward = {}, {}, 0
+  for name in layers:gmatch("%S+") do rank[name] = #sorted_keys(rank) + 1 end
+  for _, path in ipairs(lines("ls " .. srcdir .. "/*/*.c 2>/dev/null")) do
+    local dir, file = path:match("([^/]+)/([^/]+)$")
+    folder[file] = dir
+  end
+  for _, a in ipairs(files) do
+    local fa = folder[a]
+    if not (fa and rank[fa]) then
+      upward = upward + 1
+      print(("layer: %s is in no layer (%s)"):format(a, fa or "no folder"))
+    else
+      for _, b in ipairs(sorted_keys(calls[a])) do
+        local fb = folder[b]
+        if fb and rank[fb] and rank[fb] > rank[fa] then
+          upward = upward + 1
+          table.sort(calls[a][b])
+          print(("layer: %s/%s calls up into %s/%s (%s)"):format(fa, a, fb, b,
+            table.concat(calls[a][b], ", ")))
+        end
+      end
+    end
+  end
+  found = found + upward
+  summary = summary .. (", %d against the layers"):format(upward)
+end
+print(summary)
 os.exit(found == 0 and 0 or 1)

@@ -64,7 +64,7 @@ for t in "${targets[@]}"; do
     echo "not ok - $t: no fuzz/$t.c"; failed=1; continue
   fi
   stale=0
-  for dep in "fuzz/$t.c" fuzz/fuzz.h include/luamig.h "${objs[@]}"; do
+  for dep in "fuzz/$t.c" fuzz/fuzz.h include/*.h "${objs[@]}"; do
     [[ $bin -nt $dep ]] || { stale=1; break; }
   done
   if [[ $stale -eq 1 ]]; then

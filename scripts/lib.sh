@@ -18,7 +18,7 @@ note() { printf '%s\n' "$*" >&2; }
 step() { printf '\n==> %s\n' "$*"; }
 
 # Hides the password of a URL or key=value conninfo string with luamig's own masking
-# (src/redact.c, through the hidden `luamig config --print-url`), so the scripts show a
+# (src/db/redact.c, through the hidden `luamig config --print-url`), so the scripts show a
 # URL exactly as luamig's messages do. The URL goes by the environment, not argv, and
 # from / no luamig.lua or .env of a project gets a say.
 mask_url() {
@@ -47,7 +47,7 @@ urldecode() {
 }
 
 # Makes DATABASE_URL from a .env beside luamig.lua visible here, read as the luamig
-# command reads it (src/config.c): KEY=value or export KEY=value, # starts a comment
+# command reads it (src/revs/config.c): KEY=value or export KEY=value, # starts a comment
 # line, one pair of matching quotes is removed, a variable already set wins.
 load_dotenv_url() {
   local line val

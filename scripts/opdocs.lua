@@ -1,5 +1,5 @@
 -- scripts/opdocs.lua: renders docs/operations.md, the op API reference, from the
--- op registry (src/ops_registry.c: each op's signature, section, text and example).
+-- op registry (src/ops/ops_registry.c: each op's signature, section, text and example).
 -- Each example runs against an offline op context, so the SQL shown is exactly what
 -- `luamig upgrade --sql` prints and what a live run sends (spec/ops_full_spec.lua
 -- fails when the file is stale). Regenerate after changing an op:

@@ -1,4 +1,4 @@
--- luamig's own statements (src/sql_bookkeeping.c): the version table and its
+-- luamig's own statements (src/sql/sql_bookkeeping.c): the version table and its
 -- audit log under any name the config may give, live and in --sql.
 local h = require "helpers"
 

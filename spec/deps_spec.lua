@@ -73,7 +73,8 @@ describe("the install docs #deps", function()
       assert.matches("| `" .. list(set) .. "` |", readme, nil, true, "README's table lacks the set " .. set)
     end
     assert.matches("apt-get install " .. list("build") .. " ", readme, nil, true)
-    assert.matches("apt-get install -y " .. list("build") .. "\n", readme, nil, true)
+    -- the CI recipe: the build's packages, and postgresql for luamig test --scratch
+    assert.matches("apt-get install -y " .. list("build") .. " postgresql\n", readme, nil, true)
     local docker = read(h.root .. "/examples/docker/Dockerfile"):gsub("\\\n%s*", " ")
     local build_stage = docker:match("\nFROM debian:12 AS build\n(.-)\nFROM ")
     local pkgs = build_stage:match("apt%-get install %-y %-%-no%-install%-recommends%s+([%w%.%- ]-)%s*&&")

@@ -1,4 +1,4 @@
--- A transaction per revision, one flush to disk per run (src/durable.c): several
+-- A transaction per revision, one flush to disk per run (src/run/durable.c): several
 -- revisions commit with synchronous_commit off and the last one with the session's
 -- own setting. A crash may then lose whole trailing revisions, never part of one,
 -- and the next run applies them again.

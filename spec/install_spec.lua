@@ -185,7 +185,7 @@ describe("luarocks make #install", function()
     assert.matches("Packed: .*luamig%-scm%-1%.src%.rock", out)
     local listing = must("unzip -l " .. q(base .. "/rock/luamig-scm-1.src.rock"))
     for _, file in ipairs { "luamig-scm-1.rockspec", "luamig/LICENSE", "luamig/Makefile",
-                            "luamig/scripts/embed.c", "luamig/src/cli.c", "luamig/lua/luamig/init.lua" } do
+                            "luamig/scripts/embed.c", "luamig/src/cli/cli.c", "luamig/lua/luamig/init.lua" } do
       assert.matches("%s" .. file:gsub("%p", "%%%0") .. "\n", listing, nil, false, file .. " is not in the rock")
     end
 

@@ -1,4 +1,4 @@
--- The op registry (src/ops_registry.c, issue #17): one description per op, which
+-- The op registry (src/ops/ops_registry.c, issue #17): one description per op, which
 -- the op table, the lint, autogenerate's renderer and the docs all read. A row
 -- that leaves out a part (its lint kind, its example) fails here, before it can
 -- silently switch off a check.

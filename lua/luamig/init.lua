@@ -57,7 +57,7 @@ local function command(name)
   end
 end
 
--- The core functions of the CLI's commands (src/cli_commands.c; `luamig --list-cmds=api`
+-- The core functions of the CLI's commands (src/cli/cli_commands.c; `luamig --list-cmds=api`
 -- lists them, and spec/cli_table_spec.lua checks this list has each), and autogenerate.
 for _, name in ipairs { "upgrade", "downgrade", "stamp", "current", "heads", "history",
                         "status", "show", "branches", "verify", "revision", "merge", "init",

@@ -149,7 +149,7 @@ function M.from_call(name, args)
   if not spec then return { { kind = "other", ddl = true } } end
   local f, word = M.kind_of(spec)
   if not f then
-    error(("op.%s has no lint kind the lint knows (%s): see src/ops_registry.c"):format(
+    error(("op.%s has no lint kind the lint knows (%s): see src/ops/ops_registry.c"):format(
       name, tostring(spec.lint)), 0)
   end
   local a, o = specs.bind(spec, args)

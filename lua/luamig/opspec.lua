@@ -1,4 +1,4 @@
--- luamig.opspec: the op registry (src/ops_registry.c, core.op_specs()) on the Lua
+-- luamig.opspec: the op registry (src/ops/ops_registry.c, core.op_specs()) on the Lua
 -- side: each op's arguments by name and kind, its options, flags, lint kind,
 -- inverse and docs. The lint, autogenerate's renderer and scripts/opdocs.lua read
 -- ops through it, never by argument position.

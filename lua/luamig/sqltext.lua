@@ -1,5 +1,5 @@
 -- luamig.sqltext: the SQL vocabulary of the Lua modules, a thin face over the C
--- core's (src/quote.c, src/sql_lex.c, bound in src/sqltext.c), so that what Lua
+-- core's (src/sql/quote.c, src/sql/sql_lex.c, bound in src/sql/sqltext.c), so that what Lua
 -- writes and reads of SQL is quoted and scanned exactly as the op builders do it.
 --
 --   S.ident("users") --> users      S.ident("user") --> "user"    (for SQL people read)
