@@ -232,8 +232,8 @@ const char *luamig_sql_log_insert(lua_State *L, const luamig_vtable *vt, bool gu
  * digest with the fingerprint of the same snapshot (applied, started, print). */
 const char *luamig_sql_log_print(lua_State *L, const luamig_vtable *vt);
 const char *luamig_sql_log_digest(lua_State *L, const luamig_vtable *vt);
-/* The migration lock (lock.c). The session's dead-client check ($1: the pid
- * of luamig_topology_pid); the key, hashed by the server from $1 table and $3
+/* The migration lock (lock.c). The session's dead-client check, set before
+ * the first revision ($1: the pid of luamig_topology_pid); the key, hashed by the server from $1 table and $3
  * schema, and the lock taken when $2 passes LUAMIG_TOPOLOGY_OK (columns k,
  * locked); a later try (one row when taken), the release ($1 the key); who
  * holds it ($1, $2 the key's halves: pid, app, state, usr). */

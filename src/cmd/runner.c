@@ -37,10 +37,17 @@ typedef struct attempt {
 
 /* The revisions' timeouts (config lock_timeout, statement_timeout), set once
  * for the session after the migration lock is taken: every revision runs
- * under them, transactional or not, and the connection is the run's own. */
+ * under them, transactional or not, and the connection is the run's own.
+ * Live, the session's dead-client check too (PostgreSQL 14+ then notices a
+ * killed run during a long statement and rolls back at once, freeing its
+ * locks in a second): the revisions are where the long statements are, so a
+ * run with nothing to do does not pay for it. */
 static void set_timeouts(lua_State *L, luamig_run *r, luamig_opctx *ctx) {
-  luamig_stmt st[2];
+  luamig_stmt st[3];
   int n = 0, top = lua_gettop(L);
+  char buf[16];
+  const char *pid = ctx->conn != NULL ? luamig_topology_pid(ctx->conn, buf) : NULL;
+  if (ctx->conn != NULL) st[n++] = (luamig_stmt){ luamig_sql_check_interval, 1, &pid, false };
   if (r->lock_timeout)
     st[n++] = (luamig_stmt){ luamig_sql_setting(L, "lock_timeout", r->lock_timeout), 0, NULL, false };
   if (r->statement_timeout)

@@ -25,10 +25,7 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
 
 /* The first try, in one round trip and one implicit transaction: where the
  * connection went (topology.c: neither a standby nor a pooler may take the
- * lock, and the refusal is raised here), the session's dead-client check
- * (PostgreSQL 14+ then notices a killed run during a long statement and
- * rolls back at once, freeing its locks in a second), then the lock, if it
- * is free (exclusive, then shared: see luamig.h). The key is the server's
+ * lock, and the refusal is raised here), then the lock, if it is free (exclusive, then shared: see luamig.h). The key is the server's
  * hash of "luamig:" + schema + "." + table, the schema the table is in
  * (current_schema() when the config names none): "public" written in the
  * config and left to the search path take the same lock, with no round trip
@@ -39,7 +36,7 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
  * It is sent as soon as the handshake is done (luamig_lock_prepare), so the
  * server runs it while the client reads the revision files. */
 typedef struct first {
-  luamig_stmt st[4], tail[2];
+  luamig_stmt st[3], tail[2];
   int n, m;
   const char *pid, *lock_params[3];
   char pidbuf[16];
@@ -62,7 +59,6 @@ void luamig_lock_prepare(lua_State *L, luamig_conn *c, const luamig_vtable *vt) 
   f->lock_params[0] = vt->name;      /* anchored by the config */
   f->lock_params[2] = vt->schema;
   f->st[f->n++] = (luamig_stmt){ LUAMIG_TOPOLOGY_SQL, 1, &f->pid, false };
-  f->st[f->n++] = (luamig_stmt){ luamig_sql_check_interval, 1, &f->pid, false };
   f->st[f->n++] = (luamig_stmt){ luamig_sql_lock_first, 3, f->lock_params, false };
   luamig_vtable_probe_add(L, vt, f->st, &f->n);   /* whether the version table and the log exist */
   lua_rawseti(L, -2, 1);
@@ -90,7 +86,7 @@ static bool first_try(lua_State *L, luamig_conn *c, luamig_vtable *vt) {
   if (f->m == 0) lua_pushnil(L);
   int ahead = lua_gettop(L);
   luamig_vtable_probed(L, vt, ahead - 1);
-  luamig_topology_check(L, c, ahead - 4);
+  luamig_topology_check(L, c, ahead - 3);
   lua_geti(L, ahead - 2, 1);
   lua_getfield(L, -1, "k");
   vt->lock_key = (long long)lua_tointeger(L, -1);   /* int8: a Lua integer */
