@@ -25,9 +25,10 @@ static const char *push_key(lua_State *L, const luamig_vtable *vt) {
 
 /* The first try, in one round trip and one implicit transaction: where the
  * connection went (topology.c: neither a standby nor a pooler may take the
- * lock, and the refusal is raised here), then the lock, if it is free (exclusive, then shared: see luamig.h). The key is the server's
- * hash of "luamig:" + schema + "." + table, the schema the table is in
- * (current_schema() when the config names none): "public" written in the
+ * lock, and the refusal is raised here), then the lock, if it is free
+ * (exclusive, then shared: see include/luamig_run.h). The key is the
+ * server's hash of "luamig:" + schema + "." + table, the schema the table is
+ * in (current_schema() when the config names none): "public" written in the
  * config and left to the search path take the same lock, with no round trip
  * more. With vt->want_digest, the version rows and the log's fingerprint ride
  * in the same round trip after the transaction (luamig_vtable_ahead): kept
