@@ -12,11 +12,7 @@ LUA=${LUA:-lua5.4}
 
 [[ -f build/lib/luamig/core.so ]] || make -s all
 if [[ -z ${PGHOST:-} ]]; then
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench-autogen.XXXXXX")
-  chmod 755 "$tmp"
-  trap 'bash "$root/scripts/pgcluster.sh" remove "$tmp/pg" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
-  unset DATABASE_URL PGDATABASE PGHOSTADDR PGSERVICE PGPASSWORD PGOPTIONS
-  eval "$(bash scripts/pgcluster.sh start "$tmp/pg" "${BENCH_PORT:-5492}")"
-  export PGHOST PGPORT PGUSER
+  source bench/lib.sh
+  bench_cluster autogen "${BENCH_PORT:-5492}"
 fi
 LUA_PATH="$root/lua/?.lua;;" LUA_CPATH="$root/build/lib/?.so;;" "$LUA" bench/autogen.lua "$@"

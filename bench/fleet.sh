@@ -22,20 +22,8 @@ die() { say "$*"; exit 1; }
 [[ -x $LUAMIG ]] || die "no luamig binary at $LUAMIG (make)"
 [[ -x $PSQL ]] || die "no psql at $PSQL (set PG_BINDIR)"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench-fleet.XXXXXX")
-chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
-cleanup() {
-  bash "$root/scripts/pgcluster.sh" remove "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-unset DATABASE_URL PGDATABASE PGHOSTADDR PGSERVICE PGPASSWORD PGOPTIONS
-say "starting a throwaway PostgreSQL in $tmp/pg"
-eval "$(bash scripts/pgcluster.sh start "$tmp/pg" "$PORT")"
-export PGHOST PGPORT PGUSER
+source bench/lib.sh
+bench_cluster fleet "$PORT"
 
 # The project: r01..r10, each a table with an index.
 mkdir -p "$tmp/p/versions"

@@ -41,21 +41,8 @@ if [[ ! -x $LUAMIG ]]; then
   make -s all
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/luamig-bench.XXXXXX")
-chmod 755 "$tmp"                  # postgres must reach the cluster dir inside
-cleanup() {
-  bash "$root/scripts/pgcluster.sh" remove "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Nothing of the caller's may point a benchmark at a real database.
-unset DATABASE_URL PGDATABASE PGHOSTADDR PGSERVICE PGPASSWORD PGOPTIONS
-say "starting a throwaway PostgreSQL in $tmp/pg"
-eval "$(bash scripts/pgcluster.sh start "$tmp/pg" "$PORT")"
-export PGHOST PGPORT PGUSER
+source bench/lib.sh
+bench_cluster run "$PORT"
 # The test clusters trade durability for speed; a benchmark of commits must not: every
 # COMMIT waits for its WAL to reach the disk, as on a production server.
 "$PSQL" -X -q -d postgres -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET full_page_writes = on" \
