@@ -210,12 +210,13 @@ static int scratch_batch(lua_State *L) {
     int q = lua_gettop(L), np = (int)lua_rawlen(L, q) - 1;
     luaL_checkstack(L, np + 4, "batch");
     lua_rawgeti(L, q, 1);
-    st[i].sql = luaL_checkstring(L, -1);   /* the query table keeps the string */
+    const char *sql = luaL_checkstring(L, -1);   /* the query table keeps the string */
     lua_pop(L, 1);
     for (int k = 2; k <= np + 1; k++) lua_rawgeti(L, q, k);
-    st[i].nparams = np > 0 ? np : 0;
-    st[i].params = luamig_params(L, q + 1, st[i].nparams, "batch");   /* stays on the stack */
-    st[i].prepare = false;             /* asked once: not worth a Parse of its own */
+    if (np < 0) np = 0;
+    /* whole, so a field added to luamig_stmt is never left unset; asked once:
+     * not worth a Parse of its own */
+    st[i] = (luamig_stmt){ sql, np, luamig_params(L, q + 1, np, "batch"), false };
   }
   luaL_checkstack(L, n + 2, "batch");
   lua_createtable(L, n, 0);
